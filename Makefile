@@ -1,0 +1,37 @@
+# qalign: the two commands of README.md, and their parts.
+#   make demo  - setup, Release build, fetch models, run the main job on PP-OCRv4 det
+#   make test  - setup, build, every test with ctest, and the unit tests under ASan+UBSan
+JOBS ?= $(shell nproc)
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+DEMO_MODEL ?= .cache/models/ch_PP-OCRv4_det_infer.onnx
+
+.PHONY: setup build build-asan demo test test-release test-asan bench clean
+
+setup:
+	bash scripts/setup.sh
+
+build: setup
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release
+	cmake --build $(BUILD) -j $(JOBS)
+
+build-asan: setup
+	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DQALIGN_SANITIZE=ON -DQALIGN_BUILD_BENCH=OFF
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+
+demo: build
+	bash scripts/demo.sh $(BUILD) $(DEMO_MODEL)
+
+test-release: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+test-asan: build-asan
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS) -L unit
+
+test: test-release test-asan
+
+bench: build
+	bash bench/run_all.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

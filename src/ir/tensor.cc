@@ -1,0 +1,154 @@
+// DataType helpers and Tensor.
+#include "ir/tensor.h"
+
+#include <algorithm>
+#include <sstream>
+
+namespace qalign {
+
+size_t DataTypeSize(DataType type) {
+  switch (type) {
+    case DataType::kFloat: return 4;
+    case DataType::kUint8: return 1;
+    case DataType::kInt8: return 1;
+    case DataType::kUint16: return 2;
+    case DataType::kInt16: return 2;
+    case DataType::kInt32: return 4;
+    case DataType::kInt64: return 8;
+    case DataType::kBool: return 1;
+    case DataType::kFloat16: return 2;
+    case DataType::kDouble: return 8;
+    case DataType::kUint32: return 4;
+    case DataType::kUint64: return 8;
+    case DataType::kComplex64: return 8;
+    case DataType::kComplex128: return 16;
+    case DataType::kBFloat16: return 2;
+    case DataType::kString:
+    case DataType::kUndefined: return 0;
+  }
+  return 0;
+}
+
+const char* DataTypeName(DataType type) {
+  switch (type) {
+    case DataType::kUndefined: return "undefined";
+    case DataType::kFloat: return "f32";
+    case DataType::kUint8: return "u8";
+    case DataType::kInt8: return "i8";
+    case DataType::kUint16: return "u16";
+    case DataType::kInt16: return "i16";
+    case DataType::kInt32: return "i32";
+    case DataType::kInt64: return "i64";
+    case DataType::kString: return "string";
+    case DataType::kBool: return "bool";
+    case DataType::kFloat16: return "f16";
+    case DataType::kDouble: return "f64";
+    case DataType::kUint32: return "u32";
+    case DataType::kUint64: return "u64";
+    case DataType::kComplex64: return "c64";
+    case DataType::kComplex128: return "c128";
+    case DataType::kBFloat16: return "bf16";
+  }
+  return "unknown";
+}
+
+bool IsFloatingPoint(DataType type) {
+  return type == DataType::kFloat || type == DataType::kDouble || type == DataType::kFloat16 ||
+         type == DataType::kBFloat16;
+}
+
+int64_t NumElements(std::span<const int64_t> shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+std::string ShapeToString(std::span<const int64_t> shape) {
+  std::ostringstream out;
+  out << '[';
+  for (size_t i = 0; i < shape.size(); ++i) out << (i ? "," : "") << shape[i];
+  out << ']';
+  return out.str();
+}
+
+Tensor::Tensor(DataType dtype, std::vector<int64_t> shape)
+    : dtype_(dtype), shape_(std::move(shape)) {
+  const int64_t n = NumElements(shape_);
+  if (dtype_ == DataType::kString) {
+    strings_.resize(static_cast<size_t>(std::max<int64_t>(n, 0)));
+  } else {
+    bytes_.assign(static_cast<size_t>(std::max<int64_t>(n, 0)) * DataTypeSize(dtype_), 0);
+  }
+}
+
+StatusOr<Tensor> Tensor::FromBytes(DataType dtype, std::vector<int64_t> shape, const void* data,
+                                   size_t size) {
+  Tensor t(dtype, std::move(shape));
+  if (size != t.bytes_.size()) {
+    return InvalidArgumentError("tensor data has ", size, " bytes but shape ",
+                                ShapeToString(t.shape_), " of ", DataTypeName(dtype), " needs ",
+                                t.bytes_.size());
+  }
+  if (size > 0) std::memcpy(t.bytes_.data(), data, size);
+  return t;
+}
+
+namespace {
+template <typename Out, typename In>
+void ConvertAll(const Tensor& t, std::vector<Out>& out) {
+  const In* p = t.data<In>();
+  for (int64_t i = 0; i < t.num_elements(); ++i) out.push_back(static_cast<Out>(p[i]));
+}
+}  // namespace
+
+StatusOr<std::vector<int64_t>> Tensor::AsInt64s() const {
+  std::vector<int64_t> out;
+  out.reserve(static_cast<size_t>(num_elements()));
+  switch (dtype_) {
+    case DataType::kInt64: ConvertAll<int64_t, int64_t>(*this, out); break;
+    case DataType::kInt32: ConvertAll<int64_t, int32_t>(*this, out); break;
+    case DataType::kInt16: ConvertAll<int64_t, int16_t>(*this, out); break;
+    case DataType::kInt8: ConvertAll<int64_t, int8_t>(*this, out); break;
+    case DataType::kUint8: ConvertAll<int64_t, uint8_t>(*this, out); break;
+    case DataType::kUint16: ConvertAll<int64_t, uint16_t>(*this, out); break;
+    case DataType::kUint32: ConvertAll<int64_t, uint32_t>(*this, out); break;
+    case DataType::kUint64: ConvertAll<int64_t, uint64_t>(*this, out); break;
+    case DataType::kBool: ConvertAll<int64_t, uint8_t>(*this, out); break;
+    default:
+      return InvalidArgumentError("expected an integer tensor, got ", DataTypeName(dtype_));
+  }
+  return out;
+}
+
+StatusOr<std::vector<float>> Tensor::AsFloats() const {
+  std::vector<float> out;
+  out.reserve(static_cast<size_t>(num_elements()));
+  switch (dtype_) {
+    case DataType::kFloat: ConvertAll<float, float>(*this, out); break;
+    case DataType::kDouble: ConvertAll<float, double>(*this, out); break;
+    case DataType::kInt64: ConvertAll<float, int64_t>(*this, out); break;
+    case DataType::kInt32: ConvertAll<float, int32_t>(*this, out); break;
+    case DataType::kInt8: ConvertAll<float, int8_t>(*this, out); break;
+    case DataType::kUint8: ConvertAll<float, uint8_t>(*this, out); break;
+    case DataType::kBool: ConvertAll<float, uint8_t>(*this, out); break;
+    default:
+      return InvalidArgumentError("cannot read a ", DataTypeName(dtype_), " tensor as floats");
+  }
+  return out;
+}
+
+Status Tensor::Reshape(std::vector<int64_t> shape) {
+  if (NumElements(shape) != num_elements()) {
+    return InvalidArgumentError("cannot reshape ", ShapeToString(shape_), " to ",
+                                ShapeToString(shape));
+  }
+  shape_ = std::move(shape);
+  return Status::Ok();
+}
+
+bool Tensor::BitwiseEqual(const Tensor& other) const {
+  return dtype_ == other.dtype_ && shape_ == other.shape_ && bytes_ == other.bytes_ &&
+         strings_ == other.strings_;
+}
+
+}  // namespace qalign

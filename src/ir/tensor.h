@@ -1,0 +1,142 @@
+// DataType (ONNX's element-type numbering) and Tensor: a dense, 64-byte-aligned, owned array.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <new>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "qalign/status.h"
+
+namespace qalign {
+
+// Values equal ONNX TensorProto.DataType so import/export is a cast.
+enum class DataType : int32_t {
+  kUndefined = 0,
+  kFloat = 1,
+  kUint8 = 2,
+  kInt8 = 3,
+  kUint16 = 4,
+  kInt16 = 5,
+  kInt32 = 6,
+  kInt64 = 7,
+  kString = 8,
+  kBool = 9,
+  kFloat16 = 10,
+  kDouble = 11,
+  kUint32 = 12,
+  kUint64 = 13,
+  kComplex64 = 14,
+  kComplex128 = 15,
+  kBFloat16 = 16,
+};
+
+// Bytes per element; 0 for kUndefined and kString.
+size_t DataTypeSize(DataType type);
+// Short name used by the printer and reports: "f32", "u8", "i64", ...
+const char* DataTypeName(DataType type);
+bool IsFloatingPoint(DataType type);
+
+template <typename T>
+constexpr DataType DataTypeOf();
+template <> constexpr DataType DataTypeOf<float>() { return DataType::kFloat; }
+template <> constexpr DataType DataTypeOf<double>() { return DataType::kDouble; }
+template <> constexpr DataType DataTypeOf<uint8_t>() { return DataType::kUint8; }
+template <> constexpr DataType DataTypeOf<int8_t>() { return DataType::kInt8; }
+template <> constexpr DataType DataTypeOf<uint16_t>() { return DataType::kUint16; }
+template <> constexpr DataType DataTypeOf<int16_t>() { return DataType::kInt16; }
+template <> constexpr DataType DataTypeOf<int32_t>() { return DataType::kInt32; }
+template <> constexpr DataType DataTypeOf<int64_t>() { return DataType::kInt64; }
+template <> constexpr DataType DataTypeOf<uint32_t>() { return DataType::kUint32; }
+template <> constexpr DataType DataTypeOf<uint64_t>() { return DataType::kUint64; }
+template <> constexpr DataType DataTypeOf<bool>() { return DataType::kBool; }
+
+// Number of elements of a concrete shape (1 for a scalar).
+int64_t NumElements(std::span<const int64_t> shape);
+// "[1,3,640,640]"
+std::string ShapeToString(std::span<const int64_t> shape);
+
+// Allocator giving 64-byte aligned storage, so kernels can use aligned vector loads.
+template <typename T>
+struct AlignedAllocator {
+  using value_type = T;
+  static constexpr std::align_val_t kAlignment{64};
+  AlignedAllocator() = default;
+  template <typename U>
+  AlignedAllocator(const AlignedAllocator<U>&) {}  // NOLINT
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), kAlignment)); }
+  void deallocate(T* p, size_t) { ::operator delete(p, kAlignment); }
+  template <typename U>
+  bool operator==(const AlignedAllocator<U>&) const { return true; }
+};
+
+// A dense tensor that owns its data. Strings are held separately from the numeric byte buffer.
+class Tensor {
+ public:
+  Tensor() = default;
+  Tensor(DataType dtype, std::vector<int64_t> shape);  // zero-filled
+
+  template <typename T>
+  static Tensor FromVector(std::vector<int64_t> shape, const std::vector<T>& values) {
+    Tensor t(DataTypeOf<T>(), std::move(shape));
+    if constexpr (std::is_same_v<T, bool>) {
+      for (size_t i = 0; i < values.size() && i < t.bytes_.size(); ++i) t.bytes_[i] = values[i];
+    } else {
+      std::memcpy(t.bytes_.data(), values.data(),
+                  std::min(t.bytes_.size(), values.size() * sizeof(T)));
+    }
+    return t;
+  }
+  // Builds a tensor from raw little-endian bytes; fails if the size does not match the shape.
+  static StatusOr<Tensor> FromBytes(DataType dtype, std::vector<int64_t> shape, const void* data,
+                                    size_t size);
+
+  DataType dtype() const { return dtype_; }
+  const std::vector<int64_t>& shape() const { return shape_; }
+  int64_t rank() const { return static_cast<int64_t>(shape_.size()); }
+  int64_t num_elements() const { return NumElements(shape_); }
+  size_t byte_size() const { return bytes_.size(); }
+
+  void* raw_data() { return bytes_.data(); }
+  const void* raw_data() const { return bytes_.data(); }
+
+  template <typename T>
+  T* data() {
+    return reinterpret_cast<T*>(bytes_.data());
+  }
+  template <typename T>
+  const T* data() const {
+    return reinterpret_cast<const T*>(bytes_.data());
+  }
+  template <typename T>
+  std::span<T> values() {
+    return {data<T>(), static_cast<size_t>(num_elements())};
+  }
+  template <typename T>
+  std::span<const T> values() const {
+    return {data<T>(), static_cast<size_t>(num_elements())};
+  }
+
+  // Reads any integer tensor (int32/int64/uint8/...) as int64 values, for shape/axes inputs.
+  StatusOr<std::vector<int64_t>> AsInt64s() const;
+  // Reads any float/integer tensor as float values, converting element by element.
+  StatusOr<std::vector<float>> AsFloats() const;
+
+  std::vector<std::string>& strings() { return strings_; }
+  const std::vector<std::string>& strings() const { return strings_; }
+
+  // Same element count, new shape; fails if the counts differ.
+  Status Reshape(std::vector<int64_t> shape);
+  bool BitwiseEqual(const Tensor& other) const;
+
+ private:
+  DataType dtype_ = DataType::kUndefined;
+  std::vector<int64_t> shape_;
+  std::vector<uint8_t, AlignedAllocator<uint8_t>> bytes_;
+  std::vector<std::string> strings_;
+};
+
+}  // namespace qalign
