@@ -1,0 +1,197 @@
+// Quantization data model: policies, schemes, states, TQCs (one per op port), alignment groups.
+//
+// A TQC describes how one tensor is quantized as seen from one port of one operation. A tensor
+// with k consumers has one producer-side TQC and k consumer-side TQCs. TQCs that must share
+// (scale, zero_point) form a group, kept as a union-find over TQC ids: merging links ROOT to
+// ROOT (union by rank, path compression), and reading the params of any member reads its root's.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "ir/graph.h"
+#include "qalign/status.h"
+
+namespace qalign {
+
+// ---------------------------------------------------------------- policy and scheme
+
+enum QuantPolicyFlag : uint32_t {
+  kPerTensor = 1u << 0,
+  kPerChannel = 1u << 1,
+  kSymmetric = 1u << 2,
+  kAsymmetric = 1u << 3,
+  kLinear = 1u << 4,
+  kFloating = 1u << 5,
+  kPowerOf2 = 1u << 6,
+};
+
+struct QuantPolicy {
+  uint32_t flags = kPerTensor | kAsymmetric | kLinear;
+  bool Has(QuantPolicyFlag f) const { return (flags & f) != 0; }
+  bool operator==(const QuantPolicy&) const = default;
+  std::string ToString() const;  // "per_tensor|asymmetric|linear"
+};
+
+enum class RoundingMode { kHalfEven, kHalfUp, kHalfAwayFromZero };
+const char* RoundingModeName(RoundingMode mode);
+
+// Everything that must be identical for TQCs to share params: bit width, integer range,
+// symmetry/granularity/power-of-2 flags and rounding.
+struct QuantScheme {
+  QuantPolicy policy;
+  int num_bits = 8;
+  int64_t quant_min = -128;
+  int64_t quant_max = 127;
+  RoundingMode rounding = RoundingMode::kHalfEven;
+  bool operator==(const QuantScheme&) const = default;
+  // "int8[-128,127] per_tensor|asymmetric|linear" for messages and reports.
+  std::string ToString() const;
+};
+
+// ---------------------------------------------------------------- states and roles
+
+enum class QuantState {
+  kInitial,       // no params yet
+  kActivated,     // owns params (a group root with its own calibration)
+  kPassive,       // quantizes with its group root's params
+  kPassiveInit,   // passive, root not calibrated yet
+  kOverlapped,    // merged: this port is not quantized separately
+  kBaked,         // parameter tensor already quantized
+  kPassiveBaked,  // passive and baked
+  kFp32,          // not quantized
+  kSoi,           // shape or index tensor: never quantized
+};
+const char* QuantStateName(QuantState state);
+// FP32 and SOI members never join a group.
+bool IsQuantizedState(QuantState state);
+
+enum class TensorRole { kActivation, kWeight, kBias, kShape };
+const char* TensorRoleName(TensorRole role);
+
+// One port of one operation: input `index` or output `index`.
+struct Port {
+  Operation* op = nullptr;
+  bool is_input = true;
+  int index = 0;
+  Variable* tensor = nullptr;
+  std::string ToString() const;  // "input:0" / "output:1"
+};
+
+// Calibration statistics of one TQC's tensor (kept per member so group params can be recomputed).
+struct CalibrationStats {
+  bool has_range = false;
+  float min = std::numeric_limits<float>::infinity();
+  float max = -std::numeric_limits<float>::infinity();
+  // Optional histogram of values over [hist_min, hist_max], uniform bins.
+  std::vector<float> histogram;
+  float hist_min = 0.0f;
+  float hist_max = 0.0f;
+};
+
+// ---------------------------------------------------------------- TQC
+
+struct TensorQuantConfig {
+  int32_t id = -1;  // index in its QuantConfigTable, also its union-find node
+  Port port;
+  TensorRole role = TensorRole::kActivation;
+  QuantScheme scheme;
+  int channel_axis = -1;          // for per-channel schemes
+  std::string observer = "minmax";
+  QuantState state = QuantState::kInitial;
+  // Own params; meaningful on the group root. Read group params through the table.
+  std::vector<float> scale;
+  std::vector<int64_t> offset;
+  CalibrationStats stats;
+
+  bool per_channel() const { return scheme.policy.Has(kPerChannel); }
+  bool floating() const { return scheme.policy.Has(kFloating); }
+};
+using TQC = TensorQuantConfig;
+
+// The TQCs of one operation, one per input and output port (nullptr where a port is absent).
+struct OperationQuantConfig {
+  Operation* op = nullptr;
+  std::vector<TQC*> inputs;
+  std::vector<TQC*> outputs;
+};
+
+// ---------------------------------------------------------------- union-find
+
+// Disjoint sets over dense ids. Union links root to root by rank; Find compresses paths.
+class UnionFind {
+ public:
+  int32_t Add();                             // a new singleton; returns its id
+  int32_t Find(int32_t x);                   // root of x, with path compression
+  int32_t FindNoCompress(int32_t x) const;   // root of x, read-only
+  // Merges the sets of a and b; returns false if they were already one set.
+  bool Union(int32_t a, int32_t b);
+  bool Same(int32_t a, int32_t b) { return Find(a) == Find(b); }
+  size_t size() const { return parent_.size(); }
+  int32_t parent(int32_t x) const { return parent_[static_cast<size_t>(x)]; }
+  uint8_t rank(int32_t x) const { return rank_[static_cast<size_t>(x)]; }
+
+ private:
+  std::vector<int32_t> parent_;
+  std::vector<uint8_t> rank_;
+};
+
+// ---------------------------------------------------------------- the table
+
+// Owns every TQC of a model and the groups they form.
+class QuantConfigTable {
+ public:
+  TQC* Create(const Port& port, TensorRole role, const QuantScheme& scheme,
+              QuantState state = QuantState::kInitial);
+  TQC* Get(int32_t id) const { return tqcs_[static_cast<size_t>(id)].get(); }
+  size_t size() const { return tqcs_.size(); }
+  std::vector<TQC*> all() const;
+
+  // Per-operation configs.
+  OperationQuantConfig& ForOp(Operation* op);
+  const OperationQuantConfig* FindOp(const Operation* op) const;
+  std::vector<OperationQuantConfig*> op_configs();
+
+  // Group root of a TQC (path compression makes repeated reads O(1) amortized).
+  TQC* Root(const TQC* tqc);
+  // Merges the groups of a and b, ROOT to ROOT; returns false if already together. Fails
+  // (InvalidArgument naming both ports) if either is FP32/SOI, floating, per-channel, or the
+  // schemes differ. On success the non-root members' states become PASSIVE (or PASSIVE_INIT when
+  // the root has no params yet).
+  StatusOr<bool> Link(TQC* a, TQC* b);
+  bool SameGroup(const TQC* a, const TQC* b);
+  // Every group with its members, ordered by root id; singletons included.
+  std::vector<std::vector<TQC*>> Groups();
+
+  // Group params read through the root.
+  const std::vector<float>& scale(const TQC* tqc);
+  const std::vector<int64_t>& offset(const TQC* tqc);
+  // Sets the params on the group root and marks the root ACTIVATED.
+  void SetGroupParams(const TQC* member, std::vector<float> scale, std::vector<int64_t> offset);
+
+  UnionFind& union_find() { return union_find_; }
+
+ private:
+  std::vector<std::unique_ptr<TQC>> tqcs_;
+  UnionFind union_find_;
+  std::unordered_map<const Operation*, OperationQuantConfig> op_configs_;
+  std::vector<const Operation*> op_order_;  // insertion order, for deterministic iteration
+};
+
+// ---------------------------------------------------------------- params from a range
+
+// Computes (scale, zero_point) for a float range under a scheme, the way a kernel will use them:
+//   asymmetric: scale = (max - min) / (qmax - qmin), zero_point = round(qmin - min / scale),
+//               with the range first widened to include 0 so that 0.0 is exactly representable;
+//   symmetric:  scale = max(|min|, |max|) / ((qmax - qmin) / 2), zero_point = 0 for signed
+//               ranges and (qmax + qmin + 1) / 2 for unsigned ones;
+//   power-of-2: scale rounded up to the next power of two.
+// A degenerate range (max == min) gets a tiny positive scale. Fails on NaN/Inf.
+Status ComputeParams(const QuantScheme& scheme, float min, float max, float* scale,
+                     int64_t* zero_point);
+
+}  // namespace qalign
