@@ -9,7 +9,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   libonnx-dev libprotobuf-dev protobuf-compiler
   libdnnl-dev nlohmann-json3-dev libcli11-dev
-  libonnx-testdata
+  libonnx-testdata libpng-dev libjpeg-dev
   nodejs npm
   python3-onnx python3-numpy
   imagemagick fonts-dejavu-core

@@ -24,6 +24,9 @@ int ReportError(const Status& status);
 int ReportUsageError(const std::string& message);
 
 // One function per subcommand, each in its own cmd_<name>.cc.
-void AddInspectCommand(CLI::App& app, CommandContext& context);
+void AddInspectCommand(CLI::App& app, CommandContext& context);    // cmd_inspect.cc
+void AddAlignCommand(CLI::App& app, CommandContext& context);      // cmd_align.cc
+void AddRunCommand(CLI::App& app, CommandContext& context);        // cmd_run.cc
+void AddCalibrateCommand(CLI::App& app, CommandContext& context);  // cmd_calibrate.cc
 
 }  // namespace qalign::cli

@@ -29,7 +29,7 @@ int ReportUsageError(const std::string& message) {
 
 int main(int argc, char** argv) {
   using namespace qalign;
-  CLI::App app{"qalign: quantize ONNX models to INT8 with explicit, verified alignment"};
+  CLI::App app{"qalign: quantize ONNX models to INT8 with explicit, verified alignment", "qalign"};
   app.set_version_flag("--version", std::string("qalign ") + QALIGN_VERSION_STRING);
   app.require_subcommand(1);
   bool verbose = false;
@@ -37,9 +37,24 @@ int main(int argc, char** argv) {
 
   cli::CommandContext context;
   auto* help = app.add_subcommand("help", "Show this help");
-  help->callback([&] { context.run = [&] { std::printf("%s", app.help().c_str()); return 0; }; });
+  std::string top_help;  // filled after every subcommand is registered
+  help->callback([&] { context.run = [&] { std::printf("%s", top_help.c_str()); return 0; }; });
   cli::AddInspectCommand(app, context);
+  cli::AddAlignCommand(app, context);
+  cli::AddRunCommand(app, context);
+  cli::AddCalibrateCommand(app, context);
 
+  top_help = app.help();
+
+  auto is_subcommand = [&app](const std::string& name) {
+    for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+      if (sub->get_name() == name) return true;
+    }
+    return false;
+  };
+  if (argc > 1 && argv[1][0] != '-' && !is_subcommand(argv[1])) {
+    return cli::ReportUsageError(std::string("unknown command '") + argv[1] + "'");
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
