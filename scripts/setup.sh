@@ -44,7 +44,7 @@ ORT_DIR=tests/ort
 if [[ ! -f "$ORT_DIR/node_modules/onnxruntime-node/package.json" ]] ||
    ! grep -q '"version": "1.30.0"' "$ORT_DIR/node_modules/onnxruntime-node/package.json"; then
   echo "setup: installing onnxruntime-node@1.30.0 into $ORT_DIR"
-  (cd "$ORT_DIR" && npm install --ignore-scripts --no-audit --no-fund --loglevel=error \
+  (cd "$ORT_DIR" && npm install --ignore-scripts --no-save --no-audit --no-fund --loglevel=error \
       onnxruntime-node@1.30.0 >/dev/null)
 else
   echo "setup: onnxruntime-node present"
