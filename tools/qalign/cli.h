@@ -28,5 +28,9 @@ void AddInspectCommand(CLI::App& app, CommandContext& context);    // cmd_inspec
 void AddAlignCommand(CLI::App& app, CommandContext& context);      // cmd_align.cc
 void AddRunCommand(CLI::App& app, CommandContext& context);        // cmd_run.cc
 void AddCalibrateCommand(CLI::App& app, CommandContext& context);  // cmd_calibrate.cc
+void AddQuantizeCommand(CLI::App& app, CommandContext& context);   // cmd_quantize.cc
+void AddEvalCommand(CLI::App& app, CommandContext& context);       // cmd_eval.cc
+void AddCheckCommand(CLI::App& app, CommandContext& context);      // cmd_check.cc
+void AddFixCommand(CLI::App& app, CommandContext& context);        // cmd_fix.cc
 
 }  // namespace qalign::cli

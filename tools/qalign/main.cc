@@ -43,6 +43,10 @@ int main(int argc, char** argv) {
   cli::AddAlignCommand(app, context);
   cli::AddRunCommand(app, context);
   cli::AddCalibrateCommand(app, context);
+  cli::AddQuantizeCommand(app, context);
+  cli::AddEvalCommand(app, context);
+  cli::AddCheckCommand(app, context);
+  cli::AddFixCommand(app, context);
 
   top_help = app.help();
 
