@@ -197,6 +197,9 @@ struct ModelInfo {
   std::string graph_doc_string;
   // Op-type counts of the file as read, before Constant nodes were folded into parameters.
   std::map<std::string, int64_t> source_op_counts;
+  // Initializers the file also listed among the graph inputs (required before IR version 4).
+  // They are parameters here, not graph inputs; export lists them as inputs again.
+  std::vector<std::string> initializer_inputs;
 };
 
 class Graph {

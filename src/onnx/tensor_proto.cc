@@ -1,0 +1,231 @@
+// TensorProto <-> Tensor conversions.
+#include "onnx/tensor_proto.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <limits>
+
+#include "core/file_util.h"
+
+namespace qalign {
+namespace {
+
+std::string TensorLabel(const onnx::TensorProto& proto) {
+  return proto.name().empty() ? std::string("tensor (unnamed)") : "tensor '" + proto.name() + "'";
+}
+
+bool IsKnownDataType(int32_t type) {
+  return type >= static_cast<int32_t>(DataType::kFloat) &&
+         type <= static_cast<int32_t>(DataType::kBFloat16);
+}
+
+// Reads `length` bytes (all when negative) at `offset` of an external data file.
+StatusOr<std::string> ReadExternalBytes(const onnx::TensorProto& proto, const std::string& base_dir) {
+  std::string location;
+  int64_t offset = 0;
+  int64_t length = -1;
+  for (const auto& entry : proto.external_data()) {
+    try {
+      if (entry.key() == "location") {
+        location = entry.value();
+      } else if (entry.key() == "offset") {
+        offset = std::stoll(entry.value());
+      } else if (entry.key() == "length") {
+        length = std::stoll(entry.value());
+      }
+    } catch (const std::exception&) {
+      return InvalidArgumentError(TensorLabel(proto), ": external data ", entry.key(), " '",
+                                  entry.value(), "' is not a number");
+    }
+  }
+  if (location.empty()) {
+    return InvalidArgumentError(TensorLabel(proto), ": external data has no location");
+  }
+  if (offset < 0) return InvalidArgumentError(TensorLabel(proto), ": negative external data offset");
+  const std::string path =
+      (!location.empty() && location[0] == '/') ? location : base_dir + "/" + location;
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0) {
+    return NotFoundError(TensorLabel(proto), ": external data file ", path, ": ",
+                         std::strerror(errno));
+  }
+  if (S_ISDIR(info.st_mode)) {
+    return InvalidArgumentError(TensorLabel(proto), ": external data file ", path,
+                                " is a directory");
+  }
+  const int64_t file_size = static_cast<int64_t>(info.st_size);
+  if (length < 0) length = file_size - offset;
+  if (offset > file_size || length > file_size - offset) {
+    return InvalidArgumentError(TensorLabel(proto), ": external data file ", path, " has ",
+                                file_size, " bytes, fewer than offset ", offset, " + length ",
+                                length);
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return IoError(TensorLabel(proto), ": cannot open external data file ", path);
+  std::string bytes(static_cast<size_t>(length), '\0');
+  in.seekg(offset);
+  in.read(bytes.data(), length);
+  if (!in) return IoError(TensorLabel(proto), ": reading external data file ", path, " failed");
+  return bytes;
+}
+
+template <typename Field>
+Status CheckCount(const onnx::TensorProto& proto, const Field& field, int64_t expected,
+                  int64_t per_element = 1) {
+  const int64_t got = static_cast<int64_t>(field.size());
+  if (got != expected * per_element) {
+    return InvalidArgumentError(TensorLabel(proto), ": shape ", ShapeToString(std::vector<int64_t>(proto.dims().begin(), proto.dims().end())),
+                                " needs ", expected * per_element, " values, the proto holds ",
+                                got);
+  }
+  return Status::Ok();
+}
+
+// Copies typed-field values into the tensor, narrowing each entry to the element type.
+template <typename Element, typename Field>
+void CopyNarrowed(const Field& field, Tensor& tensor) {
+  Element* out = static_cast<Element*>(tensor.raw_data());
+  for (int i = 0; i < field.size(); ++i) out[i] = static_cast<Element>(field.Get(i));
+}
+
+}  // namespace
+
+std::string DirName(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+StatusOr<Tensor> TensorFromProto(const onnx::TensorProto& proto, const std::string& base_dir) {
+  if (!IsKnownDataType(proto.data_type())) {
+    return UnimplementedError(TensorLabel(proto), ": unsupported data type ", proto.data_type());
+  }
+  const DataType dtype = static_cast<DataType>(proto.data_type());
+  std::vector<int64_t> shape(proto.dims().begin(), proto.dims().end());
+  for (int64_t d : shape) {
+    if (d < 0) {
+      return InvalidArgumentError(TensorLabel(proto), ": negative dimension in shape ",
+                                  ShapeToString(shape));
+    }
+  }
+  if (proto.has_segment()) {
+    return UnimplementedError(TensorLabel(proto), ": segmented tensors are not supported");
+  }
+  const int64_t count = NumElements(shape);
+
+  if (dtype == DataType::kString) {
+    if (proto.data_location() == onnx::TensorProto::EXTERNAL) {
+      return UnimplementedError(TensorLabel(proto), ": string tensors with external data");
+    }
+    QALIGN_RETURN_IF_ERROR(CheckCount(proto, proto.string_data(), count));
+    Tensor tensor(dtype, shape);
+    for (int64_t i = 0; i < count; ++i) tensor.strings()[static_cast<size_t>(i)] = proto.string_data(i);
+    return tensor;
+  }
+
+  auto from_bytes = [&](const std::string& bytes) -> StatusOr<Tensor> {
+    auto tensor = Tensor::FromBytes(dtype, shape, bytes.data(), bytes.size());
+    if (!tensor.ok()) {
+      return InvalidArgumentError(TensorLabel(proto), ": ", bytes.size(), " data bytes for ",
+                                  DataTypeName(dtype), " shape ", ShapeToString(shape),
+                                  ", expected ", count * static_cast<int64_t>(DataTypeSize(dtype)));
+    }
+    return tensor;
+  };
+  if (proto.data_location() == onnx::TensorProto::EXTERNAL) {
+    QALIGN_ASSIGN_OR_RETURN(std::string bytes, ReadExternalBytes(proto, base_dir));
+    return from_bytes(bytes);
+  }
+  if (proto.has_raw_data()) return from_bytes(proto.raw_data());
+
+  Tensor tensor(dtype, shape);
+  switch (dtype) {
+    case DataType::kFloat:
+      QALIGN_RETURN_IF_ERROR(CheckCount(proto, proto.float_data(), count));
+      CopyNarrowed<float>(proto.float_data(), tensor);
+      break;
+    case DataType::kComplex64:
+      QALIGN_RETURN_IF_ERROR(CheckCount(proto, proto.float_data(), count, 2));
+      CopyNarrowed<float>(proto.float_data(), tensor);
+      break;
+    case DataType::kDouble:
+      QALIGN_RETURN_IF_ERROR(CheckCount(proto, proto.double_data(), count));
+      CopyNarrowed<double>(proto.double_data(), tensor);
+      break;
+    case DataType::kComplex128:
+      QALIGN_RETURN_IF_ERROR(CheckCount(proto, proto.double_data(), count, 2));
+      CopyNarrowed<double>(proto.double_data(), tensor);
+      break;
+    case DataType::kInt64:
+      QALIGN_RETURN_IF_ERROR(CheckCount(proto, proto.int64_data(), count));
+      CopyNarrowed<int64_t>(proto.int64_data(), tensor);
+      break;
+    case DataType::kUint32:
+      QALIGN_RETURN_IF_ERROR(CheckCount(proto, proto.uint64_data(), count));
+      CopyNarrowed<uint32_t>(proto.uint64_data(), tensor);
+      break;
+    case DataType::kUint64:
+      QALIGN_RETURN_IF_ERROR(CheckCount(proto, proto.uint64_data(), count));
+      CopyNarrowed<uint64_t>(proto.uint64_data(), tensor);
+      break;
+    case DataType::kInt32:
+      QALIGN_RETURN_IF_ERROR(CheckCount(proto, proto.int32_data(), count));
+      CopyNarrowed<int32_t>(proto.int32_data(), tensor);
+      break;
+    case DataType::kInt16:
+      QALIGN_RETURN_IF_ERROR(CheckCount(proto, proto.int32_data(), count));
+      CopyNarrowed<int16_t>(proto.int32_data(), tensor);
+      break;
+    case DataType::kInt8:
+      QALIGN_RETURN_IF_ERROR(CheckCount(proto, proto.int32_data(), count));
+      CopyNarrowed<int8_t>(proto.int32_data(), tensor);
+      break;
+    case DataType::kUint8:
+    case DataType::kBool:
+      QALIGN_RETURN_IF_ERROR(CheckCount(proto, proto.int32_data(), count));
+      CopyNarrowed<uint8_t>(proto.int32_data(), tensor);
+      break;
+    case DataType::kUint16:
+    case DataType::kFloat16:
+    case DataType::kBFloat16:
+      // 16-bit floats are stored as their bit pattern in the low half of each int32 entry.
+      QALIGN_RETURN_IF_ERROR(CheckCount(proto, proto.int32_data(), count));
+      CopyNarrowed<uint16_t>(proto.int32_data(), tensor);
+      break;
+    case DataType::kString:
+    case DataType::kUndefined:
+      return InternalError(TensorLabel(proto), ": unreachable data type");
+  }
+  return tensor;
+}
+
+StatusOr<Tensor> ReadTensorProtoFile(const std::string& path) {
+  QALIGN_ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(path));
+  onnx::TensorProto proto;
+  if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max()) ||
+      !proto.ParseFromString(bytes)) {
+    return InvalidArgumentError(path, ": not a serialized ONNX TensorProto");
+  }
+  auto tensor = TensorFromProto(proto, DirName(path));
+  if (!tensor.ok()) return Status(tensor.status().code(), path + ": " + tensor.status().message());
+  return tensor;
+}
+
+onnx::TensorProto TensorToProto(const Tensor& tensor, const std::string& name) {
+  onnx::TensorProto proto;
+  if (!name.empty()) proto.set_name(name);
+  proto.set_data_type(static_cast<int32_t>(tensor.dtype()));
+  for (int64_t d : tensor.shape()) proto.add_dims(d);
+  if (tensor.dtype() == DataType::kString) {
+    for (const std::string& s : tensor.strings()) proto.add_string_data(s);
+  } else {
+    proto.set_raw_data(static_cast<const char*>(tensor.raw_data()), tensor.byte_size());
+  }
+  return proto;
+}
+
+}  // namespace qalign

@@ -1,0 +1,91 @@
+// Import -> export of each PP-OCR model must leave ONNX Runtime's outputs bit-identical.
+#include <gtest/gtest.h>
+#include <onnx/checker.h>
+
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <string>
+
+#include "onnx/exporter.h"
+#include "onnx/importer.h"
+#include "testing/ort_runner.h"
+
+namespace qalign {
+namespace {
+
+struct RoundTripCase {
+  const char* file;
+  std::vector<int64_t> input_shape;
+  uint32_t seed;
+};
+
+Tensor RandomInput(const std::vector<int64_t>& shape, uint32_t seed) {
+  Tensor t(DataType::kFloat, shape);
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(0.0f, 1.0f);
+  for (float& x : t.values<float>()) x = dist(rng);
+  return t;
+}
+
+class OrtRoundTripTest : public ::testing::TestWithParam<RoundTripCase> {};
+
+TEST_P(OrtRoundTripTest, ExportedModelGivesBitIdenticalOutputs) {
+  const RoundTripCase& c = GetParam();
+  const std::string model_path = std::string(QALIGN_MODEL_DIR) + "/" + c.file;
+  ASSERT_TRUE(std::filesystem::exists(model_path))
+      << model_path << " is missing; run scripts/fetch_models.sh";
+
+  auto graph = ImportOnnxModel(model_path);
+  ASSERT_TRUE(graph.ok()) << graph.status().ToString();
+  ASSERT_EQ((*graph)->inputs().size(), 1u);
+  const std::string input_name = (*graph)->inputs()[0]->name();
+
+  auto exported = ExportOnnxModel(**graph);
+  ASSERT_TRUE(exported.ok()) << exported.status().ToString();
+  EXPECT_NO_THROW(onnx::checker::check_model(*exported));
+
+  const std::string out_path = (std::filesystem::temp_directory_path() /
+                                ("qalign_roundtrip_" + std::to_string(::getpid()) + "_" + c.file))
+                                   .string();
+  ASSERT_TRUE(SaveOnnxModel(**graph, out_path, model_path).ok());
+
+  std::map<std::string, Tensor> inputs;
+  inputs.emplace(input_name, RandomInput(c.input_shape, c.seed));
+  auto original = testing::RunInOnnxRuntime(model_path, inputs);
+  auto round_tripped = testing::RunInOnnxRuntime(out_path, inputs);
+  std::filesystem::remove(out_path);
+  ASSERT_TRUE(original.ok()) << original.status().ToString();
+  ASSERT_TRUE(round_tripped.ok()) << round_tripped.status().ToString();
+
+  ASSERT_EQ(original->size(), round_tripped->size());
+  ASSERT_FALSE(original->empty());
+  for (const auto& [name, expected] : *original) {
+    auto it = round_tripped->find(name);
+    ASSERT_NE(it, round_tripped->end()) << "output " << name << " missing after the round trip";
+    const Tensor& got = it->second;
+    EXPECT_EQ(got.dtype(), expected.dtype()) << name;
+    EXPECT_EQ(got.shape(), expected.shape()) << name;
+    ASSERT_EQ(got.byte_size(), expected.byte_size()) << name;
+    ASSERT_GT(expected.byte_size(), 0u) << name;
+    EXPECT_EQ(std::memcmp(got.raw_data(), expected.raw_data(), expected.byte_size()), 0)
+        << "output " << name << " differs after import -> export";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    PpOcr, OrtRoundTripTest,
+    ::testing::Values(RoundTripCase{"ch_PP-OCRv4_det_infer.onnx", {1, 3, 640, 640}, 11},
+                      RoundTripCase{"ch_PP-OCRv4_rec_infer.onnx", {1, 3, 48, 320}, 12},
+                      RoundTripCase{"ch_ppocr_mobile_v2.0_cls_infer.onnx", {1, 3, 48, 192}, 13}),
+    [](const ::testing::TestParamInfo<RoundTripCase>& info) {
+      std::string name = info.param.file;
+      name = name.substr(0, name.rfind('.'));
+      for (char& ch : name) {
+        if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+      }
+      return name;
+    });
+
+}  // namespace
+}  // namespace qalign
