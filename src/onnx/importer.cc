@@ -57,7 +57,8 @@ void TypeFromProto(const onnx::TypeProto& type, DataType* dtype, Shape* shape) {
   for (const auto& d : tensor_type.shape().dim()) {
     Dim dim;
     if (d.has_dim_value()) dim.value = d.dim_value();
-    if (d.has_dim_param()) dim.param = d.dim_param();
+    // Shape inference names dims it cannot resolve "unk__<n>"; they carry no information.
+    if (d.has_dim_param() && d.dim_param().rfind("unk__", 0) != 0) dim.param = d.dim_param();
     shape->dims.push_back(dim);
   }
 }
