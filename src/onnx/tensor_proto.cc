@@ -115,7 +115,17 @@ StatusOr<Tensor> TensorFromProto(const onnx::TensorProto& proto, const std::stri
   if (proto.has_segment()) {
     return UnimplementedError(TensorLabel(proto), ": segmented tensors are not supported");
   }
-  const int64_t count = NumElements(shape);
+  // Element count without overflow; a corrupt file must not make us allocate exabytes.
+  constexpr int64_t kMaxElements = int64_t{1} << 40;
+  int64_t count = 1;
+  for (int64_t d : shape) {
+    if (d != 0 && count > kMaxElements / d) {
+      return InvalidArgumentError(TensorLabel(proto), ": shape ", ShapeToString(shape),
+                                  " has too many elements");
+    }
+    count *= d;
+  }
+  const size_t expected_bytes = static_cast<size_t>(count) * DataTypeSize(dtype);
 
   if (dtype == DataType::kString) {
     if (proto.data_location() == onnx::TensorProto::EXTERNAL) {
@@ -128,13 +138,12 @@ StatusOr<Tensor> TensorFromProto(const onnx::TensorProto& proto, const std::stri
   }
 
   auto from_bytes = [&](const std::string& bytes) -> StatusOr<Tensor> {
-    auto tensor = Tensor::FromBytes(dtype, shape, bytes.data(), bytes.size());
-    if (!tensor.ok()) {
+    if (bytes.size() != expected_bytes) {
       return InvalidArgumentError(TensorLabel(proto), ": ", bytes.size(), " data bytes for ",
                                   DataTypeName(dtype), " shape ", ShapeToString(shape),
-                                  ", expected ", count * static_cast<int64_t>(DataTypeSize(dtype)));
+                                  ", expected ", expected_bytes);
     }
-    return tensor;
+    return Tensor::FromBytes(dtype, shape, bytes.data(), bytes.size());
   };
   if (proto.data_location() == onnx::TensorProto::EXTERNAL) {
     QALIGN_ASSIGN_OR_RETURN(std::string bytes, ReadExternalBytes(proto, base_dir));
@@ -142,58 +151,63 @@ StatusOr<Tensor> TensorFromProto(const onnx::TensorProto& proto, const std::stri
   }
   if (proto.has_raw_data()) return from_bytes(proto.raw_data());
 
+  const bool complex = dtype == DataType::kComplex64 || dtype == DataType::kComplex128;
+  const int64_t per_element = complex ? 2 : 1;
+  int64_t held = 0;
+  switch (dtype) {
+    case DataType::kFloat:
+    case DataType::kComplex64: held = proto.float_data_size(); break;
+    case DataType::kDouble:
+    case DataType::kComplex128: held = proto.double_data_size(); break;
+    case DataType::kInt64: held = proto.int64_data_size(); break;
+    case DataType::kUint32:
+    case DataType::kUint64: held = proto.uint64_data_size(); break;
+    default: held = proto.int32_data_size(); break;
+  }
+  if (held != count * per_element) {
+    return InvalidArgumentError(TensorLabel(proto), ": shape ", ShapeToString(shape), " needs ",
+                                count * per_element, " values, the proto holds ", held);
+  }
   Tensor tensor(dtype, shape);
   switch (dtype) {
     case DataType::kFloat:
-      QALIGN_RETURN_IF_ERROR(CheckCount(proto, proto.float_data(), count));
       CopyNarrowed<float>(proto.float_data(), tensor);
       break;
     case DataType::kComplex64:
-      QALIGN_RETURN_IF_ERROR(CheckCount(proto, proto.float_data(), count, 2));
       CopyNarrowed<float>(proto.float_data(), tensor);
       break;
     case DataType::kDouble:
-      QALIGN_RETURN_IF_ERROR(CheckCount(proto, proto.double_data(), count));
       CopyNarrowed<double>(proto.double_data(), tensor);
       break;
     case DataType::kComplex128:
-      QALIGN_RETURN_IF_ERROR(CheckCount(proto, proto.double_data(), count, 2));
       CopyNarrowed<double>(proto.double_data(), tensor);
       break;
     case DataType::kInt64:
-      QALIGN_RETURN_IF_ERROR(CheckCount(proto, proto.int64_data(), count));
       CopyNarrowed<int64_t>(proto.int64_data(), tensor);
       break;
     case DataType::kUint32:
-      QALIGN_RETURN_IF_ERROR(CheckCount(proto, proto.uint64_data(), count));
       CopyNarrowed<uint32_t>(proto.uint64_data(), tensor);
       break;
     case DataType::kUint64:
-      QALIGN_RETURN_IF_ERROR(CheckCount(proto, proto.uint64_data(), count));
       CopyNarrowed<uint64_t>(proto.uint64_data(), tensor);
       break;
     case DataType::kInt32:
-      QALIGN_RETURN_IF_ERROR(CheckCount(proto, proto.int32_data(), count));
       CopyNarrowed<int32_t>(proto.int32_data(), tensor);
       break;
     case DataType::kInt16:
-      QALIGN_RETURN_IF_ERROR(CheckCount(proto, proto.int32_data(), count));
       CopyNarrowed<int16_t>(proto.int32_data(), tensor);
       break;
     case DataType::kInt8:
-      QALIGN_RETURN_IF_ERROR(CheckCount(proto, proto.int32_data(), count));
       CopyNarrowed<int8_t>(proto.int32_data(), tensor);
       break;
     case DataType::kUint8:
     case DataType::kBool:
-      QALIGN_RETURN_IF_ERROR(CheckCount(proto, proto.int32_data(), count));
       CopyNarrowed<uint8_t>(proto.int32_data(), tensor);
       break;
     case DataType::kUint16:
     case DataType::kFloat16:
     case DataType::kBFloat16:
       // 16-bit floats are stored as their bit pattern in the low half of each int32 entry.
-      QALIGN_RETURN_IF_ERROR(CheckCount(proto, proto.int32_data(), count));
       CopyNarrowed<uint16_t>(proto.int32_data(), tensor);
       break;
     case DataType::kString:

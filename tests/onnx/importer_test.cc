@@ -148,6 +148,16 @@ TEST(TensorFromProtoTest, CountMismatchIsAnErrorNamingTheTensor) {
   ASSERT_FALSE(t.ok());
   EXPECT_NE(t.status().message().find("weights"), std::string::npos) << t.status().message();
 
+  onnx::TensorProto huge = FloatTensor("huge", {int64_t{1} << 31, int64_t{1} << 31}, {1.0f});
+  auto h = TensorFromProto(huge, ".");  // must fail before allocating anything
+  ASSERT_FALSE(h.ok());
+  EXPECT_NE(h.status().message().find("huge"), std::string::npos);
+  onnx::TensorProto big = FloatTensor("big", {int64_t{1} << 20, int64_t{1} << 20}, {});
+  big.clear_raw_data();
+  auto b = TensorFromProto(big, ".");
+  ASSERT_FALSE(b.ok());
+  EXPECT_NE(b.status().message().find("big"), std::string::npos);
+
   onnx::TensorProto raw = FloatTensor("raw", {4}, {1, 2, 3});
   auto r = TensorFromProto(raw, ".");
   ASSERT_FALSE(r.ok());

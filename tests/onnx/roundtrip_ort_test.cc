@@ -2,13 +2,16 @@
 #include <gtest/gtest.h>
 #include <onnx/checker.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <random>
 #include <string>
 
 #include "onnx/exporter.h"
+#include "core/file_util.h"
 #include "onnx/importer.h"
+#include "onnx/onnx_proto_builder.h"
 #include "testing/ort_runner.h"
 
 namespace qalign {
@@ -71,6 +74,61 @@ TEST_P(OrtRoundTripTest, ExportedModelGivesBitIdenticalOutputs) {
     EXPECT_EQ(std::memcmp(got.raw_data(), expected.raw_data(), expected.byte_size()), 0)
         << "output " << name << " differs after import -> export";
   }
+}
+
+// An If whose branches read an outer tensor: ONNX Runtime gives the same answers before and after
+// the round trip, for both branches, and the answers are the branch formulas.
+TEST(OrtSubgraphTest, IfModelRunsTheSameAfterARoundTrip) {
+  onnx::ModelProto model = testing::NewModel(13);
+  auto* g = model.mutable_graph();
+  testing::AddInput(g, "x", {"3"});
+  testing::AddInput(g, "cond", {}, onnx::TensorProto::BOOL);
+  testing::AddNode(g, "Relu", {"x"}, {"outer"}, "relu");
+  auto* if_node = testing::AddNode(g, "If", {"cond"}, {"y"}, "branch");
+  auto* then_attr = if_node->add_attribute();
+  then_attr->set_name("then_branch");
+  then_attr->set_type(onnx::AttributeProto::GRAPH);
+  auto* then_g = then_attr->mutable_g();
+  then_g->set_name("then");
+  *then_g->add_initializer() = testing::FloatTensor("one", {1}, {1.0f});
+  testing::AddNode(then_g, "Add", {"outer", "one"}, {"then_out"}, "then_add");
+  testing::AddOutput(then_g, "then_out", {"3"});
+  auto* else_attr = if_node->add_attribute();
+  else_attr->set_name("else_branch");
+  else_attr->set_type(onnx::AttributeProto::GRAPH);
+  auto* else_g = else_attr->mutable_g();
+  else_g->set_name("else");
+  testing::AddNode(else_g, "Neg", {"outer"}, {"else_out"}, "else_neg");
+  testing::AddOutput(else_g, "else_out", {"3"});
+  testing::AddOutput(g, "y", {"3"});
+
+  const std::string base = (std::filesystem::temp_directory_path() /
+                            ("qalign_if_" + std::to_string(::getpid()))).string();
+  const std::string original_path = base + "_in.onnx", exported_path = base + "_out.onnx";
+  ASSERT_TRUE(WriteFileAtomically(original_path, model.SerializeAsString()).ok());
+  auto graph = ImportOnnxModel(original_path);
+  ASSERT_TRUE(graph.ok()) << graph.status().ToString();
+  ASSERT_TRUE(SaveOnnxModel(**graph, exported_path, original_path).ok());
+
+  const std::vector<float> x = {-1.5f, 0.25f, 2.0f};
+  for (bool cond : {true, false}) {
+    std::map<std::string, Tensor> inputs;
+    inputs.emplace("x", Tensor::FromVector<float>({3}, x));
+    inputs.emplace("cond", Tensor::FromVector<bool>({}, {cond}));
+    auto a = testing::RunInOnnxRuntime(original_path, inputs);
+    auto b = testing::RunInOnnxRuntime(exported_path, inputs);
+    ASSERT_TRUE(a.ok()) << a.status().ToString();
+    ASSERT_TRUE(b.ok()) << b.status().ToString();
+    const Tensor& ya = a->at("y");
+    const Tensor& yb = b->at("y");
+    ASSERT_TRUE(ya.BitwiseEqual(yb)) << "cond " << cond;
+    for (size_t i = 0; i < x.size(); ++i) {
+      const float relu = std::max(x[i], 0.0f);
+      EXPECT_EQ(yb.values<float>()[i], cond ? relu + 1.0f : -relu) << "cond " << cond << " i " << i;
+    }
+  }
+  std::filesystem::remove(original_path);
+  std::filesystem::remove(exported_path);
 }
 
 INSTANTIATE_TEST_SUITE_P(
