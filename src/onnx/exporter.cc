@@ -32,7 +32,8 @@ Status AttributeToProto(const std::string& name, const Attribute& a, const Opera
                         onnx::AttributeProto* proto) {
   if (a.kind == Attribute::Kind::kOpaque) {
     if (!proto->ParseFromString(a.opaque)) {
-      return InternalError(op.Describe(), ": attribute '", name, "' holds a corrupt serialized proto");
+      return InternalError(op.Describe(), ": attribute '", name,
+                           "' holds a corrupt serialized proto");
     }
     proto->set_name(name);
     return Status::Ok();
@@ -174,11 +175,13 @@ Status SaveOnnxModel(const Graph& graph, const std::string& path,
   auto model = ExportOnnxModel(graph);
   if (!model.ok()) return Status(model.status().code(), path + ": " + model.status().message());
   if (model->ByteSizeLong() > static_cast<size_t>(std::numeric_limits<int>::max())) {
-    return UnimplementedError(path, ": the model is larger than 2 GiB, which a single protobuf "
-                                    "file cannot hold");
+    return UnimplementedError(path,
+                              ": the model is larger than 2 GiB, which a single protobuf "
+                              "file cannot hold");
   }
   std::string bytes;
-  if (!model->SerializeToString(&bytes)) return InternalError(path, ": serializing the model failed");
+  if (!model->SerializeToString(&bytes))
+    return InternalError(path, ": serializing the model failed");
   return WriteFileAtomically(path, bytes, protect_input_path);
 }
 

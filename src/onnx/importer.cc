@@ -89,19 +89,27 @@ void MergeInferredType(Variable* v, const onnx::TypeProto& type) {
   if (merged.dims.size() != inferred.dims.size()) return;
   for (size_t i = 0; i < merged.dims.size(); ++i) {
     if (!merged.dims[i].known() && inferred.dims[i].known()) merged.dims[i] = inferred.dims[i];
-    if (!merged.dims[i].known() && merged.dims[i].param.empty()) merged.dims[i].param = inferred.dims[i].param;
+    if (!merged.dims[i].known() && merged.dims[i].param.empty())
+      merged.dims[i].param = inferred.dims[i].param;
   }
   v->set_shape(std::move(merged));
 }
 
-StatusOr<Attribute> AttributeFromProto(const onnx::AttributeProto& proto, const std::string& base_dir) {
+StatusOr<Attribute> AttributeFromProto(const onnx::AttributeProto& proto,
+                                       const std::string& base_dir) {
   Attribute a;
   bool decoded = !proto.has_ref_attr_name();
   if (decoded) {
     switch (proto.type()) {
-      case onnx::AttributeProto::FLOAT: a = Attribute::Float(proto.f()); break;
-      case onnx::AttributeProto::INT: a = Attribute::Int(proto.i()); break;
-      case onnx::AttributeProto::STRING: a = Attribute::String(proto.s()); break;
+      case onnx::AttributeProto::FLOAT:
+        a = Attribute::Float(proto.f());
+        break;
+      case onnx::AttributeProto::INT:
+        a = Attribute::Int(proto.i());
+        break;
+      case onnx::AttributeProto::STRING:
+        a = Attribute::String(proto.s());
+        break;
       case onnx::AttributeProto::FLOATS:
         a = Attribute::Floats({proto.floats().begin(), proto.floats().end()});
         break;
@@ -121,7 +129,9 @@ StatusOr<Attribute> AttributeFromProto(const onnx::AttributeProto& proto, const 
         }
         break;
       }
-      default: decoded = false; break;
+      default:
+        decoded = false;
+        break;
     }
   }
   if (!decoded) {
@@ -136,7 +146,8 @@ StatusOr<Attribute> AttributeFromProto(const onnx::AttributeProto& proto, const 
 // The value of a Constant node, from whichever of its value attributes is set.
 StatusOr<Tensor> ConstantValue(const onnx::NodeProto& node, const std::string& base_dir) {
   if (node.attribute_size() != 1) {
-    return InvalidArgumentError(DescribeNode(node), ": a Constant needs exactly one value attribute, has ",
+    return InvalidArgumentError(DescribeNode(node),
+                                ": a Constant needs exactly one value attribute, has ",
                                 node.attribute_size());
   }
   const onnx::AttributeProto& a = node.attribute(0);
@@ -156,7 +167,8 @@ StatusOr<Tensor> ConstantValue(const onnx::NodeProto& node, const std::string& b
   }
   if (key == "value_string" || key == "value_strings") {
     const bool scalar = key == "value_string";
-    Tensor t(DataType::kString, scalar ? std::vector<int64_t>{} : std::vector<int64_t>{a.strings_size()});
+    Tensor t(DataType::kString,
+             scalar ? std::vector<int64_t>{} : std::vector<int64_t>{a.strings_size()});
     if (scalar) {
       t.strings()[0] = a.s();
     } else {
@@ -164,7 +176,8 @@ StatusOr<Tensor> ConstantValue(const onnx::NodeProto& node, const std::string& b
     }
     return t;
   }
-  return UnimplementedError(DescribeNode(node), ": Constant attribute '", key, "' is not supported");
+  return UnimplementedError(DescribeNode(node), ": Constant attribute '", key,
+                            "' is not supported");
 }
 
 // True when the Constant can become a parameter: one output and a dense value attribute.
@@ -271,7 +284,8 @@ void InferShapes(const onnx::ModelProto& model, Graph& graph, const ImportOption
 
 }  // namespace
 
-StatusOr<std::pair<std::string, std::vector<int64_t>>> ParseInputShapeFlag(const std::string& flag) {
+StatusOr<std::pair<std::string, std::vector<int64_t>>> ParseInputShapeFlag(
+    const std::string& flag) {
   auto bad = [&](const std::string& why) {
     return InvalidArgumentError("--input-shape '", flag, "': ", why,
                                 " (expected NAME=D,D,..., e.g. x=1,3,640,640)");
@@ -334,7 +348,8 @@ StatusOr<std::unique_ptr<Graph>> ImportOnnxModelFromProto(const onnx::ModelProto
   info.domain = model.domain();
   info.model_version = model.model_version();
   info.doc_string = model.doc_string();
-  for (const auto& prop : model.metadata_props()) info.metadata_props.emplace_back(prop.key(), prop.value());
+  for (const auto& prop : model.metadata_props())
+    info.metadata_props.emplace_back(prop.key(), prop.value());
   std::set<std::string> function_domains;
   for (const auto& f : model.functions()) {
     info.functions.push_back(f.SerializeAsString());
@@ -346,8 +361,8 @@ StatusOr<std::unique_ptr<Graph>> ImportOnnxModelFromProto(const onnx::ModelProto
   info.graph_name = g.name();
   info.graph_doc_string = g.doc_string();
   if (g.sparse_initializer_size() > 0) {
-    return UnimplementedError(source, ": sparse initializer '", g.sparse_initializer(0).values().name(),
-                              "' is not supported");
+    return UnimplementedError(source, ": sparse initializer '",
+                              g.sparse_initializer(0).values().name(), "' is not supported");
   }
 
   for (const auto& init : g.initializer()) {
@@ -380,8 +395,9 @@ StatusOr<std::unique_ptr<Graph>> ImportOnnxModelFromProto(const onnx::ModelProto
                                 node.domain(), "'");
     }
     if (IsDefaultDomain(node.domain()) && default_opset == info.opset_imports.end()) {
-      return InvalidArgumentError(source, ": ", DescribeNode(node),
-                                  " is in the default domain, which the model imports no opset for");
+      return InvalidArgumentError(
+          source, ": ", DescribeNode(node),
+          " is in the default domain, which the model imports no opset for");
     }
     if (IsFoldableConstant(node)) {
       auto value = ConstantValue(node, base_dir);
@@ -476,7 +492,8 @@ StatusOr<std::unique_ptr<Graph>> ImportOnnxModelFromProto(const onnx::ModelProto
   return graph;
 }
 
-StatusOr<std::unique_ptr<Graph>> ImportOnnxModel(const std::string& path, const ImportOptions& options) {
+StatusOr<std::unique_ptr<Graph>> ImportOnnxModel(const std::string& path,
+                                                 const ImportOptions& options) {
   QALIGN_ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(path));
   if (bytes.empty()) return InvalidArgumentError(path, ": empty file, not an ONNX model");
   if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max())) {
@@ -490,8 +507,9 @@ StatusOr<std::unique_ptr<Graph>> ImportOnnxModel(const std::string& path, const 
     google::protobuf::io::CodedInputStream coded(&raw);
     coded.SetTotalBytesLimit(std::numeric_limits<int>::max());
     if (!model.ParseFromCodedStream(&coded) || !coded.ConsumedEntireMessage()) {
-      return InvalidArgumentError(path, ": not a valid ONNX model (protobuf parse failed; "
-                                        "truncated or not an .onnx file)");
+      return InvalidArgumentError(path,
+                                  ": not a valid ONNX model (protobuf parse failed; "
+                                  "truncated or not an .onnx file)");
     }
   }
   bytes.clear();

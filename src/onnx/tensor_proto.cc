@@ -23,7 +23,8 @@ bool IsKnownDataType(int32_t type) {
 }
 
 // Reads `length` bytes (all when negative) at `offset` of an external data file.
-StatusOr<std::string> ReadExternalBytes(const onnx::TensorProto& proto, const std::string& base_dir) {
+StatusOr<std::string> ReadExternalBytes(const onnx::TensorProto& proto,
+                                        const std::string& base_dir) {
   std::string location;
   int64_t offset = 0;
   int64_t length = -1;
@@ -44,7 +45,8 @@ StatusOr<std::string> ReadExternalBytes(const onnx::TensorProto& proto, const st
   if (location.empty()) {
     return InvalidArgumentError(TensorLabel(proto), ": external data has no location");
   }
-  if (offset < 0) return InvalidArgumentError(TensorLabel(proto), ": negative external data offset");
+  if (offset < 0)
+    return InvalidArgumentError(TensorLabel(proto), ": negative external data offset");
   const std::string path =
       (!location.empty() && location[0] == '/') ? location : base_dir + "/" + location;
   struct stat info {};
@@ -77,9 +79,10 @@ Status CheckCount(const onnx::TensorProto& proto, const Field& field, int64_t ex
                   int64_t per_element = 1) {
   const int64_t got = static_cast<int64_t>(field.size());
   if (got != expected * per_element) {
-    return InvalidArgumentError(TensorLabel(proto), ": shape ", ShapeToString(std::vector<int64_t>(proto.dims().begin(), proto.dims().end())),
-                                " needs ", expected * per_element, " values, the proto holds ",
-                                got);
+    return InvalidArgumentError(
+        TensorLabel(proto), ": shape ",
+        ShapeToString(std::vector<int64_t>(proto.dims().begin(), proto.dims().end())), " needs ",
+        expected * per_element, " values, the proto holds ", got);
   }
   return Status::Ok();
 }
@@ -133,7 +136,8 @@ StatusOr<Tensor> TensorFromProto(const onnx::TensorProto& proto, const std::stri
     }
     QALIGN_RETURN_IF_ERROR(CheckCount(proto, proto.string_data(), count));
     Tensor tensor(dtype, shape);
-    for (int64_t i = 0; i < count; ++i) tensor.strings()[static_cast<size_t>(i)] = proto.string_data(i);
+    for (int64_t i = 0; i < count; ++i)
+      tensor.strings()[static_cast<size_t>(i)] = proto.string_data(i);
     return tensor;
   }
 
@@ -156,13 +160,23 @@ StatusOr<Tensor> TensorFromProto(const onnx::TensorProto& proto, const std::stri
   int64_t held = 0;
   switch (dtype) {
     case DataType::kFloat:
-    case DataType::kComplex64: held = proto.float_data_size(); break;
+    case DataType::kComplex64:
+      held = proto.float_data_size();
+      break;
     case DataType::kDouble:
-    case DataType::kComplex128: held = proto.double_data_size(); break;
-    case DataType::kInt64: held = proto.int64_data_size(); break;
+    case DataType::kComplex128:
+      held = proto.double_data_size();
+      break;
+    case DataType::kInt64:
+      held = proto.int64_data_size();
+      break;
     case DataType::kUint32:
-    case DataType::kUint64: held = proto.uint64_data_size(); break;
-    default: held = proto.int32_data_size(); break;
+    case DataType::kUint64:
+      held = proto.uint64_data_size();
+      break;
+    default:
+      held = proto.int32_data_size();
+      break;
   }
   if (held != count * per_element) {
     return InvalidArgumentError(TensorLabel(proto), ": shape ", ShapeToString(shape), " needs ",

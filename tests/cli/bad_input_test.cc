@@ -47,7 +47,8 @@ class BadInputTest : public ::testing::Test {
                      int exit_code = 1) {
     EXPECT_EQ(r.exit_code, exit_code) << r.err;
     EXPECT_EQ(r.StderrLines(), 1) << r.err;
-    EXPECT_EQ(r.err.rfind(exit_code == 2 ? "qalign: usage error: " : "qalign: error: ", 0), 0u) << r.err;
+    EXPECT_EQ(r.err.rfind(exit_code == 2 ? "qalign: usage error: " : "qalign: error: ", 0), 0u)
+        << r.err;
     if (!path.empty()) EXPECT_NE(r.err.find(path), std::string::npos) << r.err;
     EXPECT_NE(r.err.find(problem), std::string::npos) << r.err;
     EXPECT_TRUE(r.out.empty()) << r.out;
@@ -106,7 +107,8 @@ TEST_F(BadInputTest, Cycle) {
   const std::string path = WriteModel("cycle.onnx", model);
   CliResult r = RunCli({"inspect", path});
   ExpectFailure(r, path, "cycle");
-  EXPECT_TRUE(r.err.find("'first'") != std::string::npos || r.err.find("'second'") != std::string::npos)
+  EXPECT_TRUE(r.err.find("'first'") != std::string::npos ||
+              r.err.find("'second'") != std::string::npos)
       << r.err;
 }
 

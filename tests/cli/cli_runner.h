@@ -35,9 +35,10 @@ inline std::string SlurpAndRemove(const std::string& path) {
 
 inline CliResult RunCli(const std::vector<std::string>& args) {
   static int counter = 0;
-  const std::string base = (std::filesystem::temp_directory_path() /
-                            ("qalign_cli_" + std::to_string(::getpid()) + "_" + std::to_string(counter++)))
-                               .string();
+  const std::string base =
+      (std::filesystem::temp_directory_path() /
+       ("qalign_cli_" + std::to_string(::getpid()) + "_" + std::to_string(counter++)))
+          .string();
   const std::string out_path = base + ".out", err_path = base + ".err";
   CliResult result;
   const pid_t pid = ::fork();

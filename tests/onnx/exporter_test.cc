@@ -1,4 +1,6 @@
 // ONNX export on small models built in code: what import read must come back out unchanged.
+#include "onnx/exporter.h"
+
 #include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 #include <onnx/checker.h>
@@ -8,7 +10,6 @@
 #include <string>
 
 #include "core/file_util.h"
-#include "onnx/exporter.h"
 #include "onnx/importer.h"
 #include "onnx/onnx_proto_builder.h"
 
@@ -319,7 +320,8 @@ TEST(ExporterTest, IfSubgraphsSurviveARoundTripAndTheOuterProducerMovesFirst) {
 
 TEST(ExporterTest, SaveRefusesToOverwriteTheInputAndWritesALoadableFile) {
   const std::string folder = (std::filesystem::temp_directory_path() /
-                              ("qalign_export_test_" + std::to_string(::getpid()))).string();
+                              ("qalign_export_test_" + std::to_string(::getpid())))
+                                 .string();
   std::filesystem::create_directories(folder);
   const onnx::ModelProto model = CanonicalModel();
   const std::string input = folder + "/in.onnx";

@@ -1,4 +1,6 @@
 // ONNX import on small models built in code: tensors, Constant folding, shapes, scoping, errors.
+#include "onnx/importer.h"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -8,7 +10,6 @@
 #include <string>
 
 #include "core/file_util.h"
-#include "onnx/importer.h"
 #include "onnx/onnx_proto_builder.h"
 
 namespace qalign {
@@ -454,7 +455,8 @@ TEST(ImporterTest, OpsetOlderThan7IsRejected) {
   ASSERT_FALSE(graph.ok());
   EXPECT_EQ(graph.status().code(), StatusCode::kUnimplemented);
   EXPECT_NE(graph.status().message().find("test.onnx"), std::string::npos);
-  EXPECT_NE(graph.status().message().find("opset 6"), std::string::npos) << graph.status().message();
+  EXPECT_NE(graph.status().message().find("opset 6"), std::string::npos)
+      << graph.status().message();
   EXPECT_TRUE(Import(ReluModel(7)).ok());
   EXPECT_TRUE(Import(ReluModel(17)).ok());
 }

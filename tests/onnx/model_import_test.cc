@@ -44,7 +44,8 @@ TEST(ModelImportTest, DetModelCountsAsReadAndFoldsConstants) {
 
 TEST(ModelImportTest, InputShapeFixesDynamicDimsAndInferenceReachesTheOutput) {
   ImportOptions options;
-  auto probe = ImportOnnxModel(ModelPath("ch_PP-OCRv4_det_infer.onnx"), {.input_shapes = {}, .infer_shapes = false});
+  auto probe = ImportOnnxModel(ModelPath("ch_PP-OCRv4_det_infer.onnx"),
+                               {.input_shapes = {}, .infer_shapes = false});
   ASSERT_TRUE(probe.ok()) << probe.status().ToString();
   const std::string input = (*probe)->inputs().at(0)->name();
   EXPECT_FALSE((*probe)->inputs()[0]->shape().fully_known());

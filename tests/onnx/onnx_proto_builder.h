@@ -75,11 +75,13 @@ inline onnx::TensorProto FloatTensor(const std::string& name, const std::vector<
   if (!name.empty()) t.set_name(name);
   t.set_data_type(onnx::TensorProto::FLOAT);
   for (int64_t d : dims) t.add_dims(d);
-  t.set_raw_data(std::string(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float)));
+  t.set_raw_data(
+      std::string(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float)));
   return t;
 }
 
-inline onnx::AttributeProto* AddIntAttribute(onnx::NodeProto* node, const std::string& name, int64_t v) {
+inline onnx::AttributeProto* AddIntAttribute(onnx::NodeProto* node, const std::string& name,
+                                             int64_t v) {
   auto* a = node->add_attribute();
   a->set_name(name);
   a->set_type(onnx::AttributeProto::INT);

@@ -8,8 +8,8 @@
 #include <random>
 #include <string>
 
-#include "onnx/exporter.h"
 #include "core/file_util.h"
+#include "onnx/exporter.h"
 #include "onnx/importer.h"
 #include "onnx/onnx_proto_builder.h"
 #include "testing/ort_runner.h"
@@ -102,8 +102,9 @@ TEST(OrtSubgraphTest, IfModelRunsTheSameAfterARoundTrip) {
   testing::AddOutput(else_g, "else_out", {"3"});
   testing::AddOutput(g, "y", {"3"});
 
-  const std::string base = (std::filesystem::temp_directory_path() /
-                            ("qalign_if_" + std::to_string(::getpid()))).string();
+  const std::string base =
+      (std::filesystem::temp_directory_path() / ("qalign_if_" + std::to_string(::getpid())))
+          .string();
   const std::string original_path = base + "_in.onnx", exported_path = base + "_out.onnx";
   ASSERT_TRUE(WriteFileAtomically(original_path, model.SerializeAsString()).ok());
   auto graph = ImportOnnxModel(original_path);

@@ -3,7 +3,6 @@
 // Link qalign_ir (for .npy I/O). Needs `node` on PATH and QALIGN_ORT_DIR/node_modules installed.
 #pragma once
 
-#include <nlohmann/json.hpp>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -100,17 +100,18 @@ inline StatusOr<std::map<std::string, Tensor>> RunInOnnxRuntime(
   if (status != 0) {
     std::string first_line = output.substr(0, output.find('\n'));
     return FailedPreconditionError(model_path, ": ONNX Runtime run failed (exit status ",
-                                   WIFEXITED(status) ? WEXITSTATUS(status) : -1,
-                                   "): ", first_line);
+                                   WIFEXITED(status) ? WEXITSTATUS(status) : -1, "): ", first_line);
   }
 
   const std::string manifest_path = temp.path + "/out/manifest.json";
   QALIGN_ASSIGN_OR_RETURN(std::string manifest_text, ReadFileToString(manifest_path));
-  nlohmann::json manifest = nlohmann::json::parse(manifest_text, nullptr, /*allow_exceptions=*/false);
+  nlohmann::json manifest =
+      nlohmann::json::parse(manifest_text, nullptr, /*allow_exceptions=*/false);
   if (!manifest.is_object()) return InvalidArgumentError(manifest_path, ": not a JSON object");
   std::map<std::string, Tensor> outputs;
   for (const auto& [name, file] : manifest.items()) {
-    if (!file.is_string()) return InvalidArgumentError(manifest_path, ": entry '", name, "' is not a file name");
+    if (!file.is_string())
+      return InvalidArgumentError(manifest_path, ": entry '", name, "' is not a file name");
     QALIGN_ASSIGN_OR_RETURN(Tensor tensor, ReadNpy(temp.path + "/out/" + file.get<std::string>()));
     outputs.emplace(name, std::move(tensor));
   }

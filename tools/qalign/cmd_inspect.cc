@@ -1,9 +1,8 @@
 // `qalign inspect MODEL [--input-shape NAME=D,D,...]... [--json]`: a summary of an ONNX model.
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cstdio>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 #include <vector>
@@ -20,10 +19,13 @@ struct InspectFlags {
   bool json = false;
 };
 
-std::string OpsetDomainName(const std::string& domain) { return domain.empty() ? "ai.onnx" : domain; }
+std::string OpsetDomainName(const std::string& domain) {
+  return domain.empty() ? "ai.onnx" : domain;
+}
 
 // Op types by count, largest first, ties by name.
-std::vector<std::pair<std::string, int64_t>> SortedCounts(const std::map<std::string, int64_t>& counts) {
+std::vector<std::pair<std::string, int64_t>> SortedCounts(
+    const std::map<std::string, int64_t>& counts) {
   std::vector<std::pair<std::string, int64_t>> sorted(counts.begin(), counts.end());
   std::stable_sort(sorted.begin(), sorted.end(),
                    [](const auto& a, const auto& b) { return a.second > b.second; });
@@ -69,7 +71,8 @@ void PrintJson(const Graph& graph, const std::string& path) {
   out["file"] = path;
   out["ir_version"] = info.ir_version;
   nlohmann::ordered_json opsets = nlohmann::ordered_json::object();
-  for (const auto& [domain, version] : info.opset_imports) opsets[OpsetDomainName(domain)] = version;
+  for (const auto& [domain, version] : info.opset_imports)
+    opsets[OpsetDomainName(domain)] = version;
   out["opsets"] = opsets;
   out["producer"] = {{"name", info.producer_name}, {"version", info.producer_version}};
   out["nodes"] = TotalNodes(info);
@@ -89,7 +92,8 @@ void PrintText(const Graph& graph, const std::string& path) {
   std::printf("ir version:  %lld\n", static_cast<long long>(info.ir_version));
   std::string opsets;
   for (const auto& [domain, version] : info.opset_imports) {
-    opsets += (opsets.empty() ? "" : ", ") + OpsetDomainName(domain) + " " + std::to_string(version);
+    opsets +=
+        (opsets.empty() ? "" : ", ") + OpsetDomainName(domain) + " " + std::to_string(version);
   }
   std::printf("opsets:      %s\n", opsets.c_str());
   std::string producer = info.producer_name;
