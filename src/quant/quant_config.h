@@ -36,9 +36,15 @@ struct QuantPolicy {
   bool operator==(const QuantPolicy&) const = default;
   std::string ToString() const;  // "per_tensor|asymmetric|linear"
 };
+// "per_tensor", "per_channel", "symmetric", "asymmetric", "linear", "floating", "power_of_2".
+const char* PolicyFlagName(QuantPolicyFlag flag);
+StatusOr<QuantPolicyFlag> ParsePolicyFlag(const std::string& name);
 
 enum class RoundingMode { kHalfEven, kHalfUp, kHalfAwayFromZero };
-const char* RoundingModeName(RoundingMode mode);
+const char* RoundingModeName(RoundingMode mode);  // "half_even", "half_up", "half_away_from_zero"
+StatusOr<RoundingMode> ParseRoundingMode(const std::string& name);
+// Rounds x to an integer the way `mode` says (half_up: ties toward +infinity).
+double RoundWith(RoundingMode mode, double x);
 
 // Everything that must be identical for TQCs to share params: bit width, integer range,
 // symmetry/granularity/power-of-2 flags and rounding.
@@ -52,6 +58,10 @@ struct QuantScheme {
   // "int8[-128,127] per_tensor|asymmetric|linear" for messages and reports.
   std::string ToString() const;
 };
+// Checks that a scheme is self-consistent: exactly one of per_tensor/per_channel, of
+// symmetric/asymmetric and of linear/floating; quant_min < quant_max; the range fits num_bits
+// and needs all of them (quant_max - quant_min >= 2^(num_bits-1)). The message names the scheme.
+Status ValidateScheme(const QuantScheme& scheme);
 
 // ---------------------------------------------------------------- states and roles
 
@@ -66,12 +76,14 @@ enum class QuantState {
   kFp32,          // not quantized
   kSoi,           // shape or index tensor: never quantized
 };
-const char* QuantStateName(QuantState state);
+inline constexpr int kNumQuantStates = 9;
+const char* QuantStateName(QuantState state);  // "INITIAL", "ACTIVATED", ..., "FP32", "SOI"
 // FP32 and SOI members never join a group.
 bool IsQuantizedState(QuantState state);
 
 enum class TensorRole { kActivation, kWeight, kBias, kShape };
-const char* TensorRoleName(TensorRole role);
+inline constexpr int kNumTensorRoles = 4;
+const char* TensorRoleName(TensorRole role);  // "activation", "weight", "bias", "shape"
 
 // One port of one operation: input `index` or output `index`.
 struct Port {
@@ -112,6 +124,8 @@ struct TensorQuantConfig {
   bool floating() const { return scheme.policy.Has(kFloating); }
 };
 using TQC = TensorQuantConfig;
+// "Conv 'c1' output:0 (tensor 'x')" for messages.
+std::string DescribeTqc(const TQC& tqc);
 
 // The TQCs of one operation, one per input and output port (nullptr where a port is absent).
 struct OperationQuantConfig {
@@ -166,11 +180,14 @@ class QuantConfigTable {
   bool SameGroup(const TQC* a, const TQC* b);
   // Every group with its members, ordered by root id; singletons included.
   std::vector<std::vector<TQC*>> Groups();
+  // The members of tqc's group (tqc included), in id order. O(group size).
+  std::vector<TQC*> Members(const TQC* tqc);
 
   // Group params read through the root.
   const std::vector<float>& scale(const TQC* tqc);
   const std::vector<int64_t>& offset(const TQC* tqc);
-  // Sets the params on the group root and marks the root ACTIVATED.
+  // Sets the params on the group root and marks the root ACTIVATED (a BAKED or OVERLAPPED root
+  // keeps its state); PASSIVE_INIT members become PASSIVE.
   void SetGroupParams(const TQC* member, std::vector<float> scale, std::vector<int64_t> offset);
 
   UnionFind& union_find() { return union_find_; }
@@ -178,19 +195,32 @@ class QuantConfigTable {
  private:
   std::vector<std::unique_ptr<TQC>> tqcs_;
   UnionFind union_find_;
+  // Circular list of each group's members (next_member_[id]); two groups' rings are spliced in
+  // O(1) on Link, so Members() and the state updates never scan the whole table.
+  std::vector<int32_t> next_member_;
   std::unordered_map<const Operation*, OperationQuantConfig> op_configs_;
   std::vector<const Operation*> op_order_;  // insertion order, for deterministic iteration
 };
 
 // ---------------------------------------------------------------- params from a range
 
-// Computes (scale, zero_point) for a float range under a scheme, the way a kernel will use them:
+// Computes (scale, zero_point) for a float range under a scheme, the way a kernel will use them
+// (x_q = clamp(round(x / scale) + zero_point, qmin, qmax), x = (x_q - zero_point) * scale):
+//   every range is first widened to include 0, so that 0.0 is exactly representable
+//   (it quantizes to the integer zero_point);
 //   asymmetric: scale = (max - min) / (qmax - qmin), zero_point = round(qmin - min / scale),
-//               with the range first widened to include 0 so that 0.0 is exactly representable;
-//   symmetric:  scale = max(|min|, |max|) / ((qmax - qmin) / 2), zero_point = 0 for signed
-//               ranges and (qmax + qmin + 1) / 2 for unsigned ones;
-//   power-of-2: scale rounded up to the next power of two.
-// A degenerate range (max == min) gets a tiny positive scale. Fails on NaN/Inf.
+//               clamped to [qmin, qmax];
+//   symmetric:  zero_point = 0 for signed ranges (qmin < 0) and (qmax + qmin + 1) / 2 for
+//               unsigned ones (128 for [0, 255]); scale = max(|min|, |max|) / h with
+//               h = min(zero_point - qmin, qmax - zero_point), the largest step count on both
+//               sides of zero, so +-max(|min|,|max|) is never clipped. For [-127, 127] this is
+//               (qmax - qmin) / 2 = 127; for [-128, 127] and [0, 255] it is 127;
+//   power-of-2: scale rounded up to the next power of two (2^ceil(log2(scale))), then the
+//               asymmetric zero_point recomputed with that scale.
+// A degenerate range (max == min == 0 after widening) and any scale below the smallest normal
+// float get kMinScale (2^-23), so 1 / scale stays finite. Fails on NaN/Inf, min > max, an invalid scheme
+// or a floating scheme (those have no integer grid).
+inline constexpr float kMinScale = 1.1920928955078125e-07f;  // 2^-23
 Status ComputeParams(const QuantScheme& scheme, float min, float max, float* scale,
                      int64_t* zero_point);
 

@@ -1,0 +1,294 @@
+// Target profiles: every shipped profile loads with the facts of its target, and every kind of
+// bad profile gives a one-line error naming the file and the key.
+#include "quant/target_profile.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace qalign {
+namespace {
+
+using nlohmann::json;
+
+const std::string kTargetsDir = std::string(QALIGN_SOURCE_DIR) + "/targets";
+
+TargetProfile Load(const std::string& name) {
+  auto profile = LoadTargetProfileFile(kTargetsDir + "/" + name + ".json");
+  EXPECT_TRUE(profile.ok()) << profile.status().ToString();
+  return profile.ok() ? *profile : TargetProfile();
+}
+
+TEST(TargetProfileTest, EveryShippedProfileLoads) {
+  const std::vector<std::string> expected = {"ort-qdq-u8s8", "ppq-default", "qnn-u8", "tflite-int8",
+                                             "trt-int8"};
+  auto names = BuiltinTargetNames();
+  for (const std::string& name : expected) {
+    EXPECT_NE(std::find(names.begin(), names.end(), name), names.end()) << name;
+  }
+  for (const std::string& name : names) {
+    auto profile = LoadTargetProfile(name);
+    ASSERT_TRUE(profile.ok()) << name << ": " << profile.status().ToString();
+    EXPECT_EQ(profile->name, name);
+    EXPECT_FALSE(profile->notes.empty());
+    EXPECT_NE(profile->notes.find("http"), std::string::npos) << name << " cites no source";
+    EXPECT_TRUE(profile->Quantizes("Conv"));
+    EXPECT_EQ(profile->bias.num_bits, 32);
+    EXPECT_TRUE(profile->weight.policy.Has(kSymmetric) || name == "qnn-u8");
+    for (const AlignmentRule& rule : profile->rules) {
+      EXPECT_TRUE(profile->Quantizes(rule.op_type)) << rule.op_type;
+      EXPECT_EQ(profile->FindRule(rule.op_type), &rule);
+    }
+    EXPECT_FALSE(profile->Quantizes("Shape"));
+    EXPECT_EQ(profile->FindRule("Shape"), nullptr);
+  }
+}
+
+TEST(TargetProfileTest, TfliteFollowsTheSpec) {
+  TargetProfile p = Load("tflite-int8");
+  EXPECT_EQ(p.activation.quant_min, -128);
+  EXPECT_EQ(p.activation.quant_max, 127);
+  EXPECT_TRUE(p.activation.policy.Has(kAsymmetric));
+  EXPECT_TRUE(p.activation.policy.Has(kPerTensor));
+  EXPECT_EQ(p.weight.quant_min, -127);
+  EXPECT_EQ(p.weight.quant_max, 127);
+  EXPECT_TRUE(p.weight.policy.Has(kSymmetric));
+  EXPECT_TRUE(p.weight.policy.Has(kPerChannel));
+  EXPECT_EQ(p.bias.quant_min, INT64_C(-2147483648));
+  for (const char* op : {"Softmax", "Sigmoid"}) {
+    const AlignmentRule* rule = p.FindRule(op);
+    ASSERT_NE(rule, nullptr) << op;
+    EXPECT_EQ(rule->kind, RuleKind::kFixedOutput);
+    EXPECT_EQ(rule->fixed_scale, 1.0f / 256.0f);
+    EXPECT_EQ(rule->fixed_zero_point, -128);
+  }
+  const AlignmentRule* tanh = p.FindRule("Tanh");
+  ASSERT_NE(tanh, nullptr);
+  EXPECT_EQ(tanh->fixed_scale, 1.0f / 128.0f);
+  EXPECT_EQ(tanh->fixed_zero_point, 0);
+  for (const char* op : {"Concat", "Max", "Min"}) {
+    ASSERT_NE(p.FindRule(op), nullptr) << op;
+    EXPECT_EQ(p.FindRule(op)->kind, RuleKind::kShareInputsAndOutput);
+  }
+  for (const char* op : {"AveragePool", "GlobalAveragePool", "MaxPool", "Reshape", "Transpose",
+                         "Squeeze", "Unsqueeze", "Flatten", "Slice", "Split", "Pad", "Gather",
+                         "Resize", "DepthToSpace", "SpaceToDepth"}) {
+    ASSERT_NE(p.FindRule(op), nullptr) << op;
+    EXPECT_EQ(p.FindRule(op)->kind, RuleKind::kShareInputOutput) << op;
+  }
+  for (const char* op : {"Add", "Sub", "Mul"}) {
+    EXPECT_EQ(p.FindRule(op), nullptr) << op;
+    EXPECT_TRUE(p.Quantizes(op)) << op;
+  }
+}
+
+TEST(TargetProfileTest, OtherProfilesFollowTheirTargets) {
+  TargetProfile ort = Load("ort-qdq-u8s8");
+  EXPECT_EQ(ort.activation.quant_min, 0);
+  EXPECT_EQ(ort.activation.quant_max, 255);
+  EXPECT_TRUE(ort.weight.policy.Has(kPerChannel));
+  EXPECT_EQ(ort.FindRule("Concat"), nullptr);
+  EXPECT_EQ(ort.FindRule("Add"), nullptr);
+  EXPECT_TRUE(ort.Quantizes("Concat"));
+  for (const char* op : {"Reshape", "Transpose", "Squeeze", "Unsqueeze", "MaxPool", "AveragePool",
+                         "Slice", "Resize", "Split", "Gather"}) {
+    ASSERT_NE(ort.FindRule(op), nullptr) << op;
+    EXPECT_EQ(ort.FindRule(op)->method, AlignMethod::kInput);
+  }
+  TargetProfile trt = Load("trt-int8");
+  EXPECT_TRUE(trt.activation.policy.Has(kSymmetric));
+  EXPECT_EQ(trt.FindRule("Concat")->kind, RuleKind::kShareInputsAndOutput);
+  TargetProfile qnn = Load("qnn-u8");
+  EXPECT_EQ(qnn.activation.quant_min, 0);
+  EXPECT_EQ(qnn.FindRule("Add")->kind, RuleKind::kShareInputs);
+  EXPECT_EQ(qnn.FindRule("Add")->method, AlignMethod::kLarge);
+  TargetProfile ppq = Load("ppq-default");
+  EXPECT_TRUE(ppq.force_overlap);
+  EXPECT_EQ(ppq.FindRule("Add")->method, AlignMethod::kLarge);
+  EXPECT_EQ(ppq.FindRule("Concat")->method, AlignMethod::kOutput);
+  EXPECT_EQ(ppq.FindRule("AveragePool")->method, AlignMethod::kNone);
+  EXPECT_EQ(ppq.FindRule("Resize")->method, AlignMethod::kOutput);
+  EXPECT_EQ(ppq.FindRule("Resize")->op_class, "resize");
+}
+
+TEST(TargetProfileTest, MethodAndRuleNamesRoundTrip) {
+  for (AlignMethod m : {AlignMethod::kNone, AlignMethod::kInput, AlignMethod::kOutput,
+                        AlignMethod::kLarge, AlignMethod::kOptimal}) {
+    EXPECT_EQ(*ParseAlignMethod(AlignMethodName(m)), m);
+  }
+  EXPECT_FALSE(ParseAlignMethod("largest").ok());
+  for (RuleKind k : {RuleKind::kShareInputsAndOutput, RuleKind::kShareInputOutput,
+                     RuleKind::kShareInputs, RuleKind::kFixedOutput}) {
+    EXPECT_EQ(*ParseRuleKind(RuleKindName(k)), k);
+  }
+  EXPECT_TRUE(IsKnownOnnxOpType("Conv"));
+  EXPECT_FALSE(IsKnownOnnxOpType("conv"));
+}
+
+// ---------------------------------------------------------------- bad profiles
+
+json ValidProfile() {
+  return json::parse(R"({
+    "name": "test",
+    "notes": "unit test profile, http://example.invalid",
+    "schemes": {
+      "activation": {"num_bits": 8, "quant_min": -128, "quant_max": 127,
+                     "policy": ["per_tensor", "asymmetric", "linear"]},
+      "weight": {"num_bits": 8, "quant_min": -127, "quant_max": 127,
+                 "policy": ["per_channel", "symmetric", "linear"]},
+      "bias": {"num_bits": 32, "quant_min": -2147483648, "quant_max": 2147483647,
+               "policy": ["per_channel", "symmetric", "linear"]}
+    },
+    "quantized_ops": ["Conv", "Relu"],
+    "op_classes": {
+      "concat": {"ops": ["Concat"], "rule": "share_inputs_and_output", "method": "large"},
+      "sigmoid": {"ops": ["Sigmoid"], "rule": "fixed_output", "scale": 0.00390625, "zero_point": -128}
+    }
+  })");
+}
+
+class BadProfileTest : public ::testing::Test {
+ protected:
+  std::string Write(const std::string& text) {
+    const std::string path = ::testing::TempDir() + "/qalign_bad_profile_" +
+                             ::testing::UnitTest::GetInstance()->current_test_info()->name() +
+                             "_" + std::to_string(counter_++) + ".json";
+    std::ofstream(path) << text;
+    return path;
+  }
+  // Loads `mutate(ValidProfile())` and expects an error naming the file, `key` and `words`.
+  void ExpectError(const std::function<void(json&)>& mutate, const std::string& key,
+                   const std::string& words) {
+    json j = ValidProfile();
+    mutate(j);
+    const std::string path = Write(j.dump(2));
+    auto profile = LoadTargetProfileFile(path);
+    ASSERT_FALSE(profile.ok()) << "accepted: " << j.dump();
+    const std::string& msg = profile.status().message();
+    EXPECT_EQ(profile.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(msg.rfind(path + ": " + key + ": ", 0), 0u) << msg;
+    EXPECT_NE(msg.find(words), std::string::npos) << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << "not one line: " << msg;
+  }
+  int counter_ = 0;
+};
+
+TEST_F(BadProfileTest, TheValidBaseLoads) {
+  auto profile = LoadTargetProfileFile(Write(ValidProfile().dump()));
+  ASSERT_TRUE(profile.ok()) << profile.status().ToString();
+  EXPECT_TRUE(profile->Quantizes("Concat"));  // op classes add their ops
+  EXPECT_TRUE(profile->Quantizes("Sigmoid"));
+  EXPECT_EQ(profile->quantized_op_types.size(), 4u);
+  EXPECT_TRUE(profile->force_overlap);
+  EXPECT_EQ(profile->activation.rounding, RoundingMode::kHalfEven);
+}
+
+TEST_F(BadProfileTest, UnknownKeys) {
+  ExpectError([](json& j) { j["colour"] = "red"; }, "colour", "unknown key");
+  ExpectError([](json& j) { j["schemes"]["weight"]["bits"] = 8; }, "schemes.weight.bits",
+              "unknown key");
+  ExpectError([](json& j) { j["schemes"]["output"] = j["schemes"]["weight"]; }, "schemes.output",
+              "unknown key");
+  ExpectError([](json& j) { j["op_classes"]["concat"]["axis"] = 1; }, "op_classes.concat.axis",
+              "unknown key");
+}
+
+TEST_F(BadProfileTest, MissingKeys) {
+  ExpectError([](json& j) { j.erase("notes"); }, "notes", "missing");
+  ExpectError([](json& j) { j["schemes"].erase("bias"); }, "schemes.bias", "missing");
+  ExpectError([](json& j) { j["schemes"]["activation"].erase("quant_max"); },
+              "schemes.activation.quant_max", "missing");
+  ExpectError([](json& j) { j["op_classes"]["sigmoid"].erase("scale"); },
+              "op_classes.sigmoid.scale", "missing");
+}
+
+TEST_F(BadProfileTest, UnknownOpTypesRulesAndMethods) {
+  ExpectError([](json& j) { j["op_classes"]["concat"]["ops"].push_back("Concatt"); },
+              "op_classes.concat.ops[1]", "unknown op type 'Concatt'");
+  ExpectError([](json& j) { j["quantized_ops"].push_back("conv"); }, "quantized_ops[2]",
+              "unknown op type 'conv'");
+  ExpectError([](json& j) { j["op_classes"]["concat"]["rule"] = "share_all"; },
+              "op_classes.concat.rule", "unknown rule 'share_all'");
+  ExpectError([](json& j) { j["op_classes"]["concat"]["method"] = "largest"; },
+              "op_classes.concat.method", "unknown alignment method 'largest'");
+  ExpectError([](json& j) { j["op_classes"]["sigmoid"]["method"] = "output"; },
+              "op_classes.sigmoid.method", "not allowed on a fixed_output rule");
+  ExpectError([](json& j) { j["op_classes"]["concat"]["scale"] = 0.5; },
+              "op_classes.concat.scale", "only allowed on a fixed_output rule");
+  ExpectError(
+      [](json& j) {
+        j["op_classes"]["again"] = {{"ops", {"Concat"}}, {"rule", "share_inputs"}};
+      },
+      "op_classes.concat.ops", "already in op class 'again'");
+}
+
+TEST_F(BadProfileTest, BadRangesAndEnums) {
+  ExpectError([](json& j) { j["schemes"]["activation"]["quant_min"] = 127; },
+              "schemes.activation.quant_min", "must be below quant_max");
+  ExpectError([](json& j) { j["schemes"]["activation"]["num_bits"] = 4; },
+              "schemes.activation.num_bits", "does not fit in 4 bits");
+  ExpectError([](json& j) { j["schemes"]["weight"]["num_bits"] = 16; },
+              "schemes.weight.num_bits", "needs fewer than num_bits 16");
+  ExpectError([](json& j) { j["schemes"]["bias"]["num_bits"] = 64; }, "schemes.bias.num_bits",
+              "outside [2, 32]");
+  ExpectError([](json& j) { j["schemes"]["activation"]["policy"][1] = "asymetric"; },
+              "schemes.activation.policy[1]", "unknown policy flag 'asymetric'");
+  ExpectError([](json& j) { j["schemes"]["activation"]["policy"].push_back("symmetric"); },
+              "schemes.activation.policy", "exactly one of symmetric and asymmetric");
+  ExpectError([](json& j) { j["schemes"]["activation"]["rounding"] = "up"; },
+              "schemes.activation.rounding", "unknown rounding mode 'up'");
+  ExpectError([](json& j) { j["op_classes"]["sigmoid"]["zero_point"] = 300; },
+              "op_classes.sigmoid.zero_point", "outside the activation range");
+  ExpectError([](json& j) { j["op_classes"]["sigmoid"]["scale"] = -1; },
+              "op_classes.sigmoid.scale", "positive finite number");
+}
+
+TEST_F(BadProfileTest, WrongTypes) {
+  ExpectError([](json& j) { j["force_overlap"] = "yes"; }, "force_overlap", "true or false");
+  ExpectError([](json& j) { j["quantized_ops"] = "Conv"; }, "quantized_ops", "list of strings");
+  ExpectError([](json& j) { j["schemes"]["activation"]["quant_max"] = 127.5; },
+              "schemes.activation.quant_max", "integer");
+  ExpectError([](json& j) { j["name"] = 3; }, "name", "expected a string");
+}
+
+TEST_F(BadProfileTest, NotJsonMissingFileAndUnknownName) {
+  const std::string path = Write("{\"name\": ");
+  auto profile = LoadTargetProfileFile(path);
+  ASSERT_FALSE(profile.ok());
+  EXPECT_EQ(profile.status().message().rfind(path + ": not valid JSON", 0), 0u)
+      << profile.status().message();
+  auto missing = LoadTargetProfile("/nonexistent/dir/p.json");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("/nonexistent/dir/p.json"), std::string::npos);
+  auto unknown = LoadTargetProfile("no-such-target");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(unknown.status().message().find("tflite-int8"), std::string::npos)
+      << unknown.status().message();
+}
+
+TEST_F(BadProfileTest, EnvironmentChoosesTheTargetsDirectory) {
+  const std::string dir = ::testing::TempDir() + "/qalign_targets_env";
+  std::filesystem::create_directories(dir);
+  json j = ValidProfile();
+  j["name"] = "mine";
+  std::ofstream(dir + "/mine.json") << j.dump();
+  ASSERT_EQ(setenv("QALIGN_TARGETS_DIR", dir.c_str(), 1), 0);
+  auto profile = LoadTargetProfile("mine");
+  auto names = BuiltinTargetNames();
+  unsetenv("QALIGN_TARGETS_DIR");
+  ASSERT_TRUE(profile.ok()) << profile.status().ToString();
+  EXPECT_EQ(profile->name, "mine");
+  EXPECT_EQ(profile->source_path, dir + "/mine.json");
+  EXPECT_EQ(names, std::vector<std::string>{"mine"});
+  EXPECT_TRUE(LoadTargetProfile("tflite-int8").ok());  // back to the source tree
+}
+
+}  // namespace
+}  // namespace qalign
