@@ -260,26 +260,58 @@ Status ApplyInputShapes(Graph& graph, const ImportOptions& options) {
 // inferred types into the graph. Failures only warn: the shapes stay as the file gave them.
 void InferShapes(const onnx::ModelProto& model, Graph& graph, const ImportOptions& options,
                  const std::string& source) {
-  onnx::ModelProto copy = model;
-  for (auto& input : *copy.mutable_graph()->mutable_input()) {
-    auto it = options.input_shapes.find(input.name());
-    if (it == options.input_shapes.end()) continue;
-    auto* shape = input.mutable_type()->mutable_tensor_type()->mutable_shape();
-    shape->clear_dim();
-    for (int64_t d : it->second) shape->add_dim()->set_dim_value(d);
+  auto prepare = [&] {
+    onnx::ModelProto copy = model;
+    onnx::GraphProto* g = copy.mutable_graph();
+    for (auto& input : *g->mutable_input()) {
+      auto it = options.input_shapes.find(input.name());
+      if (it == options.input_shapes.end()) continue;
+      auto* shape = input.mutable_type()->mutable_tensor_type()->mutable_shape();
+      shape->clear_dim();
+      for (int64_t d : it->second) shape->add_dim()->set_dim_value(d);
+    }
+    // Constant nodes with a tensor value become initializers in the copy: data propagation reads
+    // initializers as known values (e.g. a Reshape's target shape).
+    google::protobuf::RepeatedPtrField<onnx::NodeProto> kept;
+    for (auto& node : *g->mutable_node()) {
+      if (IsFoldableConstant(node) && node.attribute(0).name() == "value") {
+        onnx::TensorProto* init = g->add_initializer();
+        *init = node.attribute(0).t();
+        init->set_name(node.output(0));
+      } else {
+        *kept.Add() = std::move(node);
+      }
+    }
+    g->mutable_node()->Swap(&kept);
+    return copy;
+  };
+  // Data propagation (shape values through Shape/Slice/Concat) first; if it trips on the model,
+  // plain inference still gives most shapes.
+  onnx::ModelProto inferred;
+  std::string failure;
+  for (bool data_propagation : {true, false}) {
+    inferred = prepare();
+    try {
+      onnx::ShapeInferenceOptions inference_options(/*check_type_val=*/false,
+                                                    /*strict_mode_val=*/0, data_propagation);
+      onnx::shape_inference::InferShapes(inferred, onnx::OpSchemaRegistry::Instance(),
+                                         inference_options);
+      failure.clear();
+      break;
+    } catch (const std::exception& e) {
+      failure = OneLine(e.what());
+    }
   }
-  try {
-    onnx::shape_inference::InferShapes(copy);
-  } catch (const std::exception& e) {
-    LogWarning(source, ": ONNX shape inference failed, intermediate shapes stay unknown: ",
-               OneLine(e.what()));
+  if (!failure.empty()) {
+    LogWarning(source,
+               ": ONNX shape inference failed, intermediate shapes stay unknown: ", failure);
     return;
   }
   auto merge = [&](const onnx::ValueInfoProto& info) {
     if (Variable* v = graph.FindVariable(info.name())) MergeInferredType(v, info.type());
   };
-  for (const auto& info : copy.graph().value_info()) merge(info);
-  for (const auto& info : copy.graph().output()) merge(info);
+  for (const auto& info : inferred.graph().value_info()) merge(info);
+  for (const auto& info : inferred.graph().output()) merge(info);
 }
 
 }  // namespace
