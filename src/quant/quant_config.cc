@@ -314,16 +314,21 @@ StatusOr<bool> QuantConfigTable::Link(TQC* a, TQC* b) {
   union_find_.Union(ra, rb);
   const int32_t root = union_find_.Find(ra);
   const int32_t child_root = root == ra ? rb : ra;
-  // Only the members under the old root that lost its place see a new root; the other group's
-  // states already describe their (unchanged) root. Each walk raises the rank of a member's root,
-  // so a member is walked at most log2(n) + 1 times over all links.
+  // The old root that lost its place becomes passive. The other members of its group only change
+  // state if the new root differs from the old one in having params (PASSIVE vs PASSIVE_INIT);
+  // then that group's ring is walked. Each such walk raises the rank of its members' root, so a
+  // member is walked at most log2(n) + 1 times over all links; usually no walk is needed.
   const TQC& new_root = *Get(root);
-  int32_t m = child_root;
-  do {
-    TQC* member = Get(m);
-    member->state = PassiveState(member->state, new_root);
-    m = next_member_[static_cast<size_t>(m)];
-  } while (m != child_root);
+  TQC* old_root = Get(child_root);
+  const bool params_differ = new_root.scale.empty() != old_root->scale.empty();
+  old_root->state = PassiveState(old_root->state, new_root);
+  if (params_differ) {
+    for (int32_t m = next_member_[static_cast<size_t>(child_root)]; m != child_root;
+         m = next_member_[static_cast<size_t>(m)]) {
+      TQC* member = Get(m);
+      member->state = PassiveState(member->state, new_root);
+    }
+  }
   // Splice the two rings into one.
   std::swap(next_member_[static_cast<size_t>(root)], next_member_[static_cast<size_t>(child_root)]);
   return true;
