@@ -1,0 +1,101 @@
+// Calibration run: executor hook -> per-tensor histograms -> observer ranges and params.
+#include "calib/calibrator.h"
+
+#include <chrono>
+#include <unordered_map>
+
+#include "runtime/executor.h"
+
+namespace qalign {
+
+std::vector<ObservedTensor> FloatActivationTensors(const Graph& graph, const QuantScheme& scheme) {
+  std::vector<ObservedTensor> out;
+  for (const Variable* v : graph.variables()) {
+    if (v->is_parameter() || v->dtype() != DataType::kFloat) continue;
+    if (v->producer() == nullptr && !v->is_graph_input()) continue;  // dangling
+    out.push_back({v, scheme});
+  }
+  return out;
+}
+
+StatusOr<CalibrationResult> RunCalibration(const Graph& graph,
+                                           const std::vector<ObservedTensor>& tensors,
+                                           const CalibrationDataset& data,
+                                           const CalibrationOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  if (data.size() == 0) return InvalidArgumentError("calibration data holds no samples");
+  ExecutorOptions executor_options;
+  executor_options.num_threads = options.num_threads;
+  QALIGN_ASSIGN_OR_RETURN(std::unique_ptr<Executor> executor,
+                          Executor::Create(graph, executor_options));
+
+  CalibrationResult result;
+  std::unordered_map<const Variable*, TensorCalibration*> observed;
+  for (const ObservedTensor& t : tensors) {
+    TensorCalibration calibration{t.scheme, Histogram(options.num_bins), {}};
+    auto [it, inserted] = result.tensors.emplace(t.variable->name(), std::move(calibration));
+    if (inserted) observed[t.variable] = &it->second;
+  }
+
+  // The hook sees each tensor once per sample; non-float or unobserved tensors are skipped.
+  std::string failure;
+  executor->set_hook([&](const Variable& variable, Tensor& tensor) {
+    auto it = observed.find(&variable);
+    if (it == observed.end() || tensor.dtype() != DataType::kFloat) return;
+    Histogram& histogram = it->second->histogram;
+    const int64_t non_finite_before = histogram.non_finite();
+    histogram.Add(tensor.values<float>());
+    if (histogram.non_finite() != non_finite_before && failure.empty()) {
+      failure = StrCat("tensor '", variable.name(), "' holds NaN or Inf");
+      if (variable.producer() != nullptr) {
+        failure += StrCat(" (output of ", variable.producer()->Describe(), ")");
+      }
+    }
+  });
+
+  ProgressReporter progress(options.progress_label, data.size(), options.progress);
+  for (size_t i = 0; i < data.size(); ++i) {
+    QALIGN_ASSIGN_OR_RETURN(Sample sample, data.Load(i));
+    auto outputs = executor->Run(std::move(sample));
+    if (!outputs.ok()) {
+      return Status(outputs.status().code(),
+                    StrCat(data.SampleName(i), ": ", outputs.status().message()));
+    }
+    if (!failure.empty()) return InvalidArgumentError(data.SampleName(i), ": ", failure);
+    result.peak_bytes = std::max(result.peak_bytes, executor->peak_bytes());
+    progress.Update(i + 1);
+  }
+  progress.Finish();
+  result.samples = data.size();
+
+  for (auto& [name, calibration] : result.tensors) {
+    if (calibration.histogram.empty()) {
+      return InternalError("tensor '", name, "' was never produced during calibration");
+    }
+    auto params = ObserveParams(calibration.histogram, calibration.scheme, options.observer);
+    if (!params.ok()) {
+      return Status(params.status().code(), StrCat("tensor '", name, "': ", params.status().message()));
+    }
+    calibration.params = *params;
+  }
+  result.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+RangeMap ToRangeMap(const CalibrationResult& result) {
+  RangeMap map;
+  for (const auto& [name, calibration] : result.tensors) {
+    TensorRange range;
+    range.min = calibration.params.range.min;
+    range.max = calibration.params.range.max;
+    range.has_histogram = true;
+    range.hist_min = static_cast<float>(calibration.histogram.lo());
+    range.hist_max = static_cast<float>(calibration.histogram.hi());
+    range.counts.assign(calibration.histogram.counts().begin(), calibration.histogram.counts().end());
+    map.ranges.emplace(name, std::move(range));
+  }
+  return map;
+}
+
+}  // namespace qalign

@@ -1,0 +1,64 @@
+// Calibration run: feeds samples through the executor and observes chosen float tensors.
+//
+// For each observed tensor a Histogram accumulates every value the tensor takes over all samples
+// (through the executor's per-tensor hook); at the end the tensor's observer turns the histogram
+// into a clipping range and (scale, zero_point) under the tensor's scheme.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "calib/data_loader.h"
+#include "calib/histogram.h"
+#include "calib/observer.h"
+#include "calib/progress.h"
+#include "ir/graph.h"
+#include "quant/quant_config.h"
+#include "quant/ranges.h"
+#include "qalign/status.h"
+
+namespace qalign {
+
+// A tensor to observe and the scheme its params are computed for.
+struct ObservedTensor {
+  const Variable* variable = nullptr;
+  QuantScheme scheme;
+};
+
+// Every float tensor that is not a parameter (graph inputs and op outputs), in graph order.
+std::vector<ObservedTensor> FloatActivationTensors(const Graph& graph, const QuantScheme& scheme);
+
+struct CalibrationOptions {
+  ObserverOptions observer;
+  int num_bins = Histogram::kDefaultBins;
+  ProgressMode progress = ProgressMode::kAuto;
+  std::string progress_label = "calibrate";
+  int num_threads = 0;  // executor threads; 0: all cores
+};
+
+struct TensorCalibration {
+  QuantScheme scheme;
+  Histogram histogram;
+  ObservedParams params;  // filled by the observer after the last sample
+};
+
+struct CalibrationResult {
+  std::map<std::string, TensorCalibration> tensors;  // by tensor name
+  size_t samples = 0;
+  double seconds = 0.0;     // wall time of the whole run, observers included
+  int64_t peak_bytes = 0;   // the executor's peak live-tensor bytes over the samples
+};
+
+// Runs every sample of `data` through `graph` and observes `tensors`. Fails naming the sample if
+// it cannot be loaded or run, and naming the tensor if it held NaN or Inf or was never produced.
+StatusOr<CalibrationResult> RunCalibration(const Graph& graph,
+                                           const std::vector<ObservedTensor>& tensors,
+                                           const CalibrationDataset& data,
+                                           const CalibrationOptions& options);
+
+// The ranges.json content of a result: each tensor's chosen range and its histogram.
+RangeMap ToRangeMap(const CalibrationResult& result);
+
+}  // namespace qalign

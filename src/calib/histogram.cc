@@ -1,0 +1,187 @@
+// Streaming histogram: initial range from the first data, growth by integer re-binning, merging.
+#include "calib/histogram.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace qalign {
+
+Histogram::Histogram(int num_bins) : counts_(static_cast<size_t>(std::max(num_bins, 1)), 0.0) {}
+
+StatusOr<Histogram> Histogram::FromCounts(double lo, double hi, std::vector<double> counts) {
+  if (counts.empty()) return InvalidArgumentError("histogram has no bins");
+  const double width = (hi - lo) / static_cast<double>(counts.size());
+  int first = -1, last = -1;
+  for (size_t i = 0; i < counts.size(); ++i) {
+    if (counts[i] > 0) {
+      if (first < 0) first = static_cast<int>(i);
+      last = static_cast<int>(i);
+    }
+  }
+  const float data_min = first < 0 ? static_cast<float>(lo) : static_cast<float>(lo + width * first);
+  const float data_max =
+      last < 0 ? static_cast<float>(lo) : static_cast<float>(lo + width * (last + 1));
+  return FromCounts(lo, hi, std::move(counts), data_min, data_max);
+}
+
+StatusOr<Histogram> Histogram::FromCounts(double lo, double hi, std::vector<double> counts,
+                                          float data_min, float data_max) {
+  if (counts.empty()) return InvalidArgumentError("histogram has no bins");
+  if (!std::isfinite(lo) || !std::isfinite(hi) || !(hi > lo)) {
+    return InvalidArgumentError("histogram range [", lo, ", ", hi, "] is not a finite, non-empty range");
+  }
+  Histogram h(static_cast<int>(counts.size()));
+  h.lo_ = lo;
+  h.width_ = (hi - lo) / static_cast<double>(counts.size());
+  for (double c : counts) {
+    if (!(c >= 0) || !std::isfinite(c)) return InvalidArgumentError("histogram count ", c, " is not a non-negative number");
+    h.total_ += c;
+  }
+  h.counts_ = std::move(counts);
+  h.data_min_ = data_min;
+  h.data_max_ = data_max;
+  return h;
+}
+
+int Histogram::BinIndex(double x) const {
+  const double position = (x - lo_) / width_;
+  if (!(position > 0)) return 0;
+  const double last = static_cast<double>(counts_.size() - 1);
+  return static_cast<int>(std::min(std::floor(position), last));
+}
+
+void Histogram::Initialize(double data_min, double data_max) {
+  double span = data_max - data_min;
+  // A constant tensor (often all zeros) still needs bins of positive width; any later data
+  // widens them by re-binning.
+  if (!(span > 0)) span = std::max(std::fabs(data_min), 1e-6) * 1e-3;
+  lo_ = data_min;
+  // Divide the span so that data_max lands inside the last bin rather than on its upper edge.
+  width_ = span / static_cast<double>(counts_.size()) * (1.0 + 1e-9);
+}
+
+void Histogram::GrowToInclude(double new_min, double new_max) {
+  if (new_min >= lo_ && new_max < hi()) return;
+  const double n = static_cast<double>(counts_.size());
+  const double j = new_min < lo_ ? std::ceil((lo_ - new_min) / width_) : 0.0;
+  const double new_lo = lo_ - j * width_;
+  const double needed_hi = std::max(hi(), new_max);
+  double k = std::max(1.0, std::ceil((needed_hi - new_lo) / (n * width_)));
+  // Bins are half-open: the new maximum must fall strictly below the upper edge.
+  while (new_lo + n * k * width_ <= needed_hi) k += 1.0;
+  std::vector<double> grown(counts_.size(), 0.0);
+  const size_t last = counts_.size() - 1;
+  for (size_t i = 0; i < counts_.size(); ++i) {
+    if (counts_[i] == 0.0) continue;
+    const double target = std::floor((j + static_cast<double>(i)) / k);
+    grown[std::min(static_cast<size_t>(target), last)] += counts_[i];
+  }
+  counts_ = std::move(grown);
+  lo_ = new_lo;
+  width_ *= k;
+}
+
+void Histogram::Add(std::span<const float> values) {
+  float batch_min = std::numeric_limits<float>::infinity();
+  float batch_max = -std::numeric_limits<float>::infinity();
+  int64_t finite = 0;
+  for (float x : values) {
+    if (!std::isfinite(x)) {
+      ++non_finite_;
+      continue;
+    }
+    batch_min = std::min(batch_min, x);
+    batch_max = std::max(batch_max, x);
+    ++finite;
+  }
+  if (finite == 0) return;
+  if (total_ == 0.0 && width_ == 0.0) {
+    Initialize(batch_min, batch_max);
+    data_min_ = batch_min;
+    data_max_ = batch_max;
+  } else {
+    GrowToInclude(batch_min, batch_max);
+    data_min_ = std::min(data_min_, batch_min);
+    data_max_ = std::max(data_max_, batch_max);
+  }
+  const double inv_width = 1.0 / width_;
+  const double last = static_cast<double>(counts_.size() - 1);
+  for (float x : values) {
+    if (!std::isfinite(x)) continue;
+    const double position = (static_cast<double>(x) - lo_) * inv_width;
+    const double index = position > 0 ? std::min(std::floor(position), last) : 0.0;
+    counts_[static_cast<size_t>(index)] += 1.0;
+  }
+  total_ += static_cast<double>(finite);
+}
+
+void Histogram::Merge(const Histogram& other) {
+  non_finite_ += other.non_finite_;
+  if (other.empty()) return;
+  if (empty() && width_ == 0.0) {
+    Initialize(other.lo(), other.hi());
+    // Same span and bin count as `other` when the counts match: the bins line up exactly.
+    width_ = (other.hi() - other.lo()) / static_cast<double>(counts_.size());
+    data_min_ = other.data_min_;
+    data_max_ = other.data_max_;
+  } else {
+    GrowToInclude(other.lo(), other.hi() - other.width_ * 1e-6);
+    data_min_ = std::min(data_min_, other.data_min_);
+    data_max_ = std::max(data_max_, other.data_max_);
+  }
+  for (int i = 0; i < other.num_bins(); ++i) {
+    const double c = other.counts_[static_cast<size_t>(i)];
+    if (c == 0.0) continue;
+    SpreadUniformMass(counts_, lo_, width_, other.BinLow(i), other.BinLow(i) + other.width_, c);
+  }
+  total_ += other.total_;
+}
+
+double Histogram::Quantile(double q) const {
+  if (empty()) return 0.0;
+  q = std::clamp(q, 0.0, 1.0);
+  const double target = q * total_;
+  double cumulative = 0.0;
+  for (size_t i = 0; i < counts_.size(); ++i) {
+    const double c = counts_[i];
+    if (c > 0 && cumulative + c >= target) {
+      const double fraction = (target - cumulative) / c;
+      const double x = lo_ + width_ * (static_cast<double>(i) + fraction);
+      return std::clamp(x, static_cast<double>(data_min_), static_cast<double>(data_max_));
+    }
+    cumulative += c;
+  }
+  return data_max_;
+}
+
+void SpreadUniformMass(std::vector<double>& bins, double lo, double width, double a, double b,
+                       double mass) {
+  if (bins.empty() || mass == 0.0) return;
+  const double n = static_cast<double>(bins.size());
+  const double hi = lo + width * n;
+  auto bin_of = [&](double x) {
+    const double position = (x - lo) / width;
+    if (!(position > 0)) return size_t{0};
+    return static_cast<size_t>(std::min(std::floor(position), n - 1));
+  };
+  if (!(b > a)) {
+    bins[bin_of(a)] += mass;
+    return;
+  }
+  const double density = mass / (b - a);
+  if (a < lo) bins.front() += density * (std::min(b, lo) - a);
+  if (b > hi) bins.back() += density * (b - std::max(a, hi));
+  const double from = std::max(a, lo);
+  const double to = std::min(b, hi);
+  if (!(to > from)) return;
+  const size_t first = bin_of(from);
+  const size_t last = bin_of(to);
+  for (size_t i = first; i <= last; ++i) {
+    const double bin_lo = lo + width * static_cast<double>(i);
+    const double overlap = std::min(to, bin_lo + width) - std::max(from, bin_lo);
+    if (overlap > 0) bins[i] += density * overlap;
+  }
+}
+
+}  // namespace qalign

@@ -1,0 +1,73 @@
+// Observers: turn a tensor's calibration histogram into a clipping range and (scale, zero_point).
+//
+// Four methods, chosen per TQC (`observer` field) or for a whole run (`--observer`):
+//   minmax      the exact extremes of the data.
+//   percentile  the p-th and (100 - p)-th percentiles of the data (default p = 99.99), read from
+//               the histogram with linear interpolation inside a bin.
+//   kl          TensorRT's entropy calibration: the threshold T whose clipped-and-quantized
+//               distribution of |x| is closest, in KL divergence, to the clipped reference
+//               (observer_kl.cc has the algorithm).
+//   mse         the clipping range with the least expected squared quantization error over the
+//               histogram, found by a coarse-to-fine search (observer_mse.cc).
+// Every method yields a range inside [data_min, data_max]; (scale, zero_point) then come from
+// ComputeParams under the TQC's scheme (bits, integer range, symmetric or not, power-of-2), so
+// the range and the params always agree with what a kernel will do.
+#pragma once
+
+#include <string>
+
+#include "calib/histogram.h"
+#include "qalign/status.h"
+#include "quant/quant_config.h"
+
+namespace qalign {
+
+enum class ObserverKind { kMinMax, kPercentile, kKl, kMse };
+
+// "minmax", "percentile", "kl", "mse".
+const char* ObserverKindName(ObserverKind kind);
+// Accepts the names above (and "entropy" for kl); an unknown name is an InvalidArgument error.
+StatusOr<ObserverKind> ParseObserverKind(const std::string& name);
+
+struct ObserverOptions {
+  ObserverKind kind = ObserverKind::kMinMax;
+  double percentile = 99.99;  // for kPercentile, in (50, 100]
+};
+
+// A clipping range chosen by an observer.
+struct ClipRange {
+  float min = 0.0f;
+  float max = 0.0f;
+};
+
+// The range together with the params it gives under a scheme.
+struct ObservedParams {
+  ClipRange range;
+  float scale = 1.0f;
+  int64_t zero_point = 0;
+};
+
+// Each fails (InvalidArgument) on an empty histogram.
+StatusOr<ClipRange> MinMaxRange(const Histogram& histogram);
+StatusOr<ClipRange> PercentileRange(const Histogram& histogram, double percentile);
+StatusOr<ClipRange> KlRange(const Histogram& histogram, const QuantScheme& scheme);
+StatusOr<ClipRange> MseRange(const Histogram& histogram, const QuantScheme& scheme);
+
+// Dispatches on options.kind.
+StatusOr<ClipRange> ChooseRange(const Histogram& histogram, const QuantScheme& scheme,
+                                const ObserverOptions& options);
+// ChooseRange followed by ComputeParams.
+StatusOr<ObservedParams> ObserveParams(const Histogram& histogram, const QuantScheme& scheme,
+                                       const ObserverOptions& options);
+
+// Fake quantization of one value: (clamp(round(x / scale) + zero_point, qmin, qmax) - zero_point)
+// * scale, rounding half to even.
+float FakeQuantize(float x, float scale, int64_t zero_point, int64_t quant_min, int64_t quant_max);
+
+// Expected squared error E[(x - FakeQuantize(x))^2] of the histogram's values under (scale,
+// zero_point), with values taken uniform within each bin (integrated by the midpoint rule on a
+// few points per bin). Used by the mse observer and by alignment's `optimal` method.
+double ExpectedQuantError(const Histogram& histogram, const QuantScheme& scheme, float scale,
+                          int64_t zero_point);
+
+}  // namespace qalign

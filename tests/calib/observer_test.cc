@@ -1,0 +1,224 @@
+// Observers against closed-form answers on seeded known distributions.
+#include "calib/observer.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <vector>
+
+namespace qalign {
+namespace {
+
+QuantScheme Int8Asymmetric() {
+  QuantScheme s;
+  s.policy.flags = kPerTensor | kAsymmetric | kLinear;
+  s.num_bits = 8;
+  s.quant_min = -128;
+  s.quant_max = 127;
+  return s;
+}
+
+QuantScheme Int8Symmetric() {
+  QuantScheme s = Int8Asymmetric();
+  s.policy.flags = kPerTensor | kSymmetric | kLinear;
+  return s;
+}
+
+QuantScheme Uint8Asymmetric() {
+  QuantScheme s = Int8Asymmetric();
+  s.quant_min = 0;
+  s.quant_max = 255;
+  return s;
+}
+
+Histogram HistogramOf(const std::vector<float>& values) {
+  Histogram h;
+  h.Add(values);
+  return h;
+}
+
+// Mean squared error of fake-quantizing the actual samples (independent of the histogram).
+double EmpiricalError(const std::vector<float>& values, const QuantScheme& scheme,
+                      const ObservedParams& p) {
+  double sum = 0;
+  for (float x : values) {
+    const double d =
+        x - FakeQuantize(x, p.scale, p.zero_point, scheme.quant_min, scheme.quant_max);
+    sum += d * d;
+  }
+  return sum / static_cast<double>(values.size());
+}
+
+// 1M Laplacian(0, 1) samples and two far outliers that set the min/max. With int8 over the
+// min/max range the rounding error is about (180 / 255)^2 / 12 = 0.042 per value; clipping the
+// two outliers near |x| = 10 costs (90^2 + 70^2) / 1e6 = 0.013, so a good clip wins clearly.
+std::vector<float> LaplacianWithOutliers() {
+  std::mt19937 rng(42);
+  std::exponential_distribution<float> exp(1.0f);
+  std::bernoulli_distribution sign(0.5);
+  std::vector<float> v(1000000);
+  for (float& x : v) x = sign(rng) ? exp(rng) : -exp(rng);
+  v.push_back(100.0f);
+  v.push_back(-80.0f);
+  return v;
+}
+
+TEST(ObserverTest, ParseNames) {
+  EXPECT_EQ(*ParseObserverKind("minmax"), ObserverKind::kMinMax);
+  EXPECT_EQ(*ParseObserverKind("percentile"), ObserverKind::kPercentile);
+  EXPECT_EQ(*ParseObserverKind("kl"), ObserverKind::kKl);
+  EXPECT_EQ(*ParseObserverKind("entropy"), ObserverKind::kKl);
+  EXPECT_EQ(*ParseObserverKind("mse"), ObserverKind::kMse);
+  auto bad = ParseObserverKind("median");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("median"), std::string::npos);
+}
+
+TEST(ObserverTest, UniformMinMaxIsExactAndGivesClosedFormParams) {
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<float> dist(-2.0f, 3.0f);
+  std::vector<float> v(50000);
+  for (float& x : v) x = dist(rng);
+  const float lo = *std::min_element(v.begin(), v.end());
+  const float hi = *std::max_element(v.begin(), v.end());
+  const Histogram h = HistogramOf(v);
+  auto p = ObserveParams(h, Int8Asymmetric(), {ObserverKind::kMinMax});
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->range.min, lo);
+  EXPECT_EQ(p->range.max, hi);
+  // scale = (max - min) / (qmax - qmin), zero_point = round(qmin - min / scale).
+  const double scale = (static_cast<double>(hi) - lo) / 255.0;
+  EXPECT_NEAR(p->scale, scale, 1e-6);
+  EXPECT_EQ(p->zero_point, static_cast<int64_t>(std::nearbyint(-128.0 - lo / scale)));
+}
+
+TEST(ObserverTest, GaussianPercentileMatchesAnalyticQuantile) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> v(500000);
+  for (float& x : v) x = dist(rng);
+  const Histogram h = HistogramOf(v);
+  // Phi^-1(0.999) = 3.0902, Phi^-1(0.9999) = 3.7190.
+  auto r999 = PercentileRange(h, 99.9);
+  ASSERT_TRUE(r999.ok());
+  EXPECT_NEAR(r999->max, 3.0902, 0.05);
+  EXPECT_NEAR(r999->min, -3.0902, 0.05);
+  auto r9999 = ObserveParams(h, Int8Symmetric(), {ObserverKind::kPercentile});  // default 99.99
+  ASSERT_TRUE(r9999.ok());
+  EXPECT_NEAR(r9999->range.max, 3.7190, 0.15);
+  EXPECT_NEAR(r9999->range.min, -3.7190, 0.15);
+  EXPECT_LT(r9999->range.max, h.data_max());
+  EXPECT_EQ(r9999->zero_point, 0);
+  EXPECT_NEAR(r9999->scale, std::max(-r9999->range.min, r9999->range.max) / 127.0f, 1e-6);
+  EXPECT_FALSE(PercentileRange(h, 40.0).ok());
+}
+
+TEST(ObserverTest, KlAndMseClipOutliersAndReduceError) {
+  const std::vector<float> v = LaplacianWithOutliers();
+  const Histogram h = HistogramOf(v);
+  for (const QuantScheme& scheme : {Int8Symmetric(), Int8Asymmetric()}) {
+    auto minmax = ObserveParams(h, scheme, {ObserverKind::kMinMax});
+    auto kl = ObserveParams(h, scheme, {ObserverKind::kKl});
+    auto mse = ObserveParams(h, scheme, {ObserverKind::kMse});
+    ASSERT_TRUE(minmax.ok() && kl.ok() && mse.ok());
+    for (const auto* p : {&*kl, &*mse}) {
+      // Well below the outliers, yet above the bulk of the data (|x| < 5 holds 99.3%).
+      EXPECT_LT(p->range.max, 0.5f * h.data_max());
+      EXPECT_GT(p->range.max, 5.0f);
+      EXPECT_GT(p->range.min, 0.5f * h.data_min());
+      EXPECT_LT(EmpiricalError(v, scheme, *p), 0.5 * EmpiricalError(v, scheme, *minmax));
+    }
+    // MSE minimises the modelled error, so it is never worse than minmax under the model.
+    EXPECT_LE(ExpectedQuantError(h, scheme, mse->scale, mse->zero_point),
+              ExpectedQuantError(h, scheme, minmax->scale, minmax->zero_point));
+  }
+}
+
+TEST(ObserverTest, KlKeepsTheWholeRangeOfUniformData) {
+  // Uniform data has no outliers: clipping only adds error, so KL keeps (nearly) everything.
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> v(200000);
+  for (float& x : v) x = dist(rng);
+  auto r = KlRange(HistogramOf(v), Int8Symmetric());
+  ASSERT_TRUE(r.ok());
+  EXPECT_GT(r->max, 0.9f);
+  EXPECT_LT(r->min, -0.9f);
+}
+
+TEST(ObserverTest, ExpectedErrorMatchesEmpiricalError) {
+  std::mt19937 rng(9);
+  std::normal_distribution<float> dist(0.5f, 2.0f);
+  std::vector<float> v(200000);
+  for (float& x : v) x = dist(rng);
+  const Histogram h = HistogramOf(v);
+  const QuantScheme scheme = Int8Asymmetric();
+  for (float clip : {8.0f, 4.0f, 1.0f}) {
+    ObservedParams p;
+    ASSERT_TRUE(ComputeParams(scheme, -clip, clip, &p.scale, &p.zero_point).ok());
+    const double expected = ExpectedQuantError(h, scheme, p.scale, p.zero_point);
+    const double empirical = EmpiricalError(v, scheme, p);
+    EXPECT_NEAR(expected, empirical, 0.05 * empirical) << "clip=" << clip;
+  }
+}
+
+TEST(ObserverTest, SymmetricVersusAsymmetricParams) {
+  // ReLU-like data in [0, 6].
+  std::vector<float> v;
+  for (int i = 0; i <= 600; ++i) v.push_back(0.01f * i);
+  const Histogram h = HistogramOf(v);
+  auto asym_u8 = ObserveParams(h, Uint8Asymmetric(), {ObserverKind::kMinMax});
+  ASSERT_TRUE(asym_u8.ok());
+  EXPECT_NEAR(asym_u8->scale, 6.0 / 255.0, 1e-6);  // the whole grid spans [0, 6]
+  EXPECT_EQ(asym_u8->zero_point, 0);
+  auto asym_i8 = ObserveParams(h, Int8Asymmetric(), {ObserverKind::kMinMax});
+  ASSERT_TRUE(asym_i8.ok());
+  EXPECT_NEAR(asym_i8->scale, 6.0 / 255.0, 1e-6);
+  EXPECT_EQ(asym_i8->zero_point, -128);
+  auto sym = ObserveParams(h, Int8Symmetric(), {ObserverKind::kMinMax});
+  ASSERT_TRUE(sym.ok());
+  EXPECT_NEAR(sym->scale, 6.0 / 127.0, 1e-6);  // half the grid is wasted on negatives
+  EXPECT_EQ(sym->zero_point, 0);
+
+  // Two-sided data [-1, 4]: symmetric takes max |x|.
+  const std::vector<float> w = {-1.0f, 0.5f, 4.0f};
+  auto sym2 = ObserveParams(HistogramOf(w), Int8Symmetric(), {ObserverKind::kMinMax});
+  ASSERT_TRUE(sym2.ok());
+  EXPECT_NEAR(sym2->scale, 4.0 / 127.0, 1e-6);
+
+  // Power-of-2: the scale is the next power of two at or above the plain one.
+  QuantScheme pow2 = Int8Symmetric();
+  pow2.policy.flags |= kPowerOf2;
+  auto p2 = ObserveParams(h, pow2, {ObserverKind::kMinMax});
+  ASSERT_TRUE(p2.ok());
+  EXPECT_EQ(p2->scale, std::exp2(std::ceil(std::log2(6.0 / 127.0))));
+}
+
+TEST(ObserverTest, KlOnOneSidedDataUsesTheFullUnsignedGrid) {
+  // Exponential data (one-sided) with an outlier: the asymmetric scheme quantizes only [0, T].
+  std::mt19937 rng(11);
+  std::exponential_distribution<float> exp(1.0f);
+  std::vector<float> v(200000);
+  for (float& x : v) x = exp(rng);
+  v.push_back(60.0f);
+  const Histogram h = HistogramOf(v);
+  auto r = KlRange(h, Uint8Asymmetric());
+  ASSERT_TRUE(r.ok());
+  EXPECT_GE(r->min, 0.0f);
+  EXPECT_LT(r->max, 30.0f);
+  EXPECT_GT(r->max, 4.0f);
+}
+
+TEST(ObserverTest, EmptyHistogramIsAnError) {
+  Histogram h;
+  for (ObserverKind kind :
+       {ObserverKind::kMinMax, ObserverKind::kPercentile, ObserverKind::kKl, ObserverKind::kMse}) {
+    auto p = ObserveParams(h, Int8Asymmetric(), {kind});
+    EXPECT_FALSE(p.ok()) << ObserverKindName(kind);
+  }
+}
+
+}  // namespace
+}  // namespace qalign
