@@ -1,0 +1,155 @@
+// VerifyAlignment: rules, fixed ranges, producer/consumer edges, membership, schemes, cycles, bias.
+#include "passes/alignment_verifier.h"
+
+#include <cmath>
+#include <set>
+#include <tuple>
+
+namespace qalign {
+namespace {
+
+bool NearlyEqual(float a, float b) {
+  return std::fabs(a - b) <= 1e-6f * std::max(std::fabs(a), std::fabs(b)) + 1e-30f;
+}
+
+bool SameParams(QuantConfigTable& table, const TQC* a, const TQC* b) {
+  const auto& sa = table.scale(a);
+  const auto& sb = table.scale(b);
+  if (sa.empty() || sa.size() != sb.size() || table.offset(a) != table.offset(b)) return false;
+  for (size_t i = 0; i < sa.size(); ++i) {
+    if (!NearlyEqual(sa[i], sb[i])) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::vector<AlignmentViolation> VerifyAlignment(const Graph& graph, QuantConfigTable& table,
+                                                const TargetProfile& profile,
+                                                const std::vector<RequantizeEdge>& requantizes,
+                                                const AlignmentOptions& options) {
+  std::vector<AlignmentViolation> out;
+  auto add = [&out](const char* check, std::string message) {
+    out.push_back({check, std::move(message)});
+  };
+  // (tensor, producer, consumer) of every recorded requantize.
+  std::set<std::tuple<const Variable*, const Operation*, const Operation*>> edges;
+  for (const RequantizeEdge& e : requantizes) edges.emplace(e.tensor, e.producer, e.consumer);
+  auto relaxed_at = [&edges](const Variable* t, const Operation* op) {
+    // A requantize on tensor t with op as its consumer (an input edge) or as its producer.
+    for (auto it = edges.lower_bound({t, nullptr, nullptr});
+         it != edges.end() && std::get<0>(*it) == t; ++it) {
+      if (std::get<2>(*it) == op || std::get<1>(*it) == op) return true;
+    }
+    return false;
+  };
+
+  // Cycles first: the other checks follow parent chains.
+  UnionFind& uf = table.union_find();
+  bool cyclic = false;
+  for (size_t id = 0; id < uf.size(); ++id) {
+    int32_t x = static_cast<int32_t>(id);
+    size_t steps = 0;
+    while (uf.parent(x) != x && steps <= uf.size()) {
+      x = uf.parent(x);
+      ++steps;
+    }
+    if (steps > uf.size()) {
+      add("cycle", StrCat("union-find parent chain of ", DescribeTqc(*table.Get(static_cast<int32_t>(id))),
+                          " never reaches a root"));
+      cyclic = true;
+    }
+  }
+  if (cyclic) return out;
+
+  for (Operation* op : graph.operations()) {
+    const OperationQuantConfig* config = table.FindOp(op);
+    if (config == nullptr) continue;
+    auto rule = ResolveRule(*op, profile, options);
+    if (!rule.ok()) {
+      add("rule", rule.status().message());
+      continue;
+    }
+    if (rule->present && rule->kind == RuleKind::kFixedOutput) {
+      for (TQC* o : config->outputs) {
+        if (o == nullptr || !IsJoinable(*o)) continue;
+        const auto& s = table.scale(o);
+        const auto& z = table.offset(o);
+        if (s.size() != 1 || z.size() != 1 || !NearlyEqual(s[0], rule->fixed_scale) ||
+            z[0] != rule->fixed_zero_point) {
+          add("fixed", StrCat(DescribeTqc(*o), " must have the fixed params (", rule->fixed_scale,
+                              ", ", rule->fixed_zero_point, ") but has (",
+                              s.empty() ? std::string("none") : StrCat(s[0]), ", ",
+                              z.empty() ? std::string("none") : StrCat(z[0]), ")"));
+        }
+      }
+    } else if (rule->present && rule->method != AlignMethod::kNone) {
+      std::vector<TQC*> members = RuleMembers(*config, rule->kind);
+      for (size_t i = 1; i < members.size(); ++i) {
+        if (table.SameGroup(members[0], members[i])) continue;
+        if (relaxed_at(members[i]->port.tensor, op) || relaxed_at(members[0]->port.tensor, op)) {
+          continue;
+        }
+        add("rule", StrCat(op->Describe(), ": ", members[i]->port.ToString(), " (tensor '",
+                           members[i]->port.tensor->name(), "') does not share params with ",
+                           members[0]->port.ToString(), " (tensor '",
+                           members[0]->port.tensor->name(), "') and no requantize is recorded"));
+      }
+    }
+    // Producer -> consumer edges.
+    for (TQC* c : config->inputs) {
+      if (c == nullptr || !IsJoinable(*c)) continue;
+      const Variable* t = c->port.tensor;
+      const Operation* producer = t->producer();
+      if (producer == nullptr) continue;
+      const OperationQuantConfig* pc = table.FindOp(producer);
+      if (pc == nullptr) continue;
+      const size_t pi = static_cast<size_t>(t->producer_index());
+      const TQC* p = pi < pc->outputs.size() ? pc->outputs[pi] : nullptr;
+      if (p == nullptr || !IsJoinable(*p)) continue;
+      if (table.SameGroup(p, c) || SameParams(table, p, c)) continue;
+      if (edges.count({t, producer, op})) continue;
+      add("edge", StrCat(DescribeTqc(*c), " reads tensor '", t->name(), "' with params other than ",
+                         DescribeTqc(*p), " and no requantize is recorded"));
+    }
+    // Bias.
+    if (config->inputs.size() >= 3 && config->inputs[2] != nullptr &&
+        config->inputs[2]->role == TensorRole::kBias) {
+      const TQC* b = config->inputs[2];
+      const TQC* in = config->inputs[0];
+      const TQC* w = config->inputs[1];
+      const auto& bs = table.scale(b);
+      if (!bs.empty() && in != nullptr && w != nullptr) {
+        const auto& is = table.scale(in);
+        const auto& ws = table.scale(w);
+        bool ok = is.size() == 1 && !ws.empty();
+        for (size_t c = 0; ok && c < bs.size(); ++c) {
+          ok = NearlyEqual(bs[c], is[0] * ws[ws.size() == 1 ? 0 : std::min(c, ws.size() - 1)]);
+        }
+        for (int64_t z : table.offset(b)) ok = ok && z == 0;
+        if (!ok) {
+          add("bias", StrCat(DescribeTqc(*b), " params are not input_scale * weight_scale with ",
+                             "zero_point 0"));
+        }
+      }
+    }
+  }
+
+  // Membership and schemes, over every group with more than one member.
+  for (const std::vector<TQC*>& group : table.Groups()) {
+    if (group.size() < 2) continue;
+    for (const TQC* m : group) {
+      if (!IsJoinable(*m)) {
+        add("membership", StrCat(DescribeTqc(*m), " (", QuantStateName(m->state), ", ",
+                                 m->scheme.ToString(), ") must not share a group"));
+      }
+      if (!(m->scheme == group.front()->scheme)) {
+        add("scheme", StrCat(DescribeTqc(*m), " is ", m->scheme.ToString(), " but its group has ",
+                             DescribeTqc(*group.front()), " ", group.front()->scheme.ToString()));
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace qalign

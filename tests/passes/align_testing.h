@@ -1,0 +1,191 @@
+// Test helpers for the alignment pass: a small explicit dispatch for graphs built in code,
+// profiles in code, ranges, and canonical snapshots of groups and params.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+#include "passes/alignment_pass.h"
+#include "quant/quant_config.h"
+#include "quant/ranges.h"
+#include "quant/target_profile.h"
+
+namespace qalign::testing {
+
+inline QuantScheme Int8Asym() {
+  QuantScheme s;
+  s.policy.flags = kPerTensor | kAsymmetric | kLinear;
+  s.num_bits = 8;
+  s.quant_min = -128;
+  s.quant_max = 127;
+  return s;
+}
+inline QuantScheme Uint8Asym() {
+  QuantScheme s = Int8Asym();
+  s.quant_min = 0;
+  s.quant_max = 255;
+  return s;
+}
+inline QuantScheme Int8SymPerChannel() {
+  QuantScheme s;
+  s.policy.flags = kPerChannel | kSymmetric | kLinear;
+  s.quant_min = -127;
+  s.quant_max = 127;
+  return s;
+}
+inline QuantScheme Int32Bias() {
+  QuantScheme s;
+  s.policy.flags = kPerChannel | kSymmetric | kLinear;
+  s.num_bits = 32;
+  s.quant_min = -2147483647LL;
+  s.quant_max = 2147483647LL;
+  return s;
+}
+
+inline AlignmentRule Rule(const std::string& op_type, RuleKind kind, AlignMethod method) {
+  AlignmentRule r;
+  r.op_type = op_type;
+  r.kind = kind;
+  r.method = method;
+  return r;
+}
+inline AlignmentRule FixedRule(const std::string& op_type, float scale, int64_t zero_point) {
+  AlignmentRule r;
+  r.op_type = op_type;
+  r.kind = RuleKind::kFixedOutput;
+  r.method = AlignMethod::kNone;
+  r.fixed_scale = scale;
+  r.fixed_zero_point = zero_point;
+  return r;
+}
+
+inline TargetProfile MakeProfile(const std::string& name, std::vector<AlignmentRule> rules,
+                                 bool force_overlap) {
+  TargetProfile p;
+  p.name = name;
+  p.activation = Int8Asym();
+  p.weight = Int8SymPerChannel();
+  p.bias = Int32Bias();
+  p.rules = std::move(rules);
+  p.force_overlap = force_overlap;
+  return p;
+}
+
+// Inputs that carry shapes, indices or sizes (never quantized) for the op types tests use.
+inline bool IsShapeInput(const std::string& type, size_t index) {
+  if (index == 0) return false;
+  return type == "Reshape" || type == "Resize" || type == "Slice" || type == "Gather" ||
+         type == "Pad" || type == "Split" || type == "Upsample" || type == "Expand" ||
+         type == "Tile" || type == "Squeeze" || type == "Unsqueeze";
+}
+
+// A plain dispatch for graphs built in code: every op quantized, Conv/Gemm input 1 a per-channel
+// weight and input 2 an int32 bias, shape inputs SOI, everything else an activation.
+inline std::unique_ptr<QuantConfigTable> MakeTable(const Graph& graph,
+                                                   const QuantScheme& act = Int8Asym()) {
+  auto table = std::make_unique<QuantConfigTable>();
+  for (Operation* op : graph.operations()) {
+    const bool has_weights = op->type() == "Conv" || op->type() == "Gemm";
+    for (size_t i = 0; i < op->inputs().size(); ++i) {
+      Variable* v = op->inputs()[i];
+      if (v == nullptr) continue;
+      Port port{op, true, static_cast<int>(i), v};
+      if (IsShapeInput(op->type(), i)) {
+        table->Create(port, TensorRole::kShape, act, QuantState::kSoi);
+      } else if (has_weights && i == 1) {
+        TQC* w = table->Create(port, TensorRole::kWeight, Int8SymPerChannel());
+        w->channel_axis = 0;
+      } else if (has_weights && i == 2) {
+        table->Create(port, TensorRole::kBias, Int32Bias());
+      } else {
+        table->Create(port, TensorRole::kActivation, act);
+      }
+    }
+    for (size_t i = 0; i < op->outputs().size(); ++i) {
+      Variable* v = op->outputs()[i];
+      if (v == nullptr) continue;
+      table->Create(Port{op, false, static_cast<int>(i), v}, TensorRole::kActivation, act);
+    }
+  }
+  return table;
+}
+
+inline TQC* TqcAt(QuantConfigTable& table, const Graph& graph, const std::string& op, bool input,
+                  int index) {
+  Operation* o = graph.FindOperation(op);
+  EXPECT_NE(o, nullptr) << op;
+  if (o == nullptr) return nullptr;
+  const OperationQuantConfig* config = table.FindOp(o);
+  if (config == nullptr) return nullptr;
+  const auto& slots = input ? config->inputs : config->outputs;
+  return static_cast<size_t>(index) < slots.size() ? slots[index] : nullptr;
+}
+inline TQC* In(QuantConfigTable& t, const Graph& g, const std::string& op, int i = 0) {
+  return TqcAt(t, g, op, true, i);
+}
+inline TQC* Out(QuantConfigTable& t, const Graph& g, const std::string& op, int i = 0) {
+  return TqcAt(t, g, op, false, i);
+}
+
+inline void AddRange(RangeMap* map, const std::string& tensor, float min, float max) {
+  TensorRange r;
+  r.min = min;
+  r.max = max;
+  map->ranges[tensor] = r;
+}
+
+inline std::string PortName(const TQC& t) {
+  return t.port.op->name() + "/" + t.port.ToString();
+}
+
+// Every group with more than one member or with params, as sorted "op/port" lists with params:
+// identical for two tables exactly when the partition and the params agree.
+inline std::vector<std::string> GroupSignature(QuantConfigTable& table) {
+  std::vector<std::string> lines;
+  for (const std::vector<TQC*>& group : table.Groups()) {
+    std::vector<std::string> names;
+    for (const TQC* m : group) names.push_back(PortName(*m));
+    std::sort(names.begin(), names.end());
+    std::string line;
+    for (const std::string& n : names) line += n + ",";
+    line += " =";
+    for (float s : table.scale(group.front())) line += " " + std::to_string(s);
+    line += " /";
+    for (int64_t z : table.offset(group.front())) line += " " + std::to_string(z);
+    lines.push_back(std::move(line));
+  }
+  std::sort(lines.begin(), lines.end());
+  return lines;
+}
+
+// Everything the pass may change: per TQC (by port name) its state, group root's port name
+// (order-dependent, so only for comparing runs on the same table) and params.
+inline std::vector<std::string> TableSnapshot(QuantConfigTable& table) {
+  std::vector<std::string> lines;
+  for (TQC* t : table.all()) {
+    std::string line = PortName(*t) + " " + QuantStateName(t->state) + " root=" +
+                       PortName(*table.Root(t));
+    for (float s : table.scale(t)) line += " " + std::to_string(s);
+    for (int64_t z : table.offset(t)) line += " " + std::to_string(z);
+    lines.push_back(std::move(line));
+  }
+  return lines;
+}
+
+inline std::set<std::string> RequantizeSet(const std::vector<RequantizeEdge>& edges) {
+  std::set<std::string> out;
+  for (const RequantizeEdge& e : edges) {
+    out.insert(e.tensor->name() + ":" + (e.producer ? e.producer->name() : "") + "->" +
+               (e.consumer ? e.consumer->name() : ""));
+  }
+  return out;
+}
+
+}  // namespace qalign::testing
