@@ -132,6 +132,69 @@ TEST(OrtSubgraphTest, IfModelRunsTheSameAfterARoundTrip) {
   std::filesystem::remove(exported_path);
 }
 
+// The runner's .npy reader and writer: Identity passes every dtype through unchanged, and output
+// names that are not file names (slashes, colons) still come back under their own names.
+TEST(OrtRunnerTest, IdentityPassesEveryDtypeThrough) {
+  struct Case {
+    std::string name;
+    int32_t elem_type;
+    Tensor value;
+  };
+  std::vector<Case> cases;
+  cases.push_back({"f32", onnx::TensorProto::FLOAT,
+                   Tensor::FromVector<float>({2, 2}, {1.5f, -0.0f, 3e-38f, 7.0f})});
+  cases.push_back(
+      {"f64", onnx::TensorProto::DOUBLE, Tensor::FromVector<double>({3}, {0.1, -2.0, 1e300})});
+  cases.push_back({"i64", onnx::TensorProto::INT64,
+                   Tensor::FromVector<int64_t>({2}, {-(int64_t{1} << 60), 5})});
+  cases.push_back({"i32", onnx::TensorProto::INT32, Tensor::FromVector<int32_t>({1}, {-123456})});
+  cases.push_back(
+      {"u8", onnx::TensorProto::UINT8, Tensor::FromVector<uint8_t>({4}, {0, 1, 128, 255})});
+  cases.push_back({"i8", onnx::TensorProto::INT8, Tensor::FromVector<int8_t>({2}, {-128, 127})});
+  cases.push_back(
+      {"b", onnx::TensorProto::BOOL, Tensor::FromVector<bool>({3}, {true, false, true})});
+  cases.push_back({"scalar", onnx::TensorProto::FLOAT, Tensor::FromVector<float>({}, {42.0f})});
+
+  onnx::ModelProto model = testing::NewModel(13);
+  auto* g = model.mutable_graph();
+  std::map<std::string, Tensor> inputs;
+  for (const Case& c : cases) {
+    std::vector<std::string> dims;
+    for (int64_t d : c.value.shape()) dims.push_back(std::to_string(d));
+    testing::AddInput(g, "in_" + c.name, dims, c.elem_type);
+    const std::string out = "out/" + c.name + ":0";
+    testing::AddNode(g, "Identity", {"in_" + c.name}, {out}, "id_" + c.name);
+    testing::AddOutput(g, out, dims, c.elem_type);
+    inputs.emplace("in_" + c.name, c.value);
+  }
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("qalign_identity_" + std::to_string(::getpid()) + ".onnx"))
+                               .string();
+  ASSERT_TRUE(WriteFileAtomically(path, model.SerializeAsString()).ok());
+  auto outputs = testing::RunInOnnxRuntime(path, inputs);
+  std::filesystem::remove(path);
+  ASSERT_TRUE(outputs.ok()) << outputs.status().ToString();
+  ASSERT_EQ(outputs->size(), cases.size());
+  for (const Case& c : cases) {
+    auto it = outputs->find("out/" + c.name + ":0");
+    ASSERT_NE(it, outputs->end()) << c.name;
+    EXPECT_EQ(it->second.dtype(), c.value.dtype()) << c.name;
+    EXPECT_EQ(it->second.shape(), c.value.shape()) << c.name;
+    EXPECT_TRUE(it->second.BitwiseEqual(c.value)) << c.name;
+  }
+}
+
+TEST(OrtRunnerTest, ErrorsCarryOnnxRuntimesMessage) {
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("qalign_not_a_model_" + std::to_string(::getpid()) + ".onnx"))
+                               .string();
+  ASSERT_TRUE(WriteFileAtomically(path, "not a model").ok());
+  auto outputs = testing::RunInOnnxRuntime(path, {});
+  std::filesystem::remove(path);
+  ASSERT_FALSE(outputs.ok());
+  EXPECT_NE(outputs.status().message().find(path), std::string::npos) << outputs.status().message();
+}
+
 INSTANTIATE_TEST_SUITE_P(
     PpOcr, OrtRoundTripTest,
     ::testing::Values(RoundTripCase{"ch_PP-OCRv4_det_infer.onnx", {1, 3, 640, 640}, 11},

@@ -53,9 +53,8 @@ function readNpy(file) {
   // Copy into a fresh, aligned buffer: the data offset in the file need not be aligned.
   const bytes = new Uint8Array(byteLength);
   buf.copy(bytes, 0, dataStart, dataStart + byteLength);
-  let data = new ArrayType(bytes.buffer);
-  if (type === 'bool') data = Uint8Array.from(data, (v) => (v ? 1 : 0));
-  return new ort.Tensor(type, type === 'bool' ? Uint8Array.from(data) : data, dims);
+  // ONNX Runtime takes bool tensors as one byte per element, 0 or 1, like .npy's |b1.
+  return new ort.Tensor(type, new ArrayType(bytes.buffer), dims);
 }
 
 function writeNpy(file, tensor) {
