@@ -6,11 +6,10 @@
 namespace qalign {
 namespace {
 
+// Ops whose attributes hold subgraphs; the executor does not run nested graphs.
 bool HasSubgraph(const Operation& op) {
-  for (const auto& [name, attribute] : op.attributes()) {
-    if (attribute.kind == Attribute::Kind::kOpaque) return true;
-  }
-  return false;
+  return op.type() == "If" || op.type() == "Loop" || op.type() == "Scan" ||
+         op.type() == "SequenceMap";
 }
 
 int64_t TensorBytes(const Tensor& t) {

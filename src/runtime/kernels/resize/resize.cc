@@ -34,19 +34,21 @@ struct Taps {
   double weight[4] = {0, 0, 0, 0};
 };
 
+// `out_len` is the resized length as a real number: the output size when sizes are given, and
+// in_len * scale (not floored) when scales are, as the ONNX reference implementation computes it.
 double SourceCoordinate(const ResizeConfig& c, int64_t x, double scale, int64_t in_len,
-                        int64_t out_len, double roi_start, double roi_end) {
+                        double out_len, double roi_start, double roi_end) {
   const double xo = static_cast<double>(x);
   switch (c.coord) {
     case Coord::kHalfPixel: return (xo + 0.5) / scale - 0.5;
     case Coord::kPytorchHalfPixel: return out_len > 1 ? (xo + 0.5) / scale - 0.5 : 0.0;
     case Coord::kAlignCorners:
-      return out_len == 1 ? 0.0 : xo * static_cast<double>(in_len - 1) / static_cast<double>(out_len - 1);
+      return out_len == 1 ? 0.0 : xo * static_cast<double>(in_len - 1) / (out_len - 1);
     case Coord::kAsymmetric: return xo / scale;
     case Coord::kTfHalfPixelForNn: return (xo + 0.5) / scale;
     case Coord::kTfCropAndResize:
       return out_len > 1 ? roi_start * (in_len - 1) +
-                               xo * (roi_end - roi_start) * (in_len - 1) / static_cast<double>(out_len - 1)
+                               xo * (roi_end - roi_start) * (in_len - 1) / (out_len - 1)
                          : 0.5 * (roi_start + roi_end) * (in_len - 1);
   }
   return 0.0;
@@ -73,13 +75,13 @@ double CubicWeight(double d, double a) {  // Keys' cubic convolution kernel at d
   return 0;
 }
 
-std::vector<Taps> ComputeTaps(const ResizeConfig& c, int64_t in_len, int64_t out_len, double scale,
-                              double roi_start, double roi_end) {
+std::vector<Taps> ComputeTaps(const ResizeConfig& c, int64_t in_len, int64_t out_len,
+                              double out_length, double scale, double roi_start, double roi_end) {
   std::vector<Taps> taps(out_len);
   const int64_t hi = in_len - 1;
   for (int64_t x = 0; x < out_len; ++x) {
     Taps& t = taps[x];
-    const double xs = SourceCoordinate(c, x, scale, in_len, out_len, roi_start, roi_end);
+    const double xs = SourceCoordinate(c, x, scale, in_len, out_length, roi_start, roi_end);
     if (c.coord == Coord::kTfCropAndResize && (xs < 0 || xs > hi)) {
       t.extrapolate = true;
       continue;
@@ -253,17 +255,19 @@ KernelFactory ResizeFactory(bool upsample) {
         return OpError(*ctx.op, "tf_crop_and_resize needs roi with ", 2 * rank, " values");
       }
       std::vector<int64_t> out_shape(rank);
-      std::vector<double> axis_scale(rank);
+      std::vector<double> axis_scale(rank), out_length(rank);
       for (int64_t d = 0; d < rank; ++d) {
         const int64_t in_len = in->shape()[d];
         if (!sizes.empty()) {
           out_shape[d] = sizes[d];
           axis_scale[d] = in_len == 0 ? 1.0 : static_cast<double>(sizes[d]) / static_cast<double>(in_len);
+          out_length[d] = static_cast<double>(sizes[d]);
         } else {
           if (scales[d] <= 0) return OpError(*ctx.op, "scale ", scales[d], " must be positive");
           // floor(in * scale), computed in float like the reference implementations
           out_shape[d] = static_cast<int64_t>(std::floor(static_cast<float>(in_len) * static_cast<float>(scales[d])));
           axis_scale[d] = static_cast<float>(scales[d]);
+          out_length[d] = static_cast<double>(in_len) * axis_scale[d];
         }
       }
       auto run = [&](auto tag) -> Status {
@@ -281,8 +285,8 @@ KernelFactory ResizeFactory(bool upsample) {
             current = Tensor(in->dtype(), shape);
             continue;
           }
-          std::vector<Taps> taps = ComputeTaps(config, in->shape()[d], out_shape[d], axis_scale[d],
-                                               roi_start, roi_end);
+          std::vector<Taps> taps = ComputeTaps(config, in->shape()[d], out_shape[d], out_length[d],
+                                               axis_scale[d], roi_start, roi_end);
           if (IsIdentity(taps, in->shape()[d])) continue;
           current = ResizeAxis<T>(ctx.pool, current, d, taps, config.extrapolation);
         }
