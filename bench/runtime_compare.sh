@@ -35,6 +35,9 @@ trap 'rm -rf "${work}"' EXIT
 
 # oneDNN runs on OpenMP: give it the same thread count as ORT's intra-op pool.
 export OMP_NUM_THREADS="${threads}"
+# libgomp workers spin after each parallel region and steal the cores from qalign's own thread
+# pool; passive waiting keeps them asleep (read by libgomp at process start).
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 
 printf '%-28s %12s %12s %8s\n' "model" "qalign ms" "ORT ms" "ratio"
 status=0

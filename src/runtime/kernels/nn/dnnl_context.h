@@ -8,8 +8,12 @@
 
 namespace qalign::nn {
 
-// One CPU engine for the whole process. oneDNN in Debian uses the OpenMP runtime, so a primitive
-// runs on omp_get_max_threads() threads (all cores unless OMP_NUM_THREADS says otherwise).
+// One CPU engine for the whole process. oneDNN in Debian uses the OpenMP runtime (libgomp), so a
+// primitive runs on omp_get_max_threads() threads (all cores unless OMP_NUM_THREADS says
+// otherwise). libgomp's idle workers spin after each parallel region, which next to qalign's own
+// thread pool (and on a busy machine) slowed PP-OCRv4 det's convolutions up to 5x;
+// OMP_WAIT_POLICY=PASSIVE avoids it, but libgomp reads it before main(), so it has to be in the
+// environment when the process starts (bench/runtime_compare.sh sets it).
 dnnl::engine& DnnlEngine();
 // One in-order stream per calling thread (a stream must not be shared by concurrent callers); it
 // is created once per thread and lives as long as the thread.
