@@ -1,0 +1,98 @@
+// Public API: quantize an FP32 ONNX model end to end (dispatch, calibrate, align, derive bias
+// params, export QDQ ONNX) and compare a quantized model with its FP32 original.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "qalign/status.h"
+
+namespace qalign {
+
+struct QuantizeOptions {
+  std::string model_path;   // FP32 ONNX model (never overwritten)
+  std::string target;       // profile name (tflite-int8, ...) or JSON file
+  std::string calib_spec;   // --calib: random:N, npy:DIR, pb:DIR, image:DIR?...
+  std::string output_path;  // QDQ ONNX model
+  std::map<std::string, std::vector<int64_t>> input_shapes;  // NAME -> dims
+  std::string observer = "minmax";  // minmax, percentile, kl, mse
+  double percentile = 99.99;
+  std::vector<std::string> align;       // TYPE=METHOD
+  std::vector<std::string> align_node;  // NODE=METHOD
+  std::optional<bool> force_overlap;
+  std::string report_path;     // JSON alignment report
+  std::string table_path;      // JSON quantization table
+  std::string trt_cache_path;  // TensorRT calibration cache
+  // Samples held out of the calibration data for the SNR in the summary; -1: a fifth of them
+  // (at least 1 when there are 2 or more samples).
+  int holdout = -1;
+  bool quiet = false;
+  int num_threads = 0;  // 0: all cores
+};
+
+struct OutputQuality {
+  double snr_db = 0.0;
+  double cosine = 0.0;
+  double max_abs_error = 0.0;
+};
+
+struct QuantizeSummary {
+  std::string model, target, output;
+  int64_t ops = 0;
+  int64_t quantized_ops = 0;
+  int64_t fp32_ops = 0;
+  int64_t quantized_tensors = 0;  // activation Q/DQ pairs in the export (requantizes included)
+  int64_t weights = 0;            // int8/uint8 parameter initializers
+  int64_t biases = 0;             // int32 initializers
+  int64_t groups = 0;
+  int64_t requantizes = 0;
+  int64_t violations = 0;
+  std::vector<std::string> violation_messages;
+  int64_t calibration_samples = 0;
+  int64_t holdout_samples = 0;  // 0: the SNR below is on the calibration samples
+  std::map<std::string, OutputQuality> outputs;  // SNR of the simulated quantized model vs FP32
+  int64_t source_opset = 0;
+  int64_t opset = 0;
+  double calibrate_seconds = 0.0;
+  double total_seconds = 0.0;
+  // A few lines for people.
+  std::string ToText() const;
+};
+
+// Runs the whole job. The model is written only when there are no rule violations (the report,
+// if asked for, is written either way and lists them); violations are then an error.
+StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options);
+
+struct EvalOptions {
+  std::string fp32_path;
+  std::string quantized_path;
+  std::string data_spec;
+  std::map<std::string, std::vector<int64_t>> input_shapes;
+  bool per_layer = false;
+  int top_layers = 10;
+  bool quiet = false;
+  int num_threads = 0;
+};
+
+struct LayerQuality {
+  std::string tensor;
+  std::string op;       // "Conv 'conv_3'"
+  double snr_db = 0.0;
+  double input_snr_db = 0.0;  // the worst SNR among its float inputs
+  double loss_db = 0.0;       // input_snr_db - snr_db: what this layer lost
+};
+
+struct EvalSummary {
+  int64_t samples = 0;
+  std::map<std::string, OutputQuality> outputs;
+  std::vector<LayerQuality> layers;  // with per_layer: the top layers by loss, worst first
+  std::string ToText() const;
+};
+
+// Runs both models in qalign's executor on every sample of `data_spec` and compares outputs.
+StatusOr<EvalSummary> EvaluateModels(const EvalOptions& options);
+
+}  // namespace qalign

@@ -1,0 +1,47 @@
+// The quantize pipeline (see pipeline.h for the order and why).
+#include "passes/pipeline.h"
+
+#include <unordered_set>
+
+
+namespace qalign {
+
+std::vector<const Variable*> TensorsToCalibrate(QuantConfigTable& table) {
+  std::vector<const Variable*> out;
+  std::unordered_set<const Variable*> seen;
+  for (const TQC* t : table.all()) {
+    if (t->role != TensorRole::kActivation || !IsQuantizedState(t->state) ||
+        t->state == QuantState::kOverlapped || t->floating()) {
+      continue;
+    }
+    const Variable* v = t->port.tensor;
+    if (v == nullptr || v->is_parameter() || !seen.insert(v).second) continue;
+    out.push_back(v);
+  }
+  return out;
+}
+
+StatusOr<QuantizePipelineResult> RunQuantizePipeline(const Graph& graph,
+                                                     const TargetProfile& profile,
+                                                     const QuantizePipelineOptions& options,
+                                                     const CalibrateFn& calibrate,
+                                                     QuantConfigTable* table) {
+  QuantizePipelineResult result;
+  // 1. Dispatch decides what is quantized; calibration only needs those tensors.
+  QALIGN_ASSIGN_OR_RETURN(result.dispatch, DispatchQuantization(graph, profile, table));
+  // 2. Calibrate.
+  QALIGN_ASSIGN_OR_RETURN(result.ranges, calibrate(TensorsToCalibrate(*table)));
+  // 3. Ranges into TQCs.
+  QALIGN_ASSIGN_OR_RETURN(result.applied,
+                          ApplyRanges(result.ranges, table, options.allow_missing_ranges));
+  // 4. Align (weights and biases derived inside, after the groups' params are final).
+  AlignmentOptions alignment = options.alignment;
+  alignment.derive_weight_and_bias = true;
+  QALIGN_ASSIGN_OR_RETURN(result.alignment, RunAlignmentPass(graph, profile, alignment, table));
+  // 5. Verify, independently of how the pass got there.
+  result.violations =
+      VerifyAlignment(graph, *table, profile, result.alignment.requantizes, alignment);
+  return result;
+}
+
+}  // namespace qalign

@@ -1,0 +1,57 @@
+// The quantize pipeline: the steps from an FP32 graph to aligned params, in order, in one place.
+//
+//   1. dispatch        one TQC per op port: role, scheme, state (FP32 / SOI / fused) per target
+//   2. calibrate       ranges for every quantized activation tensor (the caller's executor run;
+//                      passes do not run models, so it is a callback)
+//   3. apply ranges    calibration statistics into the TQCs (parameters from their own data)
+//   4. align           groups, shared params, requantize edges; then weight params per channel
+//                      and bias params (scale = input_scale * weight_scale, zero point 0), which
+//                      must come after alignment because they read the aligned input scale
+//   5. verify          every rule holds or is relaxed by a recorded requantize edge
+// Export (src/export) and simulation (src/sim) read the table this leaves behind.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+#include "passes/alignment_pass.h"
+#include "passes/alignment_verifier.h"
+#include "quant/dispatch.h"
+#include "quant/quant_config.h"
+#include "quant/ranges.h"
+#include "quant/target_profile.h"
+#include "qalign/status.h"
+
+namespace qalign {
+
+struct QuantizePipelineOptions {
+  AlignmentOptions alignment;
+  // Tensors the calibration left without a range stay FP32 (with a warning) instead of failing.
+  bool allow_missing_ranges = false;
+};
+
+// Returns calibration ranges (by tensor name) for `tensors`.
+using CalibrateFn = std::function<StatusOr<RangeMap>(const std::vector<const Variable*>& tensors)>;
+
+struct QuantizePipelineResult {
+  DispatchStats dispatch;
+  RangeMap ranges;
+  ApplyRangesStats applied;
+  AlignmentResult alignment;
+  std::vector<AlignmentViolation> violations;
+};
+
+// The non-parameter tensors with a quantized activation TQC (what calibration must observe), in
+// table order, each once.
+std::vector<const Variable*> TensorsToCalibrate(QuantConfigTable& table);
+
+// Runs steps 1-5 on an empty `table`.
+StatusOr<QuantizePipelineResult> RunQuantizePipeline(const Graph& graph,
+                                                     const TargetProfile& profile,
+                                                     const QuantizePipelineOptions& options,
+                                                     const CalibrateFn& calibrate,
+                                                     QuantConfigTable* table);
+
+}  // namespace qalign

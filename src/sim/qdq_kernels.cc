@@ -1,0 +1,119 @@
+// QuantizeLinear / DequantizeLinear reference kernels (ONNX semantics: round half to even,
+// saturate to the output type; per-axis when scale is 1-D).
+#include "sim/qdq_kernels.h"
+
+#include <cmath>
+#include <memory>
+
+#include "export/quant_plan.h"
+
+namespace qalign {
+namespace {
+
+class QdqKernel : public Kernel {
+ public:
+  QdqKernel(bool quantize, int64_t axis) : quantize_(quantize), axis_(axis) {}
+
+  Status Run(KernelContext& ctx) override {
+    const Operation& op = *ctx.op;
+    if (ctx.inputs.size() < 2 || ctx.inputs[0] == nullptr || ctx.inputs[1] == nullptr) {
+      return InvalidArgumentError(op.Describe(), ": needs x and scale");
+    }
+    const Tensor& x = *ctx.inputs[0];
+    const Tensor& scale_t = *ctx.inputs[1];
+    const Tensor* zp_t = ctx.inputs.size() > 2 ? ctx.inputs[2] : nullptr;
+    QALIGN_ASSIGN_OR_RETURN(std::vector<float> scale, scale_t.AsFloats());
+    std::vector<int64_t> zp(scale.size(), 0);
+    DataType qtype = DataType::kUint8;
+    if (zp_t != nullptr) {
+      QALIGN_ASSIGN_OR_RETURN(zp, zp_t->AsInt64s());
+      qtype = zp_t->dtype();
+    }
+    if (zp.size() != scale.size()) {
+      return InvalidArgumentError(op.Describe(), ": scale and zero point sizes differ");
+    }
+    if (!quantize_) qtype = x.dtype();
+    int64_t channels = 1, inner = 1;
+    if (scale.size() > 1) {
+      int64_t axis = axis_ < 0 ? axis_ + x.rank() : axis_;
+      if (axis < 0 || axis >= x.rank() ||
+          x.shape()[static_cast<size_t>(axis)] != static_cast<int64_t>(scale.size())) {
+        return InvalidArgumentError(op.Describe(), ": ", scale.size(), " scales do not fit axis ",
+                                    axis_, " of input '", op.input(0)->name(), "' shape ",
+                                    ShapeToString(x.shape()));
+      }
+      channels = static_cast<int64_t>(scale.size());
+      for (int64_t d = axis + 1; d < x.rank(); ++d) inner *= x.shape()[static_cast<size_t>(d)];
+    }
+    const int64_t n = x.num_elements();
+    auto channel = [&](int64_t i) { return static_cast<size_t>(channels == 1 ? 0 : (i / inner) % channels); };
+    if (quantize_) {
+      if (x.dtype() != DataType::kFloat) {
+        return UnimplementedError(op.Describe(), ": input '", op.input(0)->name(), "' is not float");
+      }
+      int64_t qmin = 0, qmax = 255;
+      if (qtype == DataType::kInt8) {
+        qmin = -128;
+        qmax = 127;
+      } else if (qtype != DataType::kUint8) {
+        return UnimplementedError(op.Describe(), ": output type ", DataTypeName(qtype));
+      }
+      Tensor out(qtype, x.shape());
+      const float* in = x.data<float>();
+      for (int64_t i = 0; i < n; ++i) {
+        const size_t c = channel(i);
+        const int64_t q = QuantizeValue(in[i], scale[c], zp[c], qmin, qmax);
+        if (qtype == DataType::kInt8) {
+          out.data<int8_t>()[i] = static_cast<int8_t>(q);
+        } else {
+          out.data<uint8_t>()[i] = static_cast<uint8_t>(q);
+        }
+      }
+      (*ctx.outputs)[0] = std::move(out);
+    } else {
+      QALIGN_ASSIGN_OR_RETURN(std::vector<int64_t> q, x.AsInt64s());
+      Tensor out(DataType::kFloat, x.shape());
+      float* o = out.data<float>();
+      for (int64_t i = 0; i < n; ++i) {
+        const size_t c = channel(i);
+        o[i] = static_cast<float>(q[static_cast<size_t>(i)] - zp[c]) * scale[c];
+      }
+      (*ctx.outputs)[0] = std::move(out);
+    }
+    return Status::Ok();
+  }
+
+ private:
+  bool quantize_;
+  int64_t axis_;
+};
+
+}  // namespace
+
+void RegisterQdqKernels(KernelRegistry& registry) {
+  for (bool quantize : {true, false}) {
+    const std::string type = quantize ? "QuantizeLinear" : "DequantizeLinear";
+    if (registry.Find("", type, 13) != nullptr) continue;
+    KernelEntry entry;
+    entry.domain = "";
+    entry.op_type = type;
+    entry.since_version = 10;
+    entry.flavor = KernelFlavor::kFast;
+    entry.factory = [quantize](const Operation& op) -> StatusOr<std::unique_ptr<Kernel>> {
+      return std::unique_ptr<Kernel>(std::make_unique<QdqKernel>(quantize, op.GetInt("axis", 1)));
+    };
+    registry.Register(entry);
+  }
+}
+
+const KernelRegistry& SimKernelRegistry() {
+  static const KernelRegistry* registry = [] {
+    auto* r = new KernelRegistry();
+    RegisterAllKernels(*r);
+    RegisterQdqKernels(*r);
+    return r;
+  }();
+  return *registry;
+}
+
+}  // namespace qalign

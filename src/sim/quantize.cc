@@ -1,0 +1,336 @@
+// QuantizeModel and EvaluateModels: the public end-to-end API (include/qalign/quantize.h).
+#include "qalign/quantize.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <set>
+#include <unordered_map>
+
+#include "calib/calibrator.h"
+#include "calib/data_loader.h"
+#include "calib/progress.h"
+#include "core/file_util.h"
+#include "core/logging.h"
+#include "export/alignment_report.h"
+#include "export/qdq_export.h"
+#include "export/quant_plan.h"
+#include "export/quant_tables.h"
+#include "onnx/importer.h"
+#include "onnx/tensor_proto.h"
+#include "passes/pipeline.h"
+#include "quant/target_profile.h"
+#include "runtime/executor.h"
+#include "sim/fake_quant.h"
+#include "sim/metrics.h"
+#include "sim/qdq_kernels.h"
+
+namespace qalign {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+std::string Fixed(double v, int digits) {
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  char buffer[64];
+  std::snprintf(buffer, sizeof(buffer), "%.*f", digits, v);
+  return buffer;
+}
+
+OutputQuality QualityOf(const ErrorAccumulator& e) {
+  return OutputQuality{e.SnrDb(), e.Cosine(), e.max_abs_error};
+}
+
+StatusOr<std::shared_ptr<const CalibrationDataset>> OpenData(const std::string& spec,
+                                                             const Graph& graph) {
+  DataLoaderOptions loader;
+  loader.read_tensor_proto = [](const std::string& path) { return ReadTensorProtoFile(path); };
+  return OpenCalibrationData(spec, ModelInputSpecs(graph), loader);
+}
+
+}  // namespace
+
+std::string QuantizeSummary::ToText() const {
+  std::string out;
+  out += StrCat("quantized ", model, " for ", target, " -> ", output, "\n");
+  out += StrCat("  ops: ", ops, " (", quantized_ops, " quantized, ", fp32_ops, " FP32)\n");
+  out += StrCat("  QDQ: ", quantized_tensors, " activation pairs, ", weights, " int8 weights, ",
+                biases, " int32 biases; opset ", source_opset, " -> ", opset, "\n");
+  out += StrCat("  alignment: ", groups, " groups, ", requantizes, " requantizes, ", violations,
+                " violations\n");
+  out += StrCat("  calibration: ", calibration_samples, " samples in ", Fixed(calibrate_seconds, 2),
+                " s\n");
+  const std::string on = holdout_samples > 0
+                             ? StrCat(holdout_samples, " held-out samples")
+                             : std::string("the calibration samples (none held out)");
+  out += StrCat("  output SNR vs FP32 (simulated, on ", on, "):\n");
+  for (const auto& [name, q] : outputs) {
+    out += StrCat("    ", name, ": SNR ", Fixed(q.snr_db, 2), " dB, cosine ", Fixed(q.cosine, 6),
+                  "\n");
+  }
+  out += StrCat("  time: ", Fixed(total_seconds, 2), " s\n");
+  return out;
+}
+
+StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
+  const auto start = Clock::now();
+  QuantizeSummary summary;
+  summary.model = options.model_path;
+  summary.output = options.output_path;
+  if (options.output_path.empty()) return InvalidArgumentError("quantize: no output path (-o)");
+  if (SameFile(options.model_path, options.output_path)) {
+    return InvalidArgumentError(options.output_path, ": refusing to overwrite the input model");
+  }
+
+  // Options first, so mistakes surface before any work.
+  QuantizePipelineOptions pipeline_options;
+  for (const std::string& a : options.align) {
+    QALIGN_RETURN_IF_ERROR(ParseAlignAssignment(a, &pipeline_options.alignment.method_by_op_type));
+  }
+  for (const std::string& a : options.align_node) {
+    QALIGN_RETURN_IF_ERROR(ParseAlignAssignment(a, &pipeline_options.alignment.method_by_node));
+  }
+  pipeline_options.alignment.force_overlap = options.force_overlap;
+  CalibrationOptions calib_options;
+  QALIGN_ASSIGN_OR_RETURN(calib_options.observer.kind, ParseObserverKind(options.observer));
+  calib_options.observer.percentile = options.percentile;
+  calib_options.progress = options.quiet ? ProgressMode::kQuiet : ProgressMode::kAuto;
+  calib_options.num_threads = options.num_threads;
+
+  ImportOptions import_options;
+  import_options.input_shapes = options.input_shapes;
+  QALIGN_ASSIGN_OR_RETURN(std::unique_ptr<Graph> graph,
+                          ImportOnnxModel(options.model_path, import_options));
+  QALIGN_ASSIGN_OR_RETURN(TargetProfile profile, LoadTargetProfile(options.target));
+  summary.target = profile.name;
+  summary.ops = static_cast<int64_t>(graph->num_operations());
+
+  QALIGN_ASSIGN_OR_RETURN(auto data, OpenData(options.calib_spec, *graph));
+  size_t holdout = 0;
+  if (options.holdout >= 0) {
+    holdout = static_cast<size_t>(options.holdout);
+  } else if (data->size() >= 2) {
+    holdout = std::max<size_t>(1, data->size() / 5);
+  }
+  if (holdout >= data->size()) {
+    return InvalidArgumentError(options.calib_spec, ": --holdout ", holdout,
+                                " leaves no calibration sample of ", data->size());
+  }
+  HoldoutSplit split = SplitHoldout(data, data->size() - holdout);
+  summary.calibration_samples = static_cast<int64_t>(split.calibration->size());
+  summary.holdout_samples = static_cast<int64_t>(holdout);
+
+  // Steps 1-5 (passes/pipeline.h); calibration runs the FP32 model in the executor.
+  double calibrate_seconds = 0.0;
+  CalibrateFn calibrate = [&](const std::vector<const Variable*>& tensors) -> StatusOr<RangeMap> {
+    std::vector<ObservedTensor> observed;
+    observed.reserve(tensors.size());
+    for (const Variable* v : tensors) observed.push_back({v, profile.activation});
+    QALIGN_ASSIGN_OR_RETURN(CalibrationResult result,
+                            RunCalibration(*graph, observed, *split.calibration, calib_options));
+    calibrate_seconds = result.seconds;
+    return ToRangeMap(result);
+  };
+  QuantConfigTable table;
+  auto pipeline = RunQuantizePipeline(*graph, profile, pipeline_options, calibrate, &table);
+  if (!pipeline.ok()) {
+    return Status(pipeline.status().code(),
+                  options.model_path + ": " + pipeline.status().message());
+  }
+  summary.calibrate_seconds = calibrate_seconds;
+  summary.quantized_ops = pipeline->dispatch.quantized_ops;
+  summary.fp32_ops = pipeline->dispatch.fp32_ops;
+  summary.groups = pipeline->alignment.counters.groups;
+  summary.requantizes = pipeline->alignment.counters.requantizes;
+  summary.violations = static_cast<int64_t>(pipeline->violations.size());
+  for (const AlignmentViolation& v : pipeline->violations) {
+    summary.violation_messages.push_back(v.check + ": " + v.message);
+  }
+  for (const std::string& note : pipeline->alignment.notes) LogInfo(note);
+
+  if (!options.report_path.empty()) {
+    QALIGN_RETURN_IF_ERROR(WriteFileAtomically(
+        options.report_path,
+        AlignmentReportJson(profile.name, pipeline->alignment, table, pipeline->violations),
+        options.model_path));
+  }
+  if (!pipeline->violations.empty()) {
+    return FailedPreconditionError(options.model_path, ": ", pipeline->violations.size(),
+                                   " alignment violations, first: ",
+                                   pipeline->violations.front().message);
+  }
+
+  QALIGN_ASSIGN_OR_RETURN(QuantPlan plan,
+                          BuildQuantPlan(*graph, table, pipeline->alignment.requantizes));
+  QdqExportStats export_stats;
+  QALIGN_RETURN_IF_ERROR(SaveQdqModel(*graph, plan, options.output_path, options.model_path,
+                                      &export_stats));
+  summary.quantized_tensors = export_stats.activation_pairs;
+  summary.weights = export_stats.weight_initializers;
+  summary.biases = export_stats.bias_initializers;
+  summary.source_opset = export_stats.source_opset;
+  summary.opset = export_stats.opset;
+  if (!options.table_path.empty()) {
+    QALIGN_RETURN_IF_ERROR(
+        WriteFileAtomically(options.table_path, QuantTableJson(plan), options.model_path));
+  }
+  if (!options.trt_cache_path.empty()) {
+    QALIGN_RETURN_IF_ERROR(WriteFileAtomically(options.trt_cache_path, TrtCalibrationCache(plan),
+                                               options.model_path));
+  }
+
+  // Output SNR of the simulated quantized model on the held-out samples.
+  auto eval_data = holdout > 0 ? split.holdout : split.calibration;
+  ExecutorOptions exec_options;
+  exec_options.num_threads = options.num_threads;
+  QALIGN_ASSIGN_OR_RETURN(auto reference, Executor::Create(*graph, exec_options));
+  QALIGN_ASSIGN_OR_RETURN(auto simulator, FakeQuantSimulator::Create(*graph, plan, exec_options));
+  OutputErrors errors;
+  ProgressReporter progress("evaluate", eval_data->size(),
+                            options.quiet ? ProgressMode::kQuiet : ProgressMode::kAuto);
+  for (size_t i = 0; i < eval_data->size(); ++i) {
+    QALIGN_ASSIGN_OR_RETURN(Sample sample, eval_data->Load(i));
+    QALIGN_ASSIGN_OR_RETURN(auto ref_out, reference->Run(sample));
+    QALIGN_ASSIGN_OR_RETURN(auto sim_out, simulator->Run(std::move(sample)));
+    QALIGN_RETURN_IF_ERROR(AccumulateOutputs(ref_out, sim_out, &errors));
+    progress.Update(i + 1);
+  }
+  progress.Finish();
+  for (const auto& [name, e] : errors) summary.outputs[name] = QualityOf(e);
+  summary.total_seconds = SecondsSince(start);
+  return summary;
+}
+
+// ---------------------------------------------------------------------------------- eval
+
+std::string EvalSummary::ToText() const {
+  std::string out = StrCat("compared on ", samples, " samples:\n");
+  for (const auto& [name, q] : outputs) {
+    out += StrCat("  ", name, ": SNR ", Fixed(q.snr_db, 2), " dB, cosine ", Fixed(q.cosine, 6),
+                  ", max |err| ", Fixed(q.max_abs_error, 5), "\n");
+  }
+  if (!layers.empty()) {
+    out += "layers that lose most (loss = worst input SNR - output SNR):\n";
+    for (const LayerQuality& l : layers) {
+      out += StrCat("  ", l.op, " -> ", l.tensor, ": SNR ", Fixed(l.snr_db, 2), " dB (inputs ",
+                    Fixed(l.input_snr_db, 2), " dB), loss ", Fixed(l.loss_db, 2), " dB\n");
+    }
+  }
+  return out;
+}
+
+namespace {
+
+// The FP32 tensor a tensor of the QDQ model stands for: through DequantizeLinear <- QuantizeLinear
+// chains back to the tensor that was quantized.
+std::string OriginOf(const Graph& qdq, const std::string& name) {
+  std::string current = name;
+  for (int guard = 0; guard < 16; ++guard) {
+    const Variable* v = qdq.FindVariable(current);
+    if (v == nullptr || v->producer() == nullptr) return current;
+    const Operation* op = v->producer();
+    if (op->type() != "DequantizeLinear" && op->type() != "QuantizeLinear") return current;
+    if (op->input(0) == nullptr) return current;
+    current = op->input(0)->name();
+  }
+  return current;
+}
+
+}  // namespace
+
+StatusOr<EvalSummary> EvaluateModels(const EvalOptions& options) {
+  ImportOptions import_options;
+  import_options.input_shapes = options.input_shapes;
+  QALIGN_ASSIGN_OR_RETURN(auto fp32, ImportOnnxModel(options.fp32_path, import_options));
+  QALIGN_ASSIGN_OR_RETURN(auto quant, ImportOnnxModel(options.quantized_path, import_options));
+  QALIGN_ASSIGN_OR_RETURN(auto data, OpenData(options.data_spec, *fp32));
+
+  ExecutorOptions exec_options;
+  exec_options.num_threads = options.num_threads;
+  exec_options.registry = &SimKernelRegistry();
+  exec_options.keep_all = options.per_layer;
+  QALIGN_ASSIGN_OR_RETURN(auto fp32_exec, Executor::Create(*fp32, exec_options));
+  QALIGN_ASSIGN_OR_RETURN(auto quant_exec, Executor::Create(*quant, exec_options));
+
+  // Per layer: each non-QDQ op of the quantized model whose output the FP32 model also has.
+  struct LayerAcc {
+    const Operation* op = nullptr;
+    std::string tensor;
+    ErrorAccumulator output;
+    std::map<std::string, ErrorAccumulator> inputs;  // by FP32 origin name
+  };
+  std::vector<LayerAcc> layers;
+  if (options.per_layer) {
+    for (const Operation* op : quant->operations()) {
+      if (op->type() == "QuantizeLinear" || op->type() == "DequantizeLinear") continue;
+      const Variable* out = op->output(0);
+      if (out == nullptr || out->dtype() != DataType::kFloat) continue;
+      if (fp32->FindVariable(out->name()) == nullptr) continue;
+      LayerAcc acc;
+      acc.op = op;
+      acc.tensor = out->name();
+      layers.push_back(std::move(acc));
+    }
+  }
+
+  EvalSummary summary;
+  OutputErrors errors;
+  ProgressReporter progress("eval", data->size(),
+                            options.quiet ? ProgressMode::kQuiet : ProgressMode::kAuto);
+  for (size_t i = 0; i < data->size(); ++i) {
+    QALIGN_ASSIGN_OR_RETURN(Sample sample, data->Load(i));
+    QALIGN_ASSIGN_OR_RETURN(auto ref, fp32_exec->Run(sample));
+    QALIGN_ASSIGN_OR_RETURN(auto got, quant_exec->Run(std::move(sample)));
+    std::map<std::string, Tensor> ref_outputs, got_outputs;
+    for (const Variable* v : fp32->outputs()) {
+      if (ref.count(v->name())) ref_outputs[v->name()] = ref.at(v->name());
+      if (got.count(v->name())) got_outputs[v->name()] = got.at(v->name());
+    }
+    QALIGN_RETURN_IF_ERROR(AccumulateOutputs(ref_outputs, got_outputs, &errors));
+    for (LayerAcc& l : layers) {
+      auto r = ref.find(l.tensor);
+      auto g = got.find(l.tensor);
+      if (r == ref.end() || g == got.end()) continue;
+      QALIGN_RETURN_IF_ERROR(l.output.Add(r->second, g->second, l.tensor));
+      for (const Variable* in : l.op->inputs()) {
+        if (in == nullptr || in->is_parameter() || in->dtype() != DataType::kFloat) continue;
+        const std::string origin = OriginOf(*quant, in->name());
+        auto ri = ref.find(origin);
+        auto gi = got.find(in->name());
+        if (ri == ref.end() || gi == got.end() || ri->second.shape() != gi->second.shape()) continue;
+        QALIGN_RETURN_IF_ERROR(l.inputs[origin].Add(ri->second, gi->second, origin));
+      }
+    }
+    progress.Update(i + 1);
+  }
+  progress.Finish();
+  summary.samples = static_cast<int64_t>(data->size());
+  for (const auto& [name, e] : errors) summary.outputs[name] = QualityOf(e);
+  for (const LayerAcc& l : layers) {
+    LayerQuality q;
+    q.tensor = l.tensor;
+    q.op = l.op->Describe();
+    q.snr_db = l.output.SnrDb();
+    q.input_snr_db = std::numeric_limits<double>::infinity();
+    for (const auto& [name, e] : l.inputs) q.input_snr_db = std::min(q.input_snr_db, e.SnrDb());
+    // Exact inputs (a graph input, FP32 all the way) have infinite SNR; count them as 100 dB so
+    // the loss of the layer that first quantizes stays finite and comparable.
+    constexpr double kExactDb = 100.0;
+    q.input_snr_db = std::min(q.input_snr_db, kExactDb);
+    q.loss_db = q.input_snr_db - std::min(q.snr_db, kExactDb);
+    summary.layers.push_back(q);
+  }
+  std::stable_sort(summary.layers.begin(), summary.layers.end(),
+                   [](const LayerQuality& a, const LayerQuality& b) { return a.loss_db > b.loss_db; });
+  if (summary.layers.size() > static_cast<size_t>(std::max(options.top_layers, 0))) {
+    summary.layers.resize(static_cast<size_t>(std::max(options.top_layers, 0)));
+  }
+  return summary;
+}
+
+}  // namespace qalign

@@ -1,0 +1,243 @@
+// QDQ export structure on small graphs built in code: where Q/DQ pairs go, requantize pairs on
+// exactly the recorded edges, int32 bias with scale = input_scale * weight_scale, per-channel axis,
+// the opset bump, and the checker. The numbers against ONNX Runtime are in qdq_ort_test.cc.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+#include <set>
+#include <string>
+
+#include "core/file_util.h"
+#include "export/qdq_export.h"
+#include "export/qdq_fixture.h"
+#include "onnx/tensor_proto.h"
+
+namespace qalign {
+namespace {
+
+using testing::QuantizeForTest;
+using testing::SmallConvGraph;
+
+// Index of the QDQ model: producers by output name, readers by input name, initializers by name.
+struct ProtoIndex {
+  explicit ProtoIndex(const onnx::ModelProto& m) : model(m) {
+    for (const auto& n : m.graph().node()) {
+      for (const auto& o : n.output()) producer[o] = &n;
+      for (const auto& i : n.input()) readers[i].push_back(&n);
+    }
+    for (const auto& t : m.graph().initializer()) init[t.name()] = &t;
+  }
+  const onnx::NodeProto* Node(const std::string& name) const {
+    for (const auto& n : model.graph().node()) {
+      if (n.name() == name) return &n;
+    }
+    return nullptr;
+  }
+  std::vector<float> Floats(const std::string& name) const {
+    auto t = TensorFromProto(*init.at(name), ".");
+    EXPECT_TRUE(t.ok());
+    return *t->AsFloats();
+  }
+  // Number of Q -> DQ pairs between the op reading `input` and the first non-QDQ producer.
+  int QdqDepth(const std::string& input, std::string* source) const {
+    int depth = 0;
+    std::string current = input;
+    while (producer.count(current) && producer.at(current)->op_type() == "DequantizeLinear") {
+      const onnx::NodeProto* dq = producer.at(current);
+      if (!producer.count(dq->input(0))) break;  // a parameter DQ
+      const onnx::NodeProto* q = producer.at(dq->input(0));
+      EXPECT_EQ(q->op_type(), "QuantizeLinear");
+      ++depth;
+      current = q->input(0);
+    }
+    if (source) *source = current;
+    return depth;
+  }
+  const onnx::ModelProto& model;
+  std::map<std::string, const onnx::NodeProto*> producer;
+  std::map<std::string, std::vector<const onnx::NodeProto*>> readers;
+  std::map<std::string, const onnx::TensorProto*> init;
+};
+
+int64_t DefaultOpset(const onnx::ModelProto& m) {
+  for (const auto& o : m.opset_import()) {
+    if (o.domain().empty()) return o.version();
+  }
+  return 0;
+}
+
+TEST(QdqExportTest, RequantizePairsOnExactlyTheRecordedEdges) {
+  auto q = QuantizeForTest(SmallConvGraph(), "tflite-int8", /*force_overlap=*/false);
+  ASSERT_TRUE(q->result.violations.empty()) << q->result.violations.front().message;
+  const auto& requantizes = q->result.alignment.requantizes;
+  ASSERT_FALSE(requantizes.empty());
+  std::set<std::pair<std::string, std::string>> recorded;
+  for (const RequantizeEdge& e : requantizes) recorded.insert({e.tensor->name(), e.consumer->name()});
+
+  QdqExportStats stats;
+  auto model = ExportQdqModel(*q->graph, q->plan, &stats);
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  EXPECT_EQ(stats.requantize_pairs, static_cast<int64_t>(q->plan.requantizes()));
+  ProtoIndex index(*model);
+  // Every float input of the Concat and the Add: two pairs on recorded edges, one elsewhere.
+  int double_pairs = 0;
+  for (const std::string op_name : {"concat", "add"}) {
+    const onnx::NodeProto* node = index.Node(op_name);
+    ASSERT_NE(node, nullptr) << op_name;
+    for (const std::string& input : node->input()) {
+      std::string source;
+      const int depth = index.QdqDepth(input, &source);
+      const bool is_requantize = recorded.count({source, op_name}) > 0;
+      EXPECT_EQ(depth, is_requantize ? 2 : 1) << op_name << " reading " << source;
+      double_pairs += depth == 2;
+    }
+  }
+  EXPECT_EQ(double_pairs, static_cast<int>(recorded.size()));
+}
+
+TEST(QdqExportTest, ForceOverlapSharesOnePairPerTensor) {
+  auto q = QuantizeForTest(SmallConvGraph(), "tflite-int8", /*force_overlap=*/true);
+  ASSERT_TRUE(q->result.violations.empty());
+  EXPECT_TRUE(q->result.alignment.requantizes.empty());
+  auto model = ExportQdqModel(*q->graph, q->plan);
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  ProtoIndex index(*model);
+  // relu1's output is read by the Concat and the Add through the same single DQ, and the Concat's
+  // inputs and output all carry one scale (the rule).
+  const onnx::NodeProto* concat = index.Node("concat");
+  const onnx::NodeProto* add = index.Node("add");
+  ASSERT_TRUE(concat && add);
+  EXPECT_EQ(concat->input(0), add->input(0));
+  std::set<float> scales;
+  for (const std::string& input : concat->input()) {
+    EXPECT_EQ(index.QdqDepth(input, nullptr), 1);
+    scales.insert(index.Floats(index.producer.at(input)->input(1))[0]);
+  }
+  for (const onnx::NodeProto* r : index.readers.at(concat->output(0))) {
+    if (r->op_type() == "QuantizeLinear") scales.insert(index.Floats(r->input(1))[0]);
+  }
+  EXPECT_EQ(scales.size(), 1u);
+  // The fused Conv -> Relu has no Q/DQ between them.
+  const onnx::NodeProto* relu = index.Node("relu1");
+  ASSERT_NE(relu, nullptr);
+  EXPECT_EQ(index.producer.at(relu->input(0))->op_type(), "Conv");
+}
+
+TEST(QdqExportTest, WeightsPerChannelAndBiasInt32WithDerivedScale) {
+  auto q = QuantizeForTest(SmallConvGraph(), "tflite-int8", std::nullopt);
+  auto model = ExportQdqModel(*q->graph, q->plan);
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  ProtoIndex index(*model);
+  for (const std::string conv_name : {"conv1", "conv2"}) {
+    const onnx::NodeProto* conv = index.Node(conv_name);
+    ASSERT_NE(conv, nullptr);
+    ASSERT_EQ(conv->input_size(), 3);
+    const onnx::NodeProto* in_dq = index.producer.at(conv->input(0));
+    const onnx::NodeProto* w_dq = index.producer.at(conv->input(1));
+    const onnx::NodeProto* b_dq = index.producer.at(conv->input(2));
+    ASSERT_EQ(w_dq->op_type(), "DequantizeLinear");
+    ASSERT_EQ(b_dq->op_type(), "DequantizeLinear");
+    ASSERT_EQ(in_dq->op_type(), "DequantizeLinear");
+    // Weight: int8 initializer, 4 scales, axis 0, zero points 0 (symmetric).
+    EXPECT_EQ(index.init.at(w_dq->input(0))->data_type(), onnx::TensorProto::INT8);
+    ASSERT_EQ(w_dq->attribute_size(), 1);
+    EXPECT_EQ(w_dq->attribute(0).name(), "axis");
+    EXPECT_EQ(w_dq->attribute(0).i(), 0);
+    const std::vector<float> w_scale = index.Floats(w_dq->input(1));
+    ASSERT_EQ(w_scale.size(), 4u);
+    for (float z : index.Floats(w_dq->input(2))) EXPECT_EQ(z, 0.0f);
+    // Bias: int32, scale[c] = input_scale * weight_scale[c], zero point 0.
+    EXPECT_EQ(index.init.at(b_dq->input(0))->data_type(), onnx::TensorProto::INT32);
+    const float in_scale = index.Floats(in_dq->input(1))[0];
+    const std::vector<float> b_scale = index.Floats(b_dq->input(1));
+    ASSERT_EQ(b_scale.size(), 4u);
+    for (size_t c = 0; c < 4; ++c) EXPECT_FLOAT_EQ(b_scale[c], in_scale * w_scale[c]) << c;
+    for (float z : index.Floats(b_dq->input(2))) EXPECT_EQ(z, 0.0f);
+    // The int32 values are round(b / scale) of the original bias.
+    const std::string bias_name = q->graph->FindOperation(conv_name)->input(2)->name();
+    const std::vector<float> bias = *q->graph->FindVariable(bias_name)->data()->AsFloats();
+    const std::vector<float> stored = index.Floats(b_dq->input(0));
+    for (size_t c = 0; c < 4; ++c) {
+      EXPECT_EQ(stored[c], std::nearbyint(bias[c] / b_scale[c])) << c;
+    }
+    // No float copy of the weight is left behind.
+    EXPECT_EQ(index.init.count(q->graph->FindOperation(conv_name)->input(1)->name()), 0u);
+  }
+  EXPECT_TRUE(CheckOnnxModel(*model, "test").ok());
+}
+
+TEST(QdqExportTest, FixedOutputAndGraphOutputsKeepTheirNames) {
+  auto q = QuantizeForTest(SmallConvGraph(), "tflite-int8", std::nullopt);
+  auto model = ExportQdqModel(*q->graph, q->plan);
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  ProtoIndex index(*model);
+  std::set<std::string> outputs;
+  for (const auto& o : model->graph().output()) outputs.insert(o.name());
+  EXPECT_EQ(outputs, (std::set<std::string>{"concat_out", "sigmoid_out"}));
+  // The Sigmoid output is a graph output produced by a DQ with TFLite's fixed (1/256, -128).
+  const onnx::NodeProto* dq = index.producer.at("sigmoid_out");
+  ASSERT_EQ(dq->op_type(), "DequantizeLinear");
+  EXPECT_EQ(index.Floats(dq->input(1))[0], 1.0f / 256.0f);
+  EXPECT_EQ(index.Floats(dq->input(2))[0], -128.0f);
+}
+
+TEST(QdqExportTest, OldOpsetIsConvertedTo13) {
+  // Opset 9: Clip takes min/max as attributes; opset 13 needs them as inputs.
+  testing::GraphBuilder b(9);
+  Variable* x = b.Input("x", {1, 2, 4, 4});
+  Variable* c = b.Op("Conv", "conv", {x, b.RandomParam("w", {2, 2, 1, 1}, 3), b.RandomParam("b", {2}, 4)},
+                     {{"kernel_shape", Attribute::Ints({1, 1})}});
+  Variable* clip = b.Op("Clip", "clip", {c}, {{"min", Attribute::Float(0.0f)}, {"max", Attribute::Float(6.0f)}});
+  Variable* pool = b.Op("MaxPool", "pool", {clip}, {{"kernel_shape", Attribute::Ints({2, 2})}});
+  b.Output(pool);
+  for (Variable* v : b.graph().variables()) {
+    if (!v->is_parameter()) v->set_dtype(DataType::kFloat);
+  }
+  auto graph = CloneGraph(b.graph());
+  ASSERT_TRUE(graph.ok()) << graph.status().ToString();
+  auto q = QuantizeForTest(std::move(graph).value(), "tflite-int8", std::nullopt);
+  QdqExportStats stats;
+  auto model = ExportQdqModel(*q->graph, q->plan, &stats);
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  EXPECT_EQ(stats.source_opset, 9);
+  EXPECT_EQ(DefaultOpset(*model), 13);
+  EXPECT_GE(model->ir_version(), 7);
+  ProtoIndex index(*model);
+  const onnx::NodeProto* clip_node = nullptr;
+  for (const auto& n : model->graph().node()) {
+    if (n.op_type() == "Clip") clip_node = &n;
+  }
+  ASSERT_NE(clip_node, nullptr);
+  EXPECT_EQ(clip_node->input_size(), 3);
+  EXPECT_EQ(clip_node->attribute_size(), 0);
+}
+
+TEST(QdqExportTest, QuantizeValueRoundsHalfToEvenAndSaturates) {
+  EXPECT_EQ(QuantizeValue(0.5f, 1.0f, 0, -128, 127), 0);
+  EXPECT_EQ(QuantizeValue(1.5f, 1.0f, 0, -128, 127), 2);
+  EXPECT_EQ(QuantizeValue(2.5f, 1.0f, 0, -128, 127), 2);
+  EXPECT_EQ(QuantizeValue(-2.5f, 1.0f, 0, -128, 127), -2);
+  EXPECT_EQ(QuantizeValue(1000.0f, 1.0f, 0, -128, 127), 127);
+  EXPECT_EQ(QuantizeValue(-1000.0f, 1.0f, 3, 0, 255), 0);
+  EXPECT_EQ(QuantizeValue(0.25f, 0.1f, 10, 0, 255), 12);  // round(2.5) = 2, + 10
+  EXPECT_FLOAT_EQ(FakeQuantizeValue(0.26f, 0.1f, 10, 0, 255), 0.3f);
+}
+
+TEST(QdqExportTest, SaveNeverOverwritesTheInput) {
+  auto q = QuantizeForTest(SmallConvGraph(), "ort-qdq-u8s8", std::nullopt);
+  const std::string dir = ::testing::TempDir();
+  const std::string input = dir + "/qdq_export_input.onnx";
+  ASSERT_TRUE(WriteFileAtomically(input, "not a model").ok());
+  Status s = SaveQdqModel(*q->graph, q->plan, input, input);
+  EXPECT_FALSE(s.ok());
+  EXPECT_EQ(*ReadFileToString(input), "not a model");
+  const std::string out = dir + "/qdq_export_out.onnx";
+  ASSERT_TRUE(SaveQdqModel(*q->graph, q->plan, out, input).ok());
+  onnx::ModelProto reread;
+  ASSERT_TRUE(reread.ParseFromString(*ReadFileToString(out)));
+  EXPECT_TRUE(CheckOnnxModel(reread, out).ok());
+}
+
+}  // namespace
+}  // namespace qalign

@@ -1,0 +1,180 @@
+// Fake-quant simulation: producer points, requantize edges seen only by their consumer, quantized
+// parameters, the QDQ kernels and the SNR / cosine metrics.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "export/qdq_fixture.h"
+#include "runtime/executor.h"
+#include "sim/fake_quant.h"
+#include "sim/metrics.h"
+#include "sim/qdq_kernels.h"
+
+namespace qalign {
+namespace {
+
+using testing::GraphBuilder;
+
+QdqParams PerTensor(float scale, int64_t zp, DataType dtype = DataType::kUint8) {
+  QdqParams p;
+  p.scale = {scale};
+  p.zero_point = {zp};
+  p.dtype = dtype;
+  p.quant_min = dtype == DataType::kUint8 ? 0 : -128;
+  p.quant_max = dtype == DataType::kUint8 ? 255 : 127;
+  return p;
+}
+
+std::unique_ptr<Graph> Typed(GraphBuilder& b) {
+  for (Variable* v : b.graph().variables()) {
+    if (!v->is_parameter()) v->set_dtype(DataType::kFloat);
+  }
+  auto g = CloneGraph(b.graph());
+  EXPECT_TRUE(g.ok()) << g.status().ToString();
+  return std::move(g).value();
+}
+
+TEST(SimTest, RequantizeIsSeenOnlyByItsConsumer) {
+  // t = Relu(x) read by two Identity ops; t quantized once at its producer (scale 0.1), and the
+  // edge to `b` requantized with scale 0.25.
+  GraphBuilder builder;
+  Variable* x = builder.Input("x", {1, 64});
+  Variable* t = builder.Op("Relu", "relu", {x});
+  builder.Output(builder.Op("Identity", "a", {t}));
+  builder.Output(builder.Op("Identity", "b", {t}));
+  auto graph = Typed(builder);
+  QuantPlan plan;
+  ActivationPoint producer;
+  producer.tensor = graph->FindVariable("relu_out");
+  producer.params = PerTensor(0.1f, 0);
+  producer.producer_side = true;
+  producer.readers = {{graph->FindOperation("a"), 0}};
+  ActivationPoint requant;
+  requant.tensor = producer.tensor;
+  requant.params = PerTensor(0.25f, 0);
+  requant.requantize = true;
+  requant.readers = {{graph->FindOperation("b"), 0}};
+  plan.activations = {producer, requant};
+
+  auto sim = FakeQuantSimulator::Create(*graph, plan);
+  ASSERT_TRUE(sim.ok()) << sim.status().ToString();
+  EXPECT_EQ((*sim)->inserted_edges(), 1);
+  auto inputs = testing::RandomInput(*graph, 5);
+  for (float& v : inputs["x"].values<float>()) v *= 3.0f;
+  auto out = (*sim)->Run(inputs);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  const auto xs = inputs["x"].values<float>();
+  const auto a = out->at("a_out").values<float>();
+  const auto b = out->at("b_out").values<float>();
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const float relu = std::max(xs[i], 0.0f);
+    const float first = FakeQuantizeValue(relu, 0.1f, 0, 0, 255);
+    EXPECT_EQ(a[i], first) << i;
+    EXPECT_EQ(b[i], FakeQuantizeValue(first, 0.25f, 0, 0, 255)) << i;
+  }
+}
+
+TEST(SimTest, ParametersAreQuantizedPerChannel) {
+  GraphBuilder builder;
+  Variable* x = builder.Input("x", {2, 3});
+  Variable* w = builder.RandomParam("w", {2, 3}, 9);
+  builder.Output(builder.Op("Mul", "mul", {x, w}));
+  auto graph = Typed(builder);
+  QuantPlan plan;
+  ParameterPoint p;
+  p.tensor = graph->FindVariable("w");
+  p.params.scale = {0.05f, 0.01f};
+  p.params.zero_point = {0, 0};
+  p.params.axis = 0;
+  p.params.dtype = DataType::kInt8;
+  p.params.quant_min = -127;
+  p.params.quant_max = 127;
+  p.readers = {{graph->FindOperation("mul"), 1}};
+  plan.parameters = {p};
+  auto sim = FakeQuantSimulator::Create(*graph, plan);
+  ASSERT_TRUE(sim.ok()) << sim.status().ToString();
+  std::map<std::string, Tensor> inputs;
+  inputs["x"] = Tensor::FromVector<float>({2, 3}, {1, 1, 1, 1, 1, 1});
+  auto out = (*sim)->Run(inputs);
+  ASSERT_TRUE(out.ok());
+  const auto wv = graph->FindVariable("w")->data()->values<float>();
+  const auto y = out->at("mul_out").values<float>();
+  for (size_t i = 0; i < 6; ++i) {
+    const float s = i < 3 ? 0.05f : 0.01f;
+    EXPECT_EQ(y[i], static_cast<float>(std::nearbyint(wv[i] / s)) * s) << i;
+  }
+  // The original graph keeps its FP32 weights.
+  EXPECT_EQ(graph->FindVariable("w")->data()->values<float>()[0], wv[0]);
+}
+
+TEST(SimTest, QdqKernelsMatchTheSharedArithmetic) {
+  GraphBuilder builder;
+  Variable* x = builder.Input("x", {2, 4});
+  Variable* scale = builder.Param("s", Tensor::FromVector<float>({2}, {0.1f, 0.03f}));
+  Variable* zp = builder.Param("z", Tensor::FromVector<int8_t>({2}, {3, -5}));
+  Variable* q = builder.Op("QuantizeLinear", "q", {x, scale, zp}, {{"axis", Attribute::Int(0)}});
+  q->set_dtype(DataType::kInt8);
+  Variable* dq = builder.Op("DequantizeLinear", "dq", {q, scale, zp}, {{"axis", Attribute::Int(0)}});
+  dq->set_dtype(DataType::kFloat);
+  builder.Output(dq);
+  auto graph = builder.Build();
+  ExecutorOptions options;
+  options.registry = &SimKernelRegistry();
+  options.num_threads = 1;
+  auto exec = Executor::Create(*graph, options);
+  ASSERT_TRUE(exec.ok()) << exec.status().ToString();
+  std::map<std::string, Tensor> inputs;
+  inputs["x"] = Tensor::FromVector<float>({2, 4}, {0.05f, 0.15f, -20.f, 20.f, 0.045f, 0.015f, -9.f, 9.f});
+  auto out = (*exec)->Run(inputs);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  const auto in = inputs["x"].values<float>();
+  const auto y = out->at("dq_out").values<float>();
+  for (size_t i = 0; i < 8; ++i) {
+    const float s = i < 4 ? 0.1f : 0.03f;
+    const int64_t z = i < 4 ? 3 : -5;
+    EXPECT_EQ(y[i], FakeQuantizeValue(in[i], s, z, -128, 127)) << i;
+  }
+  EXPECT_EQ(y[2], (-128 - 3) * 0.1f);  // saturated
+}
+
+TEST(SimTest, SimulatedOutputsLieOnTheirGrid) {
+  auto q = testing::QuantizeForTest(testing::SmallConvGraph(), "ort-qdq-u8s8", std::nullopt);
+  auto sim = FakeQuantSimulator::Create(*q->graph, q->plan);
+  ASSERT_TRUE(sim.ok()) << sim.status().ToString();
+  auto out = (*sim)->Run(testing::RandomInput(*q->graph, 77));
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  for (const Variable* v : q->graph->outputs()) {
+    const int p = q->plan.ProducerPoint(v->name());
+    ASSERT_GE(p, 0);
+    const QdqParams& params = q->plan.activations[static_cast<size_t>(p)].params;
+    for (float y : out->at(v->name()).values<float>()) {
+      const double steps = y / params.scale[0] + params.zero_point[0];
+      EXPECT_NEAR(steps, std::round(steps), 1e-3);
+      EXPECT_GE(std::round(steps), params.quant_min);
+      EXPECT_LE(std::round(steps), params.quant_max);
+    }
+  }
+}
+
+TEST(MetricsTest, SnrAndCosine) {
+  ErrorAccumulator e;
+  Tensor ref = Tensor::FromVector<float>({4}, {1, -1, 2, -2});
+  Tensor x = Tensor::FromVector<float>({4}, {1.1f, -0.9f, 2.1f, -1.9f});
+  ASSERT_TRUE(e.Add(ref, x, "t").ok());
+  // sum ref^2 = 10, sum err^2 = 0.04: 10 log10(250) = 23.98 dB.
+  EXPECT_NEAR(e.SnrDb(), 10 * std::log10(10 / 0.04), 1e-4);
+  EXPECT_GT(e.Cosine(), 0.99);
+  ErrorAccumulator same;
+  ASSERT_TRUE(same.Add(ref, ref, "t").ok());
+  EXPECT_TRUE(std::isinf(same.SnrDb()));
+  EXPECT_NEAR(same.Cosine(), 1.0, 1e-12);
+  ErrorAccumulator scaled;
+  Tensor twice = Tensor::FromVector<float>({4}, {2, -2, 4, -4});
+  ASSERT_TRUE(scaled.Add(ref, twice, "t").ok());
+  EXPECT_NEAR(scaled.Cosine(), 1.0, 1e-12);
+  EXPECT_NEAR(scaled.SnrDb(), 0.0, 1e-9);
+  EXPECT_FALSE(scaled.Add(ref, Tensor::FromVector<float>({2}, {1, 2}), "t").ok());
+}
+
+}  // namespace
+}  // namespace qalign
