@@ -190,6 +190,9 @@ std::vector<TQC*> RuleMembers(const OperationQuantConfig& config, RuleKind kind)
 
 namespace {
 
+// "Concat 'cat1'", like Operation::Describe() but without a string stream.
+std::string OpLabel(const Operation& op) { return op.type() + " '" + op.name() + "'"; }
+
 bool IsBaked(QuantState s) { return s == QuantState::kBaked || s == QuantState::kPassiveBaked; }
 
 // Ops that read only a tensor's shape: they do not see its values, so they do not count as
@@ -273,6 +276,9 @@ struct GroupState {
   bool has_range = false;
   float min = 0.0f;
   float max = 0.0f;
+  // Set only for groups a rule formed (the reported ones).
+  const char* method = "";
+  std::string reason;
 };
 
 int MethodPriority(AlignMethod m) {
@@ -502,11 +508,12 @@ class AlignmentPass {
             edge.tensor = t;
             edge.producer = t->producer();
             edge.consumer = op;
-            edge.reason = StrCat("force_overlap off: ", op->Describe(), "'s rule ties ",
-                                 c->port.ToString(), " but tensor '", t->name(), "' has ",
-                                 consumers, " consumer(s)",
-                                 t->is_graph_output() ? " and is a graph output" : "",
-                                 "; the producer keeps its own params");
+            // Plain concatenation: this runs once per relaxed edge on million-op graphs.
+            edge.reason = "force_overlap off: " + OpLabel(*op) + "'s rule ties input:" +
+                          std::to_string(c->port.index) + " but tensor '" + t->name() + "' has " +
+                          std::to_string(consumers) + " consumer(s)" +
+                          (t->is_graph_output() ? " and is a graph output" : "") +
+                          "; the producer keeps its own params";
             requantizes_.push_back(std::move(edge));
           }
           continue;
@@ -695,7 +702,7 @@ class AlignmentPass {
 
   Status ChooseSharedParams(GroupState* g) {
     const TQC* root = table_->Get(g->root);
-    std::string method;
+    const char* method = "";
     std::string reason;
     bool have = false;
     float scale = 0.0f;
@@ -705,7 +712,7 @@ class AlignmentPass {
 
     if (g->fixed_pin != nullptr) {
       method = "fixed";
-      reason = StrCat("fixed output range of ", g->fixed_pin->source->port.op->Describe());
+      reason = "fixed output range of " + OpLabel(*g->fixed_pin->source->port.op);
       scale = g->fixed_pin->scale;
       zero_point = g->fixed_pin->zero_point;
       have = true;
@@ -738,8 +745,8 @@ class AlignmentPass {
         bool mixed = false;
         for (int32_t ri : deciding) mixed |= rules_[ri].rule.method != chosen;
         const RuleInstance& first = rules_[deciding.front()];
-        reason = StrCat(first.op->Describe(), " ", SourceLabel(first.rule.source), " (",
-                        KindLabel(first.rule.kind), ")");
+        reason = OpLabel(*first.op) + " " + SourceLabel(first.rule.source) + " (" +
+                 KindLabel(first.rule.kind) + ")";
         if (deciding.size() > 1) reason += StrCat(" and ", deciding.size() - 1, " more");
         if (mixed) {
           ++result_.counters.method_conflicts;
@@ -777,13 +784,12 @@ class AlignmentPass {
             has = true;
             lo = g->min;
             hi = g->max;
-            reason += StrCat("; the ", method, " port has no range, used the union of members");
+            reason += std::string("; the ") + method + " port has no range, used the union of members";
             method = "large";
           }
         }
       } else {
-        method = "tensor";
-        reason = "producer and consumers of one tensor";
+        // Producer and consumers of one tensor: its own range (not reported, so no reason).
         has = g->has_range;
         lo = g->min;
         hi = g->max;
@@ -793,7 +799,8 @@ class AlignmentPass {
         have = true;
       }
     }
-    method_of_root_[g->root] = {method, reason};
+    g->method = method;
+    g->reason = std::move(reason);
     if (!have) {
       ++result_.counters.groups_without_range;
       return Status::Ok();
@@ -881,14 +888,20 @@ class AlignmentPass {
 
   void Finish() {
     // Requantize edges: one per (tensor, producer, consumer), sorted by names.
-    auto key = [](const RequantizeEdge& e) {
-      return std::make_tuple(e.tensor->name(), e.consumer ? e.consumer->name() : std::string(),
-                             e.producer ? e.producer->name() : std::string());
+    static const std::string kNoName;
+    auto name = [](const Operation* op) -> const std::string& { return op ? op->name() : kNoName; };
+    auto less = [&](const RequantizeEdge& x, const RequantizeEdge& y) {
+      if (int c = x.tensor->name().compare(y.tensor->name()); c != 0) return c < 0;
+      if (int c = name(x.consumer).compare(name(y.consumer)); c != 0) return c < 0;
+      return name(x.producer) < name(y.producer);
     };
-    std::sort(requantizes_.begin(), requantizes_.end(),
-              [&](const RequantizeEdge& x, const RequantizeEdge& y) { return key(x) < key(y); });
+    std::sort(requantizes_.begin(), requantizes_.end(), less);
     for (RequantizeEdge& e : requantizes_) {
-      if (!result_.requantizes.empty() && key(result_.requantizes.back()) == key(e)) continue;
+      const RequantizeEdge* last = result_.requantizes.empty() ? nullptr : &result_.requantizes.back();
+      if (last != nullptr && last->tensor == e.tensor && last->consumer == e.consumer &&
+          last->producer == e.producer) {
+        continue;
+      }
       result_.requantizes.push_back(std::move(e));
     }
     result_.counters.requantizes = static_cast<int64_t>(result_.requantizes.size());
@@ -909,9 +922,8 @@ class AlignmentPass {
       std::unordered_set<const Variable*> tensors;
       for (const TQC* m : group.members) tensors.insert(m->port.tensor);
       group.distinct_tensors = static_cast<int>(tensors.size());
-      const auto& mr = method_of_root_[g.root];
-      group.method = mr.first;
-      group.reason = mr.second;
+      group.method = g.method;
+      group.reason = g.reason;
       result_.counters.members += static_cast<int64_t>(group.members.size());
       listed.push_back(std::move(group));
     }
@@ -936,7 +948,6 @@ class AlignmentPass {
   std::vector<Constraint> constraints_;
   std::vector<RequantizeEdge> requantizes_;
   std::vector<GroupState> groups_;
-  std::unordered_map<int32_t, std::pair<std::string, std::string>> method_of_root_;
   AlignmentResult result_;
 };
 
