@@ -1,7 +1,10 @@
 // Calibration run: executor hook -> per-tensor histograms -> observer ranges and params.
 #include "calib/calibrator.h"
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <thread>
 #include <unordered_map>
 
 #include "runtime/executor.h"
@@ -68,16 +71,39 @@ StatusOr<CalibrationResult> RunCalibration(const Graph& graph,
   progress.Finish();
   result.samples = data.size();
 
+  const auto observe_start = std::chrono::steady_clock::now();
+  result.run_seconds = std::chrono::duration<double>(observe_start - start).count();
+  // The observers (KL and MSE search over each histogram) are independent per tensor: run them
+  // on all cores, each worker taking the next tensor.
+  std::vector<std::pair<const std::string*, TensorCalibration*>> work;
   for (auto& [name, calibration] : result.tensors) {
     if (calibration.histogram.empty()) {
       return InternalError("tensor '", name, "' was never produced during calibration");
     }
-    auto params = ObserveParams(calibration.histogram, calibration.scheme, options.observer);
-    if (!params.ok()) {
-      return Status(params.status().code(), StrCat("tensor '", name, "': ", params.status().message()));
-    }
-    calibration.params = *params;
+    work.emplace_back(&name, &calibration);
   }
+  std::vector<Status> statuses(work.size());
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t i = next++; i < work.size(); i = next++) {
+      TensorCalibration& c = *work[i].second;
+      auto params = ObserveParams(c.histogram, c.scheme, options.observer);
+      if (params.ok()) {
+        c.params = *params;
+      } else {
+        statuses[i] = Status(params.status().code(),
+                             StrCat("tensor '", *work[i].first, "': ", params.status().message()));
+      }
+    }
+  };
+  const unsigned hardware = std::max(1u, std::thread::hardware_concurrency());
+  const size_t num_workers = std::min<size_t>(
+      work.size(), options.num_threads > 0 ? static_cast<size_t>(options.num_threads) : hardware);
+  std::vector<std::thread> threads;
+  for (size_t t = 1; t < num_workers; ++t) threads.emplace_back(worker);
+  worker();
+  for (std::thread& t : threads) t.join();
+  for (const Status& status : statuses) QALIGN_RETURN_IF_ERROR(status);
   result.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;

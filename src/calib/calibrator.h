@@ -47,7 +47,8 @@ struct TensorCalibration {
 struct CalibrationResult {
   std::map<std::string, TensorCalibration> tensors;  // by tensor name
   size_t samples = 0;
-  double seconds = 0.0;     // wall time of the whole run, observers included
+  double seconds = 0.0;      // wall time of the whole run, observers included
+  double run_seconds = 0.0;  // of that, loading the samples and running them (with the hooks)
   int64_t peak_bytes = 0;   // the executor's peak live-tensor bytes over the samples
 };
 

@@ -72,42 +72,50 @@ float FakeQuantize(float x, float scale, int64_t zero_point, int64_t quant_min,
   return static_cast<float>((q - static_cast<double>(zero_point)) * scale);
 }
 
+namespace {
+
+// H(u) = integral from -1/2 to u of (t - round(t))^2 dt: the squared rounding error on a unit
+// grid, integrated. Over each whole period it adds 1/12; within a period, with r = u + 1/2 -
+// floor(u + 1/2), it adds the integral of tau^2 from -1/2 to r - 1/2 = ((r - 1/2)^3 + 1/8) / 3.
+double IntegratedRoundingError(double u) {
+  const double shifted = u + 0.5;
+  const double periods = std::floor(shifted);
+  const double r = shifted - periods - 0.5;
+  return periods / 12.0 + (r * r * r + 0.125) / 3.0;
+}
+
+}  // namespace
+
 double ExpectedQuantError(const Histogram& histogram, const QuantScheme& scheme, float scale,
                           int64_t zero_point) {
   if (histogram.empty() || !(scale > 0)) return 0.0;
+  // Values are taken uniform within each bin, and the error is integrated exactly:
+  //   x < q_lo (clipped):     (x - q_lo)^2, integral (x - q_lo)^3 / 3
+  //   x > q_hi (clipped):     (x - q_hi)^2, integral (x - q_hi)^3 / 3
+  //   q_lo <= x <= q_hi:      rounding to the grid step * Z (zero_point is an integer, so the
+  //                           grid points are integer multiples of step), integral
+  //                           step^3 * H(x / step) with H above.
+  // (Ties round either way; they have no weight in an integral.)
   const double step = scale;
-  // The representable interval: values inside are rounded, values outside are clipped.
   const double q_lo = static_cast<double>(scheme.quant_min - zero_point) * step;
   const double q_hi = static_cast<double>(scheme.quant_max - zero_point) * step;
   const double width = histogram.bin_width();
-  constexpr int kPoints = 8;
+  const double step3 = step * step * step;
+  auto cube = [](double v) { return v * v * v; };
   double error = 0.0;
   for (int i = 0; i < histogram.num_bins(); ++i) {
     const double count = histogram.counts()[static_cast<size_t>(i)];
     if (count == 0.0) continue;
     const double a = histogram.BinLow(i);
     const double b = a + width;
-    double bin_error;
-    if (b <= q_lo || a >= q_hi) {
-      // Entirely clipped to one edge e: E[(x - e)^2] for x uniform on [a, b)
-      //   = (center - e)^2 + width^2 / 12.
-      const double edge = b <= q_lo ? q_lo : q_hi;
-      const double d = histogram.BinCenter(i) - edge;
-      bin_error = d * d + width * width / 12.0;
-    } else if (a >= q_lo && b <= q_hi && width > 4.0 * step) {
-      // Many quantization steps per bin: rounding error is uniform on [-step/2, step/2].
-      bin_error = step * step / 12.0;
-    } else {
-      bin_error = 0.0;
-      for (int p = 0; p < kPoints; ++p) {
-        const double x = a + width * (p + 0.5) / kPoints;
-        const double d = x - FakeQuantize(static_cast<float>(x), scale, zero_point,
-                                          scheme.quant_min, scheme.quant_max);
-        bin_error += d * d;
-      }
-      bin_error /= kPoints;
+    double integral = 0.0;
+    if (a < q_lo) integral += (cube(std::min(b, q_lo) - q_lo) - cube(a - q_lo)) / 3.0;
+    if (b > q_hi) integral += (cube(b - q_hi) - cube(std::max(a, q_hi) - q_hi)) / 3.0;
+    const double lo = std::max(a, q_lo), hi = std::min(b, q_hi);
+    if (hi > lo) {
+      integral += step3 * (IntegratedRoundingError(hi / step) - IntegratedRoundingError(lo / step));
     }
-    error += count * bin_error;
+    error += count * integral / width;
   }
   return error / histogram.total();
 }

@@ -65,8 +65,8 @@ StatusOr<ObservedParams> ObserveParams(const Histogram& histogram, const QuantSc
 float FakeQuantize(float x, float scale, int64_t zero_point, int64_t quant_min, int64_t quant_max);
 
 // Expected squared error E[(x - FakeQuantize(x))^2] of the histogram's values under (scale,
-// zero_point), with values taken uniform within each bin (integrated by the midpoint rule on a
-// few points per bin). Used by the mse observer and by alignment's `optimal` method.
+// zero_point), with values taken uniform within each bin and the error integrated exactly (O(1)
+// per bin). Used by the mse observer and by alignment's `optimal` method.
 double ExpectedQuantError(const Histogram& histogram, const QuantScheme& scheme, float scale,
                           int64_t zero_point);
 

@@ -2,6 +2,7 @@
 //  [--percentile P] [--input-shape NAME=D,..]... [--num-samples K] [--threads N] [--quiet]
 //  -o ranges.json`: runs the model on calibration data and writes the range of every activation
 // tensor the target quantizes, with its histogram, in the ranges.json format (quant/ranges.h).
+#include <algorithm>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -101,11 +102,13 @@ int RunCalibrate(const CalibrateFlags& flags) {
   if (!saved.ok()) return ReportError(saved);
   if (!flags.quiet) {
     std::fprintf(stderr,
-                 "qalign: calibrated %zu tensors on %zu samples (%s, target %s) in %.2f s, "
-                 "%.1f samples/s, peak tensors %.1f MiB -> %s\n",
+                 "qalign: calibrated %zu tensors on %zu samples (%s, target %s) in %.2f s "
+                 "(%.2f samples/s through the model, %.2f s in the observers), peak tensors "
+                 "%.1f MiB -> %s\n",
                  result->tensors.size(), result->samples, ObserverKindName(*observer),
                  profile->name.c_str(), result->seconds,
-                 static_cast<double>(result->samples) / std::max(result->seconds, 1e-9),
+                 static_cast<double>(result->samples) / std::max(result->run_seconds, 1e-9),
+                 result->seconds - result->run_seconds,
                  static_cast<double>(result->peak_bytes) / (1024.0 * 1024.0),
                  flags.output.c_str());
   }
