@@ -14,7 +14,9 @@ namespace qalign {
 std::vector<ObservedTensor> FloatActivationTensors(const Graph& graph, const QuantScheme& scheme) {
   std::vector<ObservedTensor> out;
   for (const Variable* v : graph.variables()) {
-    if (v->is_parameter() || v->dtype() != DataType::kFloat) continue;
+    // A tensor of unknown dtype (no shape inference ran) is kept: the hook looks at the data.
+    if (v->is_parameter()) continue;
+    if (v->dtype() != DataType::kFloat && v->dtype() != DataType::kUndefined) continue;
     if (v->producer() == nullptr && !v->is_graph_input()) continue;  // dangling
     out.push_back({v, scheme});
   }
@@ -76,11 +78,17 @@ StatusOr<CalibrationResult> RunCalibration(const Graph& graph,
   // The observers (KL and MSE search over each histogram) are independent per tensor: run them
   // on all cores, each worker taking the next tensor.
   std::vector<std::pair<const std::string*, TensorCalibration*>> work;
-  for (auto& [name, calibration] : result.tensors) {
-    if (calibration.histogram.empty()) {
-      return InternalError("tensor '", name, "' was never produced during calibration");
+  for (auto it = result.tensors.begin(); it != result.tensors.end();) {
+    if (it->second.histogram.empty()) {
+      const Variable* v = graph.FindVariable(it->first);
+      if (v != nullptr && v->dtype() == DataType::kUndefined) {
+        it = result.tensors.erase(it);  // turned out not to be float data
+        continue;
+      }
+      return InternalError("tensor '", it->first, "' was never produced during calibration");
     }
-    work.emplace_back(&name, &calibration);
+    work.emplace_back(&it->first, &it->second);
+    ++it;
   }
   std::vector<Status> statuses(work.size());
   std::atomic<size_t> next{0};

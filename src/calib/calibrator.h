@@ -28,6 +28,7 @@ struct ObservedTensor {
 };
 
 // Every float tensor that is not a parameter (graph inputs and op outputs), in graph order.
+// Tensors whose dtype is unknown are included; RunCalibration drops those that hold no float data.
 std::vector<ObservedTensor> FloatActivationTensors(const Graph& graph, const QuantScheme& scheme);
 
 struct CalibrationOptions {
