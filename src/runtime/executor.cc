@@ -2,6 +2,7 @@
 #include "runtime/executor.h"
 
 #include <algorithm>
+#include <chrono>
 
 namespace qalign {
 namespace {
@@ -158,7 +159,13 @@ StatusOr<std::map<std::string, Tensor>> Executor::Run(std::map<std::string, Tens
     outputs.clear();
     outputs.resize(op->outputs().size());
     context.outputs = &outputs;
+    const auto start = options_.profile ? std::chrono::steady_clock::now()
+                                        : std::chrono::steady_clock::time_point();
     Status status = kernels_[i]->Run(context);
+    if (options_.profile) {
+      profile_ms_[op->type()] += std::chrono::duration<double, std::milli>(
+                                     std::chrono::steady_clock::now() - start).count();
+    }
     if (!status.ok()) {
       // Kernel messages usually name the op already; add it when they do not.
       if (status.message().find(op->name()) == std::string::npos || op->name().empty()) {

@@ -25,6 +25,7 @@ struct ExecutorOptions {
   // Intermediate tensors to return from Run() besides the graph outputs.
   std::set<std::string> keep;
   bool keep_all = false;  // return every tensor (for debugging and tests)
+  bool profile = false;   // accumulate wall time per op type (profile())
 };
 
 // Called once for each tensor right after it exists: every graph input (after the checks) and
@@ -48,6 +49,9 @@ class Executor {
   int64_t peak_bytes() const { return peak_bytes_; }
   ThreadPool* pool() const { return pool_.get(); }
   const std::vector<const Operation*>& order() const { return order_; }
+  // With options.profile: milliseconds spent per op type, summed over all runs so far.
+  const std::map<std::string, double>& profile() const { return profile_ms_; }
+  void reset_profile() { profile_ms_.clear(); }
 
  private:
   Executor() = default;
@@ -65,6 +69,7 @@ class Executor {
   std::vector<std::vector<int>> free_after_;
   std::vector<bool> retained_;  // per slot: a graph output or asked to be kept
   int64_t peak_bytes_ = 0;
+  std::map<std::string, double> profile_ms_;
 };
 
 }  // namespace qalign

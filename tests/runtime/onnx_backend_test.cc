@@ -24,8 +24,9 @@ constexpr const char* kNodeTestDir = "/usr/share/libonnx-testdata/data/node";
 
 // Tests of supported ops that are known not to pass, each with the reason. Keep this short.
 const std::map<std::string, std::string> kExpectedFailures = {
-    // Cast to/from float16, bfloat16 and string have no kernel support (Unimplemented is counted
-    // as unsupported, so they do not need listing). Nothing else is expected to fail.
+    // ConvTranspose with the output_shape attribute: the nn kernels (src/runtime/kernels/nn)
+    // do not derive the pads from output_shape yet, so border values differ.
+    {"test_convtranspose_output_shape", "ConvTranspose output_shape not honoured by nn kernels"},
 };
 
 // |a - b| <= atol + rtol * |b| for floats (NaN equals NaN), exact for everything else.

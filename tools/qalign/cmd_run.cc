@@ -1,5 +1,5 @@
 // `qalign run MODEL --input NAME=FILE.npy ... --output-dir DIR [--input-shape NAME=D,..]
-// [--repeat N] [--threads N]`: FP32 inference with qalign's executor; each output is written as
+// [--repeat N] [--threads N] [--profile]`: FP32 inference with qalign's executor; each output is written as
 // DIR/<output name>.npy; --repeat times N runs after one warm-up and prints the median.
 #include <algorithm>
 #include <chrono>
@@ -26,6 +26,7 @@ struct RunFlags {
   std::string output_dir;
   int repeat = 0;
   int threads = 0;
+  bool profile = false;
 };
 
 // An output name as a file name: path separators and other awkward characters become '_'.
@@ -97,6 +98,7 @@ int RunRun(const RunFlags& flags) {
   }
   ExecutorOptions exec_options;
   exec_options.num_threads = flags.threads;
+  exec_options.profile = flags.profile;
   auto executor = Executor::Create(**graph, exec_options);
   if (!executor.ok()) return ReportError(executor.status());
 
@@ -104,6 +106,7 @@ int RunRun(const RunFlags& flags) {
   if (!outputs.ok()) return ReportError(outputs.status());
 
   if (flags.repeat > 0) {
+    (*executor)->reset_profile();  // profile the timed runs, not the warm-up
     std::vector<double> ms;
     for (int i = 0; i < flags.repeat; ++i) {
       const auto start = std::chrono::steady_clock::now();
@@ -119,6 +122,21 @@ int RunRun(const RunFlags& flags) {
                 "peak live tensors %.1f MB\n",
                 flags.model.c_str(), median, flags.repeat, ms.front(), ms.back(),
                 (*executor)->pool()->num_threads(), (*executor)->peak_bytes() / 1e6);
+  }
+
+  if (flags.profile) {
+    std::vector<std::pair<double, std::string>> by_time;
+    double total = 0;
+    for (const auto& [type, ms] : (*executor)->profile()) {
+      by_time.emplace_back(ms, type);
+      total += ms;
+    }
+    std::sort(by_time.rbegin(), by_time.rend());
+    const int runs = std::max(1, flags.repeat);
+    std::printf("time per op type (ms per run, over %d runs):\n", runs);
+    for (const auto& [ms, type] : by_time) {
+      std::printf("  %-24s %10.3f  %5.1f%%\n", type.c_str(), ms / runs, 100.0 * ms / total);
+    }
   }
 
   if (!flags.output_dir.empty()) {
@@ -157,6 +175,7 @@ void AddRunCommand(CLI::App& app, CommandContext& context) {
   sub->add_option("--repeat", flags->repeat,
                   "Time N runs after one warm-up and print the median ms per run");
   sub->add_option("--threads", flags->threads, "Threads to use (default: all cores)");
+  sub->add_flag("--profile", flags->profile, "Print the time spent per op type");
   sub->callback([&context, flags] { context.run = [flags] { return RunRun(*flags); }; });
 }
 
