@@ -194,6 +194,7 @@ class ConvFast final : public Kernel {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = plans_.find(key);
     if (it == plans_.end()) {
+      if (plans_.size() >= kMaxCachedShapes) plans_.clear();  // bound memory
       QALIGN_ASSIGN_OR_RETURN(Entry entry, Prepare(context));
       it = plans_.emplace(key, std::move(entry)).first;
       Entry& e = it->second;

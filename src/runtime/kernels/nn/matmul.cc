@@ -74,6 +74,7 @@ class MatMulFast final : public Kernel {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = plans_.find(key);
     if (it == plans_.end()) {
+      if (plans_.size() >= kMaxCachedShapes) plans_.clear();  // bound memory
       QALIGN_ASSIGN_OR_RETURN(MatMulPlan plan, Prepare(op, a.shape(), b.shape()));
       it = plans_.emplace(key, std::move(plan)).first;
     }
@@ -138,6 +139,7 @@ class GemmFast final : public Kernel {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = plans_.find(key);
     if (it == plans_.end()) {
+      if (plans_.size() >= kMaxCachedShapes) plans_.clear();  // bound memory
       MatMulPlan plan;
       plan.out_shape = {s.m, s.n};
       if (s.m == 0 || s.n == 0 || s.k == 0) {

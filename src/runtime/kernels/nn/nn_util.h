@@ -24,6 +24,10 @@ struct WindowAttributes {
   bool ceil_mode = false;             // pooling only
 };
 
+// How many input shapes a fast kernel keeps primitives for; past that the cache starts over (a
+// model fed many sizes, e.g. text lines of varying width, must not grow without bound).
+inline constexpr size_t kMaxCachedShapes = 32;
+
 // Reads auto_pad, kernel_shape, strides, dilations, pads (and ceil_mode) and checks their values.
 StatusOr<WindowAttributes> ReadWindowAttributes(const Operation& op);
 

@@ -40,6 +40,7 @@ class WindowPoolFast final : public Kernel {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = plans_.find(x.shape());
     if (it == plans_.end()) {
+      if (plans_.size() >= kMaxCachedShapes) plans_.clear();  // bound memory
       QALIGN_ASSIGN_OR_RETURN(PoolPlan plan, Prepare(op, x.shape()));
       it = plans_.emplace(x.shape(), std::move(plan)).first;
     }
