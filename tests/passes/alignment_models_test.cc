@@ -5,6 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <nlohmann/json.hpp>
 #include <filesystem>
 #include <map>
 #include <random>
@@ -208,6 +212,51 @@ TEST(AlignmentModels, EveryProfileOnEveryPpOcrModel) {
       }
     }
   }
+}
+
+// `qalign align` end to end on the cls model: ranges.json written by SaveRanges, the JSON report
+// written atomically, exit codes 0 / 1 (missing range) / 2 (bad flag).
+TEST(AlignmentModels, CliAlignWritesReport) {
+  const std::string model = std::string(QALIGN_MODEL_DIR) + "/ch_ppocr_mobile_v2.0_cls_infer.onnx";
+  ASSERT_TRUE(std::filesystem::exists(model)) << model;
+  auto graph = ImportOnnxModel(model);
+  ASSERT_TRUE(graph.ok()) << graph.status().ToString();
+  const std::string dir = ::testing::TempDir() + "/qalign_cli_align";
+  std::filesystem::create_directories(dir);
+  RangeMap ranges = SyntheticRanges(**graph, 7);
+  ASSERT_TRUE(SaveRanges(ranges, dir + "/ranges.json").ok());
+  const std::string cli = QALIGN_CLI_PATH;
+  const std::string base = cli + " align " + model + " --target tflite-int8 --ranges ";
+  const std::string report = dir + "/report.json";
+  std::filesystem::remove(report);
+  int rc = std::system((base + dir + "/ranges.json --report " + report +
+                        " --no-force-overlap --align Concat=output > " + dir + "/out.txt 2>&1").c_str());
+  ASSERT_EQ(WEXITSTATUS(rc), 0);
+  std::ifstream in(report);
+  ASSERT_TRUE(in.good());
+  nlohmann::json j = nlohmann::json::parse(in);
+  EXPECT_EQ(j["target"], "tflite-int8");
+  EXPECT_EQ(j["summary"]["violations"], 0);
+  EXPECT_GT(j["summary"]["groups"].get<int>(), 0);
+  std::ifstream out_text(dir + "/out.txt");
+  std::stringstream text;
+  text << out_text.rdbuf();
+  EXPECT_NE(text.str().find("alignment for target tflite-int8"), std::string::npos) << text.str();
+
+  // A tensor missing from ranges.json: exit 1 naming it; --allow-missing: exit 0.
+  const std::string missing = ranges.ranges.rbegin()->first;
+  ranges.ranges.erase(missing);
+  ASSERT_TRUE(SaveRanges(ranges, dir + "/partial.json").ok());
+  rc = std::system((base + dir + "/partial.json > " + dir + "/err.txt 2>&1").c_str());
+  EXPECT_EQ(WEXITSTATUS(rc), 1);
+  std::ifstream err(dir + "/err.txt");
+  std::stringstream err_text;
+  err_text << err.rdbuf();
+  EXPECT_NE(err_text.str().find(missing), std::string::npos) << err_text.str();
+  rc = std::system((base + dir + "/partial.json --allow-missing > /dev/null 2>&1").c_str());
+  EXPECT_EQ(WEXITSTATUS(rc), 0);
+  rc = std::system((base + dir + "/ranges.json --align Concat=biggest > /dev/null 2>&1").c_str());
+  EXPECT_EQ(WEXITSTATUS(rc), 2);
 }
 
 }  // namespace
