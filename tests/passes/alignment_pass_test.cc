@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <random>
 
 #include "align_testing.h"
@@ -682,6 +684,36 @@ TEST(AlignmentPass, OverridesAreValidated) {
   EXPECT_EQ(parsed.at("a=b"), AlignMethod::kOutput);
   EXPECT_FALSE(ParseAlignAssignment("Concat", &parsed).ok());
   EXPECT_FALSE(ParseAlignAssignment("Concat=biggest", &parsed).ok());
+}
+
+TEST(AlignmentPass, AlignConfigFileMergesAndNamesErrors) {
+  const std::string dir = ::testing::TempDir() + "/qalign_align_config";
+  std::filesystem::create_directories(dir);
+  auto write = [&dir](const std::string& name, const std::string& text) {
+    std::ofstream(dir + "/" + name) << text;
+    return dir + "/" + name;
+  };
+  AlignmentOptions options;
+  const std::string good = write("good.json", R"({"op_types": {"Concat": "large"},
+      "nodes": {"cat_3": "output"}, "force_overlap": false, "requantize_on_scheme_mismatch": true})");
+  ASSERT_TRUE(LoadAlignConfig(good, &options).ok());
+  EXPECT_EQ(options.method_by_op_type.at("Concat"), AlignMethod::kLarge);
+  EXPECT_EQ(options.method_by_node.at("cat_3"), AlignMethod::kOutput);
+  ASSERT_TRUE(options.force_overlap.has_value());
+  EXPECT_FALSE(*options.force_overlap);
+  EXPECT_TRUE(options.requantize_on_scheme_mismatch);
+  for (const auto& [name, text, expect] : std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"unknown.json", R"({"op_type": {}})", "unknown key \"op_type\""},
+           {"method.json", R"({"nodes": {"n": "widest"}})", "widest"},
+           {"bool.json", R"({"force_overlap": "yes"})", "force_overlap"},
+           {"array.json", "[]", "expected a JSON object"}}) {
+    AlignmentOptions o;
+    const std::string path = write(name, text);
+    Status s = LoadAlignConfig(path, &o);
+    ASSERT_FALSE(s.ok()) << name;
+    EXPECT_NE(s.message().find(path), std::string::npos) << s.message();
+    EXPECT_NE(s.message().find(expect), std::string::npos) << s.message();
+  }
 }
 
 }  // namespace
