@@ -42,6 +42,9 @@ StatusOr<CalibrationResult> RunCalibration(const Graph& graph,
     if (inserted) observed[t.variable] = &it->second;
   }
 
+  const int hook_threads =
+      options.num_threads > 0 ? options.num_threads
+                              : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   // The hook sees each tensor once per sample; non-float or unobserved tensors are skipped.
   std::string failure;
   executor->set_hook([&](const Variable& variable, Tensor& tensor) {
@@ -49,7 +52,7 @@ StatusOr<CalibrationResult> RunCalibration(const Graph& graph,
     if (it == observed.end() || tensor.dtype() != DataType::kFloat) return;
     Histogram& histogram = it->second->histogram;
     const int64_t non_finite_before = histogram.non_finite();
-    histogram.Add(tensor.values<float>());
+    histogram.AddParallel(tensor.values<float>(), hook_threads);
     if (histogram.non_finite() != non_finite_before && failure.empty()) {
       failure = StrCat("tensor '", variable.name(), "' holds NaN or Inf");
       if (variable.producer() != nullptr) {

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <thread>
 
 namespace qalign {
 
@@ -82,38 +83,92 @@ void Histogram::GrowToInclude(double new_min, double new_max) {
   width_ *= k;
 }
 
-void Histogram::Add(std::span<const float> values) {
-  float batch_min = std::numeric_limits<float>::infinity();
-  float batch_max = -std::numeric_limits<float>::infinity();
+namespace {
+
+struct BatchRange {
+  float min = std::numeric_limits<float>::infinity();
+  float max = -std::numeric_limits<float>::infinity();
   int64_t finite = 0;
+  int64_t non_finite = 0;
+};
+
+BatchRange ScanRange(std::span<const float> values) {
+  BatchRange r;
   for (float x : values) {
     if (!std::isfinite(x)) {
-      ++non_finite_;
+      ++r.non_finite;
       continue;
     }
-    batch_min = std::min(batch_min, x);
-    batch_max = std::max(batch_max, x);
-    ++finite;
+    r.min = std::min(r.min, x);
+    r.max = std::max(r.max, x);
+    ++r.finite;
   }
-  if (finite == 0) return;
-  if (total_ == 0.0 && width_ == 0.0) {
-    Initialize(batch_min, batch_max);
-    data_min_ = batch_min;
-    data_max_ = batch_max;
-  } else {
-    GrowToInclude(batch_min, batch_max);
-    data_min_ = std::min(data_min_, batch_min);
-    data_max_ = std::max(data_max_, batch_max);
-  }
-  const double inv_width = 1.0 / width_;
-  const double last = static_cast<double>(counts_.size() - 1);
+  return r;
+}
+
+void BinInto(std::span<const float> values, double lo, double width, std::vector<double>& counts) {
+  const double inv_width = 1.0 / width;
+  const double last = static_cast<double>(counts.size() - 1);
   for (float x : values) {
     if (!std::isfinite(x)) continue;
-    const double position = (static_cast<double>(x) - lo_) * inv_width;
+    const double position = (static_cast<double>(x) - lo) * inv_width;
     const double index = position > 0 ? std::min(std::floor(position), last) : 0.0;
-    counts_[static_cast<size_t>(index)] += 1.0;
+    counts[static_cast<size_t>(index)] += 1.0;
   }
-  total_ += static_cast<double>(finite);
+}
+
+}  // namespace
+
+void Histogram::Add(std::span<const float> values) { AddParallel(values, 1); }
+
+void Histogram::AddParallel(std::span<const float> values, int num_threads) {
+  // Chunks of at least 256K values: below that a thread costs more than it saves.
+  constexpr size_t kMinChunk = size_t{1} << 18;
+  const size_t chunks = std::clamp<size_t>(values.size() / kMinChunk, 1,
+                                           static_cast<size_t>(std::max(num_threads, 1)));
+  const size_t chunk_size = (values.size() + chunks - 1) / chunks;
+  auto chunk = [&](size_t c) {
+    const size_t begin = std::min(values.size(), c * chunk_size);
+    return values.subspan(begin, std::min(chunk_size, values.size() - begin));
+  };
+  auto run = [&](auto&& body) {  // body(c) for every chunk, chunk 0 on this thread
+    std::vector<std::thread> threads;
+    for (size_t c = 1; c < chunks; ++c) threads.emplace_back(body, c);
+    body(0);
+    for (std::thread& t : threads) t.join();
+  };
+
+  std::vector<BatchRange> ranges(chunks);
+  run([&](size_t c) { ranges[c] = ScanRange(chunk(c)); });
+  BatchRange batch;
+  for (const BatchRange& r : ranges) {
+    batch.min = std::min(batch.min, r.min);
+    batch.max = std::max(batch.max, r.max);
+    batch.finite += r.finite;
+    batch.non_finite += r.non_finite;
+  }
+  non_finite_ += batch.non_finite;
+  if (batch.finite == 0) return;
+  if (total_ == 0.0 && width_ == 0.0) {
+    Initialize(batch.min, batch.max);
+    data_min_ = batch.min;
+    data_max_ = batch.max;
+  } else {
+    GrowToInclude(batch.min, batch.max);
+    data_min_ = std::min(data_min_, batch.min);
+    data_max_ = std::max(data_max_, batch.max);
+  }
+  if (chunks == 1) {
+    BinInto(values, lo_, width_, counts_);
+  } else {
+    // Each chunk counts into its own bins; the sums of whole counts are exact in any order.
+    std::vector<std::vector<double>> local(chunks, std::vector<double>(counts_.size(), 0.0));
+    run([&](size_t c) { BinInto(chunk(c), lo_, width_, local[c]); });
+    for (const auto& l : local) {
+      for (size_t i = 0; i < counts_.size(); ++i) counts_[i] += l[i];
+    }
+  }
+  total_ += static_cast<double>(batch.finite);
 }
 
 void Histogram::Merge(const Histogram& other) {

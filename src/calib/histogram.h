@@ -44,6 +44,8 @@ class Histogram {
   // Adds finite values; NaN and Inf are skipped and counted in non_finite() (callers that must
   // reject them check their data first).
   void Add(std::span<const float> values);
+  // The same result as Add, with large inputs split over up to `num_threads` threads.
+  void AddParallel(std::span<const float> values, int num_threads);
   // Adds the counts of `other`, growing this histogram's range to cover it.
   void Merge(const Histogram& other);
 

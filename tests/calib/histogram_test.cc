@@ -71,6 +71,23 @@ TEST(HistogramTest, GrowthKeepsEveryOldBinWhole) {
   EXPECT_EQ(h.data_max(), *std::max_element(all.begin(), all.end()));
 }
 
+TEST(HistogramTest, ParallelAddEqualsSerialAdd) {
+  std::vector<float> first = Uniform(600000, -1.0f, 2.0f, 8);
+  first[12345] = NAN;
+  const std::vector<float> second = Uniform(700000, -4.0f, 1.0f, 9);
+  Histogram serial(512), parallel(512);
+  serial.Add(first);
+  serial.Add(second);
+  parallel.AddParallel(first, 4);
+  parallel.AddParallel(second, 3);
+  EXPECT_EQ(parallel.counts(), serial.counts());
+  EXPECT_EQ(parallel.total(), serial.total());
+  EXPECT_EQ(parallel.non_finite(), 1);
+  EXPECT_EQ(parallel.lo(), serial.lo());
+  EXPECT_EQ(parallel.data_min(), serial.data_min());
+  EXPECT_EQ(parallel.data_max(), serial.data_max());
+}
+
 TEST(HistogramTest, ConstantTensorThenRealData) {
   Histogram h(64);
   const std::vector<float> zeros(100, 0.0f);
