@@ -173,5 +173,53 @@ TEST(ExecutorTest, KernelErrorsNameTheOp) {
       << result.status().message();
 }
 
+
+TEST(KernelRegistryTest, FindsByOpsetRangeAndPrefersTheAskedFlavor) {
+  KernelRegistry registry;
+  auto entry = [](int64_t since, int64_t until, KernelFlavor flavor) {
+    KernelEntry e;
+    e.op_type = "Foo";
+    e.since_version = since;
+    e.until_version = until;
+    e.flavor = flavor;
+    e.factory = [](const Operation&) -> StatusOr<std::unique_ptr<Kernel>> {
+      return UnimplementedError("dummy");
+    };
+    return e;
+  };
+  registry.Register(entry(7, 12, KernelFlavor::kFast));
+  registry.Register(entry(7, 12, KernelFlavor::kReference));
+  registry.Register(entry(13, 17, KernelFlavor::kFast));
+  const KernelEntry* fast = registry.Find("", "Foo", 11);
+  const KernelEntry* ref = registry.Find("ai.onnx", "Foo", 11, KernelFlavor::kReference);
+  ASSERT_TRUE(fast && ref);
+  EXPECT_EQ(fast->flavor, KernelFlavor::kFast);
+  EXPECT_EQ(ref->flavor, KernelFlavor::kReference);
+  // No reference kernel at opset 13: the fast one stands in.
+  const KernelEntry* fallback = registry.Find("", "Foo", 13, KernelFlavor::kReference);
+  ASSERT_TRUE(fallback);
+  EXPECT_EQ(fallback->since_version, 13);
+  EXPECT_EQ(registry.Find("", "Foo", 6), nullptr);
+  EXPECT_EQ(registry.Find("", "Foo", 18), nullptr);
+  EXPECT_EQ(registry.Find("com.microsoft", "Foo", 11), nullptr);
+}
+
+TEST(KernelRegistryTest, DefaultRegistryCoversTheIssueOpList) {
+  const KernelRegistry& registry = DefaultKernelRegistry();
+  for (const char* op :
+       {"Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Exp", "Log", "Erf", "Tanh", "Sigmoid",
+        "HardSigmoid", "HardSwish", "Relu", "LeakyRelu", "PRelu", "Clip", "Softmax", "LogSoftmax",
+        "Resize", "Concat", "Split", "Slice", "Reshape", "Flatten", "Transpose", "Squeeze",
+        "Unsqueeze", "Expand", "Tile", "Pad", "Gather", "Shape", "Cast", "ConstantOfShape",
+        "Range", "Where", "Equal", "Less", "Greater", "Not", "And", "Neg", "Abs", "Floor", "Ceil",
+        "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "Identity", "Dropout"}) {
+    for (int64_t opset : {14, 17}) {  // HardSwish exists from opset 14
+      EXPECT_NE(registry.Find("", op, opset), nullptr) << op << " opset " << opset;
+    }
+  }
+  EXPECT_NE(registry.Find("", "Upsample", 9), nullptr);
+  EXPECT_NE(registry.Find("", "LayerNormalization", 17), nullptr);
+}
+
 }  // namespace
 }  // namespace qalign
