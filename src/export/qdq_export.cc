@@ -323,7 +323,7 @@ class QdqBuilder {
 
 // Lists the type and shape of every intermediate tensor qalign knows, so the version converter's
 // adapters that need shapes (Softmax 12 -> 13 with a non-last axis) have them.
-void AddValueInfo(const Graph& graph, onnx::ModelProto* model) {
+void AddValueInfo(const Graph& graph, const TensorShapes* observed, onnx::ModelProto* model) {
   std::unordered_set<std::string> listed;
   onnx::GraphProto* g = model->mutable_graph();
   for (const auto& v : g->value_info()) listed.insert(v.name());
@@ -332,13 +332,19 @@ void AddValueInfo(const Graph& graph, onnx::ModelProto* model) {
   for (const auto& v : g->initializer()) listed.insert(v.name());
   for (const Variable* v : graph.variables()) {
     if (v->is_parameter() || v->producer() == nullptr || listed.count(v->name())) continue;
-    if (v->dtype() == DataType::kUndefined || !v->shape().rank_known) continue;
+    if (v->dtype() == DataType::kUndefined) continue;
+    Shape known = v->shape();
+    if (observed != nullptr && !known.fully_known()) {
+      auto it = observed->find(v->name());
+      if (it != observed->end()) known = Shape::Of(it->second);
+    }
+    if (!known.rank_known) continue;
     onnx::ValueInfoProto* info = g->add_value_info();
     info->set_name(v->name());
     onnx::TypeProto_Tensor* type = info->mutable_type()->mutable_tensor_type();
     type->set_elem_type(static_cast<int32_t>(v->dtype()));
     onnx::TensorShapeProto* shape = type->mutable_shape();
-    for (const Dim& d : v->shape().dims) {
+    for (const Dim& d : known.dims) {
       onnx::TensorShapeProto_Dimension* dim = shape->add_dim();
       if (d.known()) {
         dim->set_dim_value(d.value);
@@ -368,7 +374,8 @@ Status CheckOnnxModel(const onnx::ModelProto& model, const std::string& what) {
 }
 
 StatusOr<onnx::ModelProto> ExportQdqModel(const Graph& graph, const QuantPlan& plan,
-                                          QdqExportStats* stats) {
+                                          QdqExportStats* stats,
+                                          const TensorShapes* observed_shapes) {
   QdqExportStats local;
   if (stats == nullptr) stats = &local;
   *stats = QdqExportStats{};
@@ -376,7 +383,7 @@ StatusOr<onnx::ModelProto> ExportQdqModel(const Graph& graph, const QuantPlan& p
   stats->source_opset = DefaultOpset(model);
   if (stats->source_opset < kQdqMinOpset) {
     // ONNX's converter rewrites the ops whose signature changed up to 13.
-    AddValueInfo(graph, &model);
+    AddValueInfo(graph, observed_shapes, &model);
     try {
       model = onnx::version_conversion::ConvertVersion(model, static_cast<int>(kQdqMinOpset));
     } catch (const std::exception& e) {
@@ -394,8 +401,10 @@ StatusOr<onnx::ModelProto> ExportQdqModel(const Graph& graph, const QuantPlan& p
 }
 
 Status SaveQdqModel(const Graph& graph, const QuantPlan& plan, const std::string& path,
-                    const std::string& protect_input_path, QdqExportStats* stats) {
-  QALIGN_ASSIGN_OR_RETURN(onnx::ModelProto model, ExportQdqModel(graph, plan, stats));
+                    const std::string& protect_input_path, QdqExportStats* stats,
+                    const TensorShapes* observed_shapes) {
+  QALIGN_ASSIGN_OR_RETURN(onnx::ModelProto model,
+                          ExportQdqModel(graph, plan, stats, observed_shapes));
   std::string bytes;
   if (!model.SerializeToString(&bytes)) return IoError(path, ": cannot serialize the QDQ model");
   return WriteFileAtomically(path, bytes, protect_input_path);

@@ -13,7 +13,9 @@
 
 #include <onnx/onnx_pb.h>
 
+#include <map>
 #include <string>
+#include <vector>
 
 #include "export/quant_plan.h"
 #include "ir/graph.h"
@@ -32,15 +34,22 @@ struct QdqExportStats {
   int64_t opset = 0;
 };
 
+// Concrete shapes of intermediate tensors observed in a run (sim/RecordTensorShapes), by name.
+// Static shape inference loses the rank behind dynamic Reshapes; the version converter's Softmax
+// adapter needs it, so export lists these in value_info when converting an old opset.
+using TensorShapes = std::map<std::string, std::vector<int64_t>>;
+
 // Builds the QDQ model from `graph` (the FP32 model the plan was made on).
 StatusOr<onnx::ModelProto> ExportQdqModel(const Graph& graph, const QuantPlan& plan,
-                                          QdqExportStats* stats = nullptr);
+                                          QdqExportStats* stats = nullptr,
+                                          const TensorShapes* observed_shapes = nullptr);
 
 // Runs onnx::checker::check_model; the message names the node the checker complains about.
 Status CheckOnnxModel(const onnx::ModelProto& model, const std::string& what);
 
 // Exports, checks and writes atomically; never overwrites `protect_input_path`.
 Status SaveQdqModel(const Graph& graph, const QuantPlan& plan, const std::string& path,
-                    const std::string& protect_input_path, QdqExportStats* stats = nullptr);
+                    const std::string& protect_input_path, QdqExportStats* stats = nullptr,
+                    const TensorShapes* observed_shapes = nullptr);
 
 }  // namespace qalign

@@ -19,6 +19,18 @@ std::string OpKey(const Operation& op) {
 
 }  // namespace
 
+StatusOr<std::map<std::string, std::vector<int64_t>>> RecordTensorShapes(
+    const Graph& graph, std::map<std::string, Tensor> inputs, int num_threads) {
+  ExecutorOptions options;
+  options.num_threads = num_threads;
+  options.registry = &SimKernelRegistry();
+  QALIGN_ASSIGN_OR_RETURN(auto executor, Executor::Create(graph, options));
+  std::map<std::string, std::vector<int64_t>> shapes;
+  executor->set_hook([&shapes](const Variable& v, Tensor& t) { shapes[v.name()] = t.shape(); });
+  QALIGN_RETURN_IF_ERROR(executor->Run(std::move(inputs)).status());
+  return shapes;
+}
+
 StatusOr<std::unique_ptr<Graph>> CloneGraph(const Graph& graph) {
   QALIGN_ASSIGN_OR_RETURN(onnx::ModelProto proto, ExportOnnxModel(graph));
   ImportOptions options;

@@ -17,6 +17,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "export/quant_plan.h"
 #include "ir/graph.h"
@@ -45,6 +46,10 @@ class FakeQuantSimulator {
   std::unordered_map<const Variable*, QdqParams> hook_params_;
   int64_t inserted_edges_ = 0;
 };
+
+// The shape of every tensor one run of `graph` on `inputs` produces (for ExportQdqModel).
+StatusOr<std::map<std::string, std::vector<int64_t>>> RecordTensorShapes(
+    const Graph& graph, std::map<std::string, Tensor> inputs, int num_threads = 0);
 
 // A copy of `graph` through ONNX export and import (shapes as in `graph`).
 StatusOr<std::unique_ptr<Graph>> CloneGraph(const Graph& graph);

@@ -167,9 +167,13 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
 
   QALIGN_ASSIGN_OR_RETURN(QuantPlan plan,
                           BuildQuantPlan(*graph, table, pipeline->alignment.requantizes));
+  // Shapes from one FP32 run: the opset converter needs ranks static inference cannot give.
+  QALIGN_ASSIGN_OR_RETURN(Sample first, split.calibration->Load(0));
+  QALIGN_ASSIGN_OR_RETURN(TensorShapes shapes,
+                          RecordTensorShapes(*graph, std::move(first), options.num_threads));
   QdqExportStats export_stats;
   QALIGN_RETURN_IF_ERROR(SaveQdqModel(*graph, plan, options.output_path, options.model_path,
-                                      &export_stats));
+                                      &export_stats, &shapes));
   summary.quantized_tensors = export_stats.activation_pairs;
   summary.weights = export_stats.weight_initializers;
   summary.biases = export_stats.bias_initializers;

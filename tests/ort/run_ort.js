@@ -96,6 +96,9 @@ async function main() {
       intraOpNumThreads: 1,
       interOpNumThreads: 1,
       executionMode: 'sequential',
+      // QALIGN_ORT_OPTIMIZATION=disabled|basic|extended|all (default all): 'disabled' runs a QDQ
+      // model as written (DQ -> float op -> Q) instead of ORT's fused integer kernels.
+      graphOptimizationLevel: process.env.QALIGN_ORT_OPTIMIZATION || 'all',
     });
   } catch (e) {
     fail(`${model}: ONNX Runtime cannot load the model: ${String(e.message || e).split('\n')[0]}`);
