@@ -152,6 +152,27 @@ Tensor ResizeAxis(ThreadPool* pool, const Tensor& in, int64_t axis, const std::v
   const T* src = in.data<T>();
   T* dst = out.data<T>();
   const T extra = static_cast<T>(extrapolation);
+  if (inner == 1) {  // the last axis: one gather per row, no per-element row bookkeeping
+    ParallelFor(pool, outer, [&](int64_t begin, int64_t end) {
+      for (int64_t o = begin; o < end; ++o) {
+        const T* in_row = src + o * in_len;
+        T* out_row = dst + o * out_len;
+        for (int64_t x = 0; x < out_len; ++x) {
+          const Taps& t = taps[x];
+          if (t.extrapolate) {
+            out_row[x] = extra;
+          } else if (t.count == 1) {
+            out_row[x] = in_row[t.index[0]];
+          } else if constexpr (std::is_floating_point_v<T>) {
+            T v = 0;
+            for (int k = 0; k < t.count; ++k) v += static_cast<T>(t.weight[k]) * in_row[t.index[k]];
+            out_row[x] = v;
+          }
+        }
+      }
+    }, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(out_len, 1)));
+    return out;
+  }
   ParallelFor(pool, outer * out_len, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const int64_t o = r / out_len, x = r % out_len;
