@@ -23,20 +23,20 @@ ThreadPool::~ThreadPool() {
   for (std::thread& t : workers_) t.join();
 }
 
-void ThreadPool::RunChunks() {
+void ThreadPool::RunChunks(Job& job) {
   int64_t finished = 0;
   while (true) {
-    const int64_t c = next_chunk_.fetch_add(1);
-    if (c >= num_chunks_) break;
-    const int64_t begin = c * chunk_;
-    const int64_t end = std::min(n_, begin + chunk_);
-    (*fn_)(begin, end);
+    const int64_t c = job.next_chunk.fetch_add(1);
+    if (c >= job.num_chunks) break;
+    const int64_t begin = c * job.chunk;
+    const int64_t end = std::min(job.n, begin + job.chunk);
+    (*job.fn)(begin, end);
     ++finished;
   }
   if (finished > 0) {
     std::lock_guard<std::mutex> lock(mutex_);
-    chunks_done_ += finished;
-    if (chunks_done_ == num_chunks_) done_.notify_all();
+    job.chunks_done += finished;
+    if (job.chunks_done == job.num_chunks) done_.notify_all();
   }
 }
 
@@ -44,13 +44,15 @@ void ThreadPool::WorkerLoop() {
   t_inside_pool = true;
   uint64_t seen = 0;
   while (true) {
+    std::shared_ptr<Job> job;
     {
       std::unique_lock<std::mutex> lock(mutex_);
       wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
       if (stop_) return;
       seen = generation_;
+      job = job_;
     }
-    RunChunks();
+    if (job) RunChunks(*job);
   }
 }
 
@@ -69,24 +71,23 @@ void ThreadPool::ParallelFor(int64_t n, const std::function<void(int64_t, int64_
   }
   // About 4 chunks per thread balances uneven chunks without much scheduling overhead.
   const int64_t target_chunks = static_cast<int64_t>(num_threads()) * 4;
-  const int64_t chunk = std::max(min_chunk, (n + target_chunks - 1) / target_chunks);
+  auto job = std::make_shared<Job>();
+  job->fn = &fn;
+  job->n = n;
+  job->chunk = std::max(min_chunk, (n + target_chunks - 1) / target_chunks);
+  job->num_chunks = (n + job->chunk - 1) / job->chunk;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    fn_ = &fn;
-    n_ = n;
-    chunk_ = chunk;
-    num_chunks_ = (n + chunk - 1) / chunk;
-    next_chunk_.store(0);
-    chunks_done_ = 0;
+    job_ = job;
     ++generation_;
   }
   wake_.notify_all();
   t_inside_pool = true;
-  RunChunks();
+  RunChunks(*job);
   t_inside_pool = false;
   std::unique_lock<std::mutex> lock(mutex_);
-  done_.wait(lock, [&] { return chunks_done_ == num_chunks_; });
-  fn_ = nullptr;
+  done_.wait(lock, [&] { return job->chunks_done == job->num_chunks; });
+  job_.reset();
 }
 
 void ParallelFor(ThreadPool* pool, int64_t n, const std::function<void(int64_t, int64_t)>& fn,

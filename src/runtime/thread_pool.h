@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -29,8 +30,19 @@ class ThreadPool {
                    int64_t min_chunk = 1);
 
  private:
+  // One ParallelFor call. Workers hold it by shared_ptr, so a worker that wakes late still
+  // counts chunks on the job it woke for and never takes a chunk of the next one.
+  struct Job {
+    const std::function<void(int64_t, int64_t)>* fn = nullptr;
+    int64_t n = 0;
+    int64_t chunk = 1;
+    int64_t num_chunks = 0;
+    std::atomic<int64_t> next_chunk{0};
+    int64_t chunks_done = 0;  // guarded by ThreadPool::mutex_
+  };
+
   void WorkerLoop();
-  void RunChunks();
+  void RunChunks(Job& job);
 
   std::vector<std::thread> workers_;
   std::mutex mutex_;
@@ -39,13 +51,7 @@ class ThreadPool {
   std::mutex run_mutex_;  // one ParallelFor at a time
   bool stop_ = false;
   uint64_t generation_ = 0;
-  // The current job.
-  const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
-  int64_t n_ = 0;
-  int64_t chunk_ = 1;
-  int64_t num_chunks_ = 0;
-  std::atomic<int64_t> next_chunk_{0};
-  int64_t chunks_done_ = 0;  // guarded by mutex_
+  std::shared_ptr<Job> job_;  // the current job, guarded by mutex_
 };
 
 // Runs fn over [0, n) on `pool`, or inline when pool is nullptr or the range is small.
