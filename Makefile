@@ -16,7 +16,7 @@ build: setup
 	cmake --build $(BUILD) -j $(JOBS)
 
 build-asan: setup
-	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DQALIGN_SANITIZE=ON -DQALIGN_BUILD_BENCH=OFF
+	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DQALIGN_SANITIZE=ON -DQALIGN_BUILD_BENCH=OFF -DQALIGN_UNIT_TESTS_ONLY=ON
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 
 demo: build
