@@ -23,6 +23,9 @@ struct QuantizeOptions {
   std::vector<std::string> align;       // TYPE=METHOD
   std::vector<std::string> align_node;  // NODE=METHOD
   std::optional<bool> force_overlap;
+  // --no-align: every rule's method becomes `none` (fixed output ranges still apply); violations
+  // are reported as warnings and the model is written anyway (to make test inputs for `fix`).
+  bool no_align = false;
   std::string report_path;     // JSON alignment report
   std::string table_path;      // JSON quantization table
   std::string trt_cache_path;  // TensorRT calibration cache

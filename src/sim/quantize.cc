@@ -96,6 +96,14 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
     QALIGN_RETURN_IF_ERROR(ParseAlignAssignment(a, &pipeline_options.alignment.method_by_node));
   }
   pipeline_options.alignment.force_overlap = options.force_overlap;
+  QALIGN_ASSIGN_OR_RETURN(TargetProfile profile, LoadTargetProfile(options.target));
+  if (options.no_align) {
+    for (const AlignmentRule& rule : profile.rules) {
+      if (rule.kind != RuleKind::kFixedOutput) {
+        pipeline_options.alignment.method_by_op_type[rule.op_type] = AlignMethod::kNone;
+      }
+    }
+  }
   CalibrationOptions calib_options;
   QALIGN_ASSIGN_OR_RETURN(calib_options.observer.kind, ParseObserverKind(options.observer));
   calib_options.observer.percentile = options.percentile;
@@ -106,7 +114,6 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
   import_options.input_shapes = options.input_shapes;
   QALIGN_ASSIGN_OR_RETURN(std::unique_ptr<Graph> graph,
                           ImportOnnxModel(options.model_path, import_options));
-  QALIGN_ASSIGN_OR_RETURN(TargetProfile profile, LoadTargetProfile(options.target));
   summary.target = profile.name;
   summary.ops = static_cast<int64_t>(graph->num_operations());
 
@@ -159,7 +166,9 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
         AlignmentReportJson(profile.name, pipeline->alignment, table, pipeline->violations),
         options.model_path));
   }
-  if (!pipeline->violations.empty()) {
+  if (!pipeline->violations.empty() && options.no_align) {
+    for (const std::string& m : summary.violation_messages) LogWarning("--no-align: ", m);
+  } else if (!pipeline->violations.empty()) {
     return FailedPreconditionError(options.model_path, ": ", pipeline->violations.size(),
                                    " alignment violations, first: ",
                                    pipeline->violations.front().message);

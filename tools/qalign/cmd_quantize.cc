@@ -61,6 +61,8 @@ void AddQuantizeCommand(CLI::App& app, CommandContext& context) {
   auto* off = sub->add_flag("--no-force-overlap", flags->no_force_overlap,
                             "A rule on a shared tensor gets a requantize edge instead");
   on->excludes(off);
+  sub->add_flag("--no-align", o.no_align,
+                "Do not align: every rule's method becomes none (violations are warnings)");
   sub->add_option("--report", o.report_path, "Write the JSON alignment report here");
   sub->add_option("--table", o.table_path, "Write the JSON quantization table here");
   sub->add_option("--trt-cache", o.trt_cache_path, "Write a TensorRT calibration cache here");
