@@ -36,8 +36,12 @@ StatusOr<CalibrationResult> RunCalibration(const Graph& graph,
 
   CalibrationResult result;
   std::unordered_map<const Variable*, TensorCalibration*> observed;
+  // The minmax observer reads only the extremes: binning every value would triple the cost of
+  // the hook for nothing.
+  const bool binned = options.keep_histograms || options.observer.kind != ObserverKind::kMinMax;
   for (const ObservedTensor& t : tensors) {
-    TensorCalibration calibration{t.scheme, Histogram(options.num_bins), {}};
+    TensorCalibration calibration{
+        t.scheme, binned ? Histogram(options.num_bins) : Histogram::RangeOnly(), {}};
     auto [it, inserted] = result.tensors.emplace(t.variable->name(), std::move(calibration));
     if (inserted) observed[t.variable] = &it->second;
   }
@@ -126,7 +130,11 @@ RangeMap ToRangeMap(const CalibrationResult& result) {
     TensorRange range;
     range.min = calibration.params.range.min;
     range.max = calibration.params.range.max;
-    range.has_histogram = true;
+    range.has_histogram = calibration.histogram.binned();
+    if (!range.has_histogram) {
+      map.ranges.emplace(name, std::move(range));
+      continue;
+    }
     range.hist_min = static_cast<float>(calibration.histogram.lo());
     range.hist_max = static_cast<float>(calibration.histogram.hi());
     range.counts.assign(calibration.histogram.counts().begin(), calibration.histogram.counts().end());

@@ -1,7 +1,8 @@
 // Calibration run: feeds samples through the executor and observes chosen float tensors.
 //
 // For each observed tensor a Histogram accumulates every value the tensor takes over all samples
-// (through the executor's per-tensor hook); at the end the tensor's observer turns the histogram
+// (through the executor's per-tensor hook; binned for the percentile, KL and MSE observers, only
+// its extremes for minmax); at the end the tensor's observer turns the histogram
 // into a clipping range and (scale, zero_point) under the tensor's scheme.
 #pragma once
 
@@ -34,6 +35,9 @@ std::vector<ObservedTensor> FloatActivationTensors(const Graph& graph, const Qua
 struct CalibrationOptions {
   ObserverOptions observer;
   int num_bins = Histogram::kDefaultBins;
+  // Bin every value even when the observer does not need it (minmax), so that ranges.json carries
+  // histograms for other tools. Off, minmax calibration only tracks the extremes.
+  bool keep_histograms = false;
   ProgressMode progress = ProgressMode::kAuto;
   std::string progress_label = "calibrate";
   int num_threads = 0;  // executor threads; 0: all cores

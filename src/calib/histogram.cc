@@ -10,6 +10,12 @@ namespace qalign {
 
 Histogram::Histogram(int num_bins) : counts_(static_cast<size_t>(std::max(num_bins, 1)), 0.0) {}
 
+Histogram Histogram::RangeOnly() {
+  Histogram h(1);
+  h.counts_.clear();
+  return h;
+}
+
 StatusOr<Histogram> Histogram::FromCounts(double lo, double hi, std::vector<double> counts) {
   if (counts.empty()) return InvalidArgumentError("histogram has no bins");
   const double width = (hi - lo) / static_cast<double>(counts.size());
@@ -92,7 +98,7 @@ struct BatchRange {
   int64_t non_finite = 0;
 };
 
-BatchRange ScanRange(std::span<const float> values) {
+BatchRange ScanRangeSlow(std::span<const float> values) {
   BatchRange r;
   for (float x : values) {
     if (!std::isfinite(x)) {
@@ -106,15 +112,93 @@ BatchRange ScanRange(std::span<const float> values) {
   return r;
 }
 
+// Extremes of a batch. Eight independent lanes let the compiler keep the running min and max in
+// vector registers; a NaN compares false and never enters a lane. Non-finite values are only
+// counted (x - x is 0 for every finite x and NaN for Inf and NaN); when there are any, the batch
+// is scanned again the slow way, which is rare: calibration rejects such tensors.
+BatchRange ScanRange(std::span<const float> values) {
+  constexpr size_t kLanes = 8;
+  float lane_min[kLanes], lane_max[kLanes];
+  int32_t lane_bad[kLanes] = {};
+  std::fill(std::begin(lane_min), std::end(lane_min), std::numeric_limits<float>::infinity());
+  std::fill(std::begin(lane_max), std::end(lane_max), -std::numeric_limits<float>::infinity());
+  const float* data = values.data();
+  const size_t n = values.size();
+  size_t i = 0;
+  int64_t bad = 0;
+  // The int32 lane counters are flushed every 2^24 blocks so they cannot overflow.
+  while (i + kLanes <= n) {
+    const size_t block_end = std::min(n - (n - i) % kLanes, i + (size_t{1} << 27));
+    for (; i < block_end; i += kLanes) {
+      for (size_t l = 0; l < kLanes; ++l) {
+        const float x = data[i + l];
+        lane_min[l] = x < lane_min[l] ? x : lane_min[l];
+        lane_max[l] = x > lane_max[l] ? x : lane_max[l];
+        lane_bad[l] += (x - x == 0.0f) ? 0 : 1;
+      }
+    }
+    for (size_t l = 0; l < kLanes; ++l) {
+      bad += lane_bad[l];
+      lane_bad[l] = 0;
+    }
+  }
+  for (; i < n; ++i) {
+    const float x = data[i];
+    lane_min[0] = x < lane_min[0] ? x : lane_min[0];
+    lane_max[0] = x > lane_max[0] ? x : lane_max[0];
+    bad += (x - x == 0.0f) ? 0 : 1;
+  }
+  if (bad != 0) return ScanRangeSlow(values);
+  BatchRange r;
+  for (size_t l = 0; l < kLanes; ++l) {
+    r.min = std::min(r.min, lane_min[l]);
+    r.max = std::max(r.max, lane_max[l]);
+  }
+  r.finite = static_cast<int64_t>(n);
+  return r;
+}
+
+// Counts values into bins. Runs of equal bins (common: ReLU zeros, saturated values) would make
+// every increment wait for the previous one, so four interleaved integer count arrays take turns
+// and are summed at the end. Bin i holds [lo + i * width, lo + (i + 1) * width); a positive
+// position truncates to its floor, and values on or beyond an edge land in the first or last bin.
 void BinInto(std::span<const float> values, double lo, double width, std::vector<double>& counts) {
   const double inv_width = 1.0 / width;
-  const double last = static_cast<double>(counts.size() - 1);
-  for (float x : values) {
-    if (!std::isfinite(x)) continue;
+  const int64_t last = static_cast<int64_t>(counts.size()) - 1;
+  const size_t bins = counts.size();
+  constexpr size_t kWays = 4;
+  std::vector<uint32_t> local(kWays * bins, 0);
+  auto index_of = [&](float x) -> size_t {
     const double position = (static_cast<double>(x) - lo) * inv_width;
-    const double index = position > 0 ? std::min(std::floor(position), last) : 0.0;
-    counts[static_cast<size_t>(index)] += 1.0;
+    const int64_t index = position > 0 ? std::min(static_cast<int64_t>(position), last) : 0;
+    return static_cast<size_t>(index);
+  };
+  auto flush = [&] {
+    for (size_t w = 0; w < kWays; ++w) {
+      for (size_t b = 0; b < bins; ++b) counts[b] += static_cast<double>(local[w * bins + b]);
+    }
+    std::fill(local.begin(), local.end(), 0u);
+  };
+  const float* data = values.data();
+  const size_t n = values.size();
+  // Each way's counter sees at most one value in four: flushing every 2^31 values keeps every
+  // uint32 count below 2^29.
+  constexpr size_t kFlushEvery = size_t{1} << 31;
+  size_t i = 0;
+  for (size_t since_flush = 0; i + kWays <= n; i += kWays, since_flush += kWays) {
+    if (since_flush >= kFlushEvery) {
+      flush();
+      since_flush = 0;
+    }
+    for (size_t w = 0; w < kWays; ++w) {
+      const float x = data[i + w];
+      if (x - x == 0.0f) ++local[w * bins + index_of(x)];
+    }
   }
+  for (; i < n; ++i) {
+    if (data[i] - data[i] == 0.0f) ++local[index_of(data[i])];
+  }
+  flush();
 }
 
 }  // namespace
@@ -149,6 +233,12 @@ void Histogram::AddParallel(std::span<const float> values, int num_threads) {
   }
   non_finite_ += batch.non_finite;
   if (batch.finite == 0) return;
+  if (!binned()) {
+    data_min_ = total_ == 0.0 ? batch.min : std::min(data_min_, batch.min);
+    data_max_ = total_ == 0.0 ? batch.max : std::max(data_max_, batch.max);
+    total_ += static_cast<double>(batch.finite);
+    return;
+  }
   if (total_ == 0.0 && width_ == 0.0) {
     Initialize(batch.min, batch.max);
     data_min_ = batch.min;
@@ -174,6 +264,14 @@ void Histogram::AddParallel(std::span<const float> values, int num_threads) {
 void Histogram::Merge(const Histogram& other) {
   non_finite_ += other.non_finite_;
   if (other.empty()) return;
+  if (!binned() || !other.binned()) {
+    // Without bins on either side only the extremes and the total can be combined.
+    data_min_ = empty() ? other.data_min_ : std::min(data_min_, other.data_min_);
+    data_max_ = empty() ? other.data_max_ : std::max(data_max_, other.data_max_);
+    total_ += other.total_;
+    counts_.clear();
+    return;
+  }
   if (empty() && width_ == 0.0) {
     Initialize(other.lo(), other.hi());
     // Same span and bin count as `other` when the counts match: the bins line up exactly.
@@ -195,6 +293,7 @@ void Histogram::Merge(const Histogram& other) {
 
 double Histogram::Quantile(double q) const {
   if (empty()) return 0.0;
+  if (!binned()) return q < 0.5 ? data_min_ : data_max_;
   q = std::clamp(q, 0.0, 1.0);
   const double target = q * total_;
   double cumulative = 0.0;

@@ -34,6 +34,9 @@ class Histogram {
   static constexpr int kDefaultBins = 2048;
 
   explicit Histogram(int num_bins = kDefaultBins);
+  // A histogram without bins: it tracks only the exact extremes and the count, which is all the
+  // minmax observer reads, at the cost of one vectorised scan per batch.
+  static Histogram RangeOnly();
 
   // Rebuilds a histogram from stored bins (e.g. read back from ranges.json). The data extremes are
   // taken as the edges of the outermost non-empty bins unless given.
@@ -50,6 +53,8 @@ class Histogram {
   void Merge(const Histogram& other);
 
   bool empty() const { return total_ == 0.0; }
+  // False for RangeOnly() histograms (num_bins() is then 0) and after merging one into another.
+  bool binned() const { return !counts_.empty(); }
   int num_bins() const { return static_cast<int>(counts_.size()); }
   // Range covered by the bins: [lo, hi) with hi = lo + num_bins * bin_width.
   double lo() const { return lo_; }

@@ -45,6 +45,10 @@ StatusOr<ClipRange> PercentileRange(const Histogram& histogram, double percentil
 
 StatusOr<ClipRange> ChooseRange(const Histogram& histogram, const QuantScheme& scheme,
                                 const ObserverOptions& options) {
+  if (options.kind != ObserverKind::kMinMax && !histogram.binned() && !histogram.empty()) {
+    return InvalidArgumentError(ObserverKindName(options.kind),
+                                " observer needs a binned histogram, this one holds only extremes");
+  }
   switch (options.kind) {
     case ObserverKind::kMinMax: return MinMaxRange(histogram);
     case ObserverKind::kPercentile: return PercentileRange(histogram, options.percentile);

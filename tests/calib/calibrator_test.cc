@@ -60,8 +60,21 @@ TEST(CalibratorTest, ObservesEveryActivationWithClosedFormRanges) {
   // Params follow the scheme: scale = (max - min) / 255 with 0 inside the range.
   EXPECT_NEAR(cr.params.scale, hi / 255.0f, 1e-7);
 
-  // ranges.json round trip keeps ranges and histograms.
-  const RangeMap map = ToRangeMap(*result);
+  // Minmax does not bin unless asked: the ranges are the same either way, the histograms only
+  // exist when kept, and the ranges.json round trip keeps both.
+  for (const auto* c : {&cx, &cr, &cm}) EXPECT_FALSE(c->histogram.binned());
+  CalibrationOptions keep = Quiet();
+  keep.keep_histograms = true;
+  auto with_histograms = RunCalibration(*graph, tensors, **data, keep);
+  ASSERT_TRUE(with_histograms.ok()) << with_histograms.status().ToString();
+  for (const auto& [name, c] : with_histograms->tensors) {
+    EXPECT_TRUE(c.histogram.binned()) << name;
+    EXPECT_EQ(c.params.range.min, result->tensors.at(name).params.range.min) << name;
+    EXPECT_EQ(c.params.range.max, result->tensors.at(name).params.range.max) << name;
+  }
+  EXPECT_FALSE(ParseRanges(SerializeRanges(ToRangeMap(*result)), "t.json")->Find(m->name())
+                   ->has_histogram);
+  const RangeMap map = ToRangeMap(*with_histograms);
   auto parsed = ParseRanges(SerializeRanges(map), "test.json");
   ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
   const TensorRange* tr = parsed->Find(m->name());

@@ -115,6 +115,53 @@ TEST(HistogramTest, NonFiniteValuesAreSkippedAndCounted) {
   EXPECT_EQ(h.data_max(), 2.0f);
 }
 
+TEST(HistogramTest, RunsOfOneValueAndOddLengthsAreCountedExactly) {
+  // Long runs of one value (ReLU zeros) and lengths that are not a multiple of the unrolling.
+  for (size_t n : {size_t{1}, size_t{3}, size_t{7}, size_t{4099}, size_t{70001}}) {
+    std::vector<float> values = Uniform(n, -2.0f, 5.0f, static_cast<uint32_t>(n));
+    for (size_t i = 0; i < n; i += 3) values[i] = 0.0f;
+    Histogram h(97);
+    h.Add(values);
+    EXPECT_EQ(h.total(), static_cast<double>(n)) << n;
+    EXPECT_EQ(h.counts(), BruteCounts(h, values)) << n;
+    EXPECT_EQ(h.data_min(), *std::min_element(values.begin(), values.end())) << n;
+    EXPECT_EQ(h.data_max(), *std::max_element(values.begin(), values.end())) << n;
+  }
+}
+
+TEST(HistogramTest, RangeOnlyKeepsExactExtremesAndSkipsNonFinite) {
+  Histogram h = Histogram::RangeOnly();
+  EXPECT_FALSE(h.binned());
+  EXPECT_EQ(h.num_bins(), 0);
+  float lo = INFINITY, hi = -INFINITY;
+  for (uint32_t seed = 1; seed <= 5; ++seed) {
+    const std::vector<float> values = Uniform(1000 * seed + seed, -seed * 1.5f, seed * 2.0f, seed);
+    h.AddParallel(values, 2);
+    lo = std::min(lo, *std::min_element(values.begin(), values.end()));
+    hi = std::max(hi, *std::max_element(values.begin(), values.end()));
+    EXPECT_EQ(h.data_min(), lo);
+    EXPECT_EQ(h.data_max(), hi);
+  }
+  EXPECT_EQ(h.total(), 1001.0 + 2002 + 3003 + 4004 + 5005);
+  // A batch with NaN and infinities anywhere (inside the unrolled blocks and in the tail).
+  std::vector<float> bad = Uniform(37, -1.0f, 1.0f, 9);
+  bad[2] = NAN;
+  bad[17] = INFINITY;
+  bad[36] = -INFINITY;
+  bad[5] = 100.0f;
+  h.Add(bad);
+  EXPECT_EQ(h.non_finite(), 3);
+  EXPECT_EQ(h.data_max(), 100.0f);
+  EXPECT_EQ(h.data_min(), lo);
+  EXPECT_EQ(h.total(), 15015.0 + 34);
+  // Merging a binned histogram into it keeps the extremes and the total.
+  Histogram binned(64);
+  binned.Add(std::vector<float>{-50.0f, 3.0f});
+  h.Merge(binned);
+  EXPECT_EQ(h.data_min(), -50.0f);
+  EXPECT_EQ(h.total(), 15015.0 + 36);
+}
+
 TEST(HistogramTest, MergeEqualsAddingEverything) {
   const std::vector<float> a = Uniform(20000, -1.0f, 1.0f, 4);
   const std::vector<float> b = Uniform(20000, 0.5f, 4.0f, 5);

@@ -31,6 +31,7 @@ struct CalibrateFlags {
   std::vector<std::string> input_shapes;
   size_t num_samples = 0;  // 0: all
   int threads = 0;
+  bool histograms = false;
   bool quiet = false;
   std::string output;
 };
@@ -95,6 +96,7 @@ int RunCalibrate(const CalibrateFlags& flags) {
   options.observer.percentile = flags.percentile;
   options.progress = flags.quiet ? ProgressMode::kQuiet : ProgressMode::kAuto;
   options.num_threads = flags.threads;
+  options.keep_histograms = flags.histograms;
   auto result = RunCalibration(**graph, tensors, *samples, options);
   if (!result.ok()) return ReportError(result.status());
 
@@ -132,6 +134,8 @@ void AddCalibrateCommand(CLI::App& app, CommandContext& context) {
   sub->add_option("--num-samples", flags->num_samples,
                   "Use only the first N samples (the rest are held out)");
   sub->add_option("--threads", flags->threads, "Executor threads (default: all cores)");
+  sub->add_flag("--histograms", flags->histograms,
+                "Write each tensor's histogram into ranges.json (minmax skips binning otherwise)");
   sub->add_flag("--quiet", flags->quiet, "No progress or summary on stderr");
   sub->add_option("-o,--output", flags->output, "ranges.json to write")->required();
   sub->callback([&context, flags] { context.run = [flags] { return RunCalibrate(*flags); }; });
