@@ -1,14 +1,61 @@
-// `qalign check`: placeholder until its issue lands; replaced by the real command.
+// `qalign check`: list the alignment rules a QDQ ONNX model violates for a target.
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
 #include "cli.h"
+#include "core/logging.h"
+#include "export/qdq_check.h"
+#include "export/qdq_import.h"
+#include "onnx/importer.h"
+#include "quant/target_profile.h"
 
 namespace qalign::cli {
+namespace {
+
+struct CheckFlags {
+  std::string model;
+  std::string target;
+  bool json = false;
+  std::vector<std::string> input_shapes;
+};
+
+int RunCheck(const CheckFlags& flags) {
+  ImportOptions import_options;
+  for (const std::string& flag : flags.input_shapes) {
+    auto parsed = ParseInputShapeFlag(flag);
+    if (!parsed.ok()) return ReportUsageError("--input-shape: " + parsed.status().message());
+    import_options.input_shapes[parsed->first] = parsed->second;
+  }
+  auto profile = LoadTargetProfile(flags.target);
+  if (!profile.ok()) return ReportError(profile.status());
+  auto view = ImportQdqModelFile(flags.model, *profile, import_options);
+  if (!view.ok()) return ReportError(view.status());
+  QdqCheckResult result = CheckQdqModel(**view);
+  if (flags.json) {
+    std::fputs(CheckReportJson(**view, result).c_str(), stdout);
+  } else {
+    for (const std::string& note : (*view)->notes) LogInfo(note);
+    std::fputs(CheckReportText(**view, result).c_str(), stdout);
+  }
+  return result.violations.empty() ? kExitOk : kExitFailure;
+}
+
+}  // namespace
 
 void AddCheckCommand(CLI::App& app, CommandContext& context) {
-  auto* sub = app.add_subcommand("check", "List alignment rule violations in a QDQ ONNX model");
-  sub->allow_extras();
-  sub->callback([&context] {
-    context.run = [] { return ReportError(UnimplementedError("check: not built yet")); };
-  });
+  auto* sub = app.add_subcommand(
+      "check", "List the alignment rules a QDQ ONNX model violates for a target (exit 1 if any)");
+  auto flags = std::make_shared<CheckFlags>();
+  sub->add_option("model", flags->model, "QDQ ONNX model (from any quantizer)")->required();
+  sub->add_option("--target", flags->target,
+                  "Target profile: tflite-int8, ort-qdq-u8s8, trt-int8, qnn-u8, ppq-default or a "
+                  "JSON file")
+      ->required();
+  sub->add_flag("--json", flags->json, "Print the violations as JSON");
+  sub->add_option("--input-shape", flags->input_shapes, "Fix a graph input's dims: NAME=D,D,..");
+  sub->callback([&context, flags] { context.run = [flags] { return RunCheck(*flags); }; });
 }
 
 }  // namespace qalign::cli
