@@ -1,0 +1,344 @@
+// qalign check / fix on QDQ models built in code: a small model quantized and exported by qalign,
+// then mis-aligned on purpose (a MaxPool output, a Transpose output and one Concat input get their
+// own scales, as another quantizer would leave them). check must name exactly those rules, fix
+// must repair them (bias re-derived where an input scale moved), check must then be clean, the
+// independent file verifier must agree, and ONNX Runtime must run the result with outputs as close
+// to FP32 as the original aligned model's.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <filesystem>
+#include <set>
+
+#include "export/qdq_check.h"
+#include "export/qdq_export.h"
+#include "export/qdq_fix.h"
+#include "export/qdq_import.h"
+#include "export/qdq_verify.h"
+#include "export/qdq_fixture.h"
+#include "core/file_util.h"
+#include "onnx/tensor_proto.h"
+#include "runtime/executor.h"
+#include "sim/metrics.h"
+#include "testing/ort_runner.h"
+
+namespace qalign {
+namespace {
+
+// x -> Conv1 -> Relu -> MaxPool --\
+// x -> Conv2 (stride 2) ----------+-> Concat -> Conv3 (1x1, bias) -> y
+//                                             \-> Transpose -> t
+std::unique_ptr<Graph> PoolConcatGraph() {
+  testing::GraphBuilder b(13);
+  Variable* x = b.Input("x", {1, 3, 8, 8});
+  const testing::AttributeList conv = {{"pads", Attribute::Ints({1, 1, 1, 1})},
+                              {"kernel_shape", Attribute::Ints({3, 3})}};
+  Variable* c1 = b.Op("Conv", "conv1",
+                      {x, b.RandomParam("w1", {4, 3, 3, 3}, 21), b.RandomParam("b1", {4}, 22)}, conv);
+  Variable* r1 = b.Op("Relu", "relu1", {c1});
+  Variable* mp = b.Op("MaxPool", "pool",
+                      {r1}, {{"kernel_shape", Attribute::Ints({2, 2})},
+                             {"strides", Attribute::Ints({2, 2})}});
+  Variable* c2 = b.Op("Conv", "conv2",
+                      {x, b.RandomParam("w2", {4, 3, 3, 3}, 23, -0.5f, 0.5f),
+                       b.RandomParam("b2", {4}, 24)},
+                      {{"pads", Attribute::Ints({1, 1, 1, 1})},
+                       {"kernel_shape", Attribute::Ints({3, 3})},
+                       {"strides", Attribute::Ints({2, 2})}});
+  Variable* cat = b.Op("Concat", "concat", {mp, c2}, {{"axis", Attribute::Int(1)}});
+  Variable* y = b.Op("Conv", "conv3",
+                     {cat, b.RandomParam("w3", {2, 8, 1, 1}, 25), b.RandomParam("b3", {2}, 26)},
+                     {{"kernel_shape", Attribute::Ints({1, 1})}});
+  Variable* t = b.Op("Transpose", "transpose", {cat}, {{"perm", Attribute::Ints({0, 1, 3, 2})}});
+  b.Output(y);
+  b.Output(t);
+  for (Variable* v : b.graph().variables()) {
+    if (!v->is_parameter() && v->dtype() == DataType::kUndefined) v->set_dtype(DataType::kFloat);
+  }
+  auto clone = CloneGraph(b.graph());
+  EXPECT_TRUE(clone.ok()) << clone.status().ToString();
+  return std::move(clone).value();
+}
+
+// Gives the Q/DQ pair quantizing the output of node `op` (the QuantizeLinear reading it and that
+// Q's DequantizeLinears) its own scale initializer, `factor` times the current one.
+void RescalePair(onnx::ModelProto* model, const std::string& op, float factor) {
+  auto* g = model->mutable_graph();
+  std::string tensor;
+  for (const auto& n : g->node()) {
+    if (n.name() == op) tensor = n.output(0);
+  }
+  ASSERT_FALSE(tensor.empty()) << "no node " << op;
+  std::string q_out, scale_name;
+  for (auto& n : *g->mutable_node()) {
+    if (n.op_type() == "QuantizeLinear" && n.input(0) == tensor) {
+      q_out = n.output(0);
+      scale_name = n.input(1);
+    }
+  }
+  ASSERT_FALSE(q_out.empty()) << "no QuantizeLinear reads " << tensor;
+  float scale = 0.0f;
+  for (const auto& t : g->initializer()) {
+    if (t.name() == scale_name) scale = TensorFromProto(t, ".")->AsFloats()->at(0);
+  }
+  ASSERT_GT(scale, 0.0f);
+  const std::string name = tensor + "_tampered_scale";
+  *g->add_initializer() = TensorToProto(Tensor::FromVector<float>({}, {scale * factor}), name);
+  for (auto& n : *g->mutable_node()) {
+    if ((n.op_type() == "QuantizeLinear" && n.input(0) == tensor) ||
+        (n.op_type() == "DequantizeLinear" && n.input(0) == q_out)) {
+      n.set_input(1, name);
+    }
+  }
+}
+
+class QdqCheckFixTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    q_ = testing::QuantizeForTest(PoolConcatGraph(), "tflite-int8", std::nullopt);
+    ASSERT_TRUE(q_->result.violations.empty());
+    auto proto = ExportQdqModel(*q_->graph, q_->plan);
+    ASSERT_TRUE(proto.ok()) << proto.status().ToString();
+    aligned_ = *proto;
+    tampered_ = aligned_;
+    RescalePair(&tampered_, "pool", 1.7f);       // MaxPool output (also a Concat input)
+    RescalePair(&tampered_, "transpose", 0.6f);  // Transpose output
+    profile_ = q_->profile;
+  }
+
+  std::unique_ptr<QdqModelView> Import(const onnx::ModelProto& model) {
+    auto view = ImportQdqModel(model, ".", profile_, {}, "test.onnx");
+    EXPECT_TRUE(view.ok()) << view.status().ToString();
+    return view.ok() ? std::move(view).value() : nullptr;
+  }
+
+  std::unique_ptr<testing::QuantizedModel> q_;
+  onnx::ModelProto aligned_, tampered_;
+  TargetProfile profile_;
+};
+
+TEST_F(QdqCheckFixTest, ImportRebuildsTqcsFromQdqNodes) {
+  auto view = Import(aligned_);
+  ASSERT_NE(view, nullptr);
+  // The float view has the original ops and no Q/DQ.
+  std::multiset<std::string> types;
+  for (const Operation* op : view->graph->operations()) types.insert(op->type());
+  EXPECT_EQ(types.count("QuantizeLinear") + types.count("DequantizeLinear"), 0u);
+  EXPECT_EQ(types.count("Conv"), 3u);
+  EXPECT_EQ(types.count("Concat"), 1u);
+  // Every quantized TQC of qalign's own table has exactly its params in the imported table.
+  int compared = 0;
+  for (Operation* op : q_->graph->operations()) {
+    const OperationQuantConfig* mine = q_->table.FindOp(op);
+    Operation* other = view->graph->FindOperation(op->name());
+    ASSERT_NE(other, nullptr) << op->name();
+    const OperationQuantConfig* theirs = view->table.FindOp(other);
+    if (mine == nullptr || theirs == nullptr) continue;
+    for (size_t i = 0; i < mine->inputs.size(); ++i) {
+      const TQC* a = mine->inputs[i];
+      const TQC* b = theirs->inputs[i];
+      if (a == nullptr || b == nullptr || !IsQuantizedState(a->state) ||
+          a->state == QuantState::kOverlapped) {
+        continue;
+      }
+      ASSERT_EQ(b->state, QuantState::kActivated) << DescribeTqc(*b);
+      EXPECT_EQ(b->scale.size(), q_->table.scale(a).size()) << DescribeTqc(*b);
+      for (size_t c = 0; c < b->scale.size(); ++c) {
+        EXPECT_FLOAT_EQ(b->scale[c], q_->table.scale(a)[c]) << DescribeTqc(*b);
+      }
+      ++compared;
+    }
+  }
+  EXPECT_GE(compared, 10);  // activations, per-channel weights and int32 biases
+  EXPECT_GT(view->stats.constant_dqs, 5);
+  EXPECT_GT(view->stats.activation_pairs, 5);
+  // qalign's own aligned export is clean.
+  QdqCheckResult check = CheckQdqModel(*view);
+  EXPECT_TRUE(check.violations.empty()) << check.violations.front().message;
+  EXPECT_GE(check.biases_checked, 3);
+}
+
+TEST_F(QdqCheckFixTest, CheckNamesEachMisalignedRule) {
+  auto view = Import(tampered_);
+  ASSERT_NE(view, nullptr);
+  QdqCheckResult check = CheckQdqModel(*view);
+  std::set<std::string> ops;
+  for (const QdqCheckViolation& v : check.violations) {
+    ops.insert(v.op_type);
+    EXPECT_GE(v.ports.size(), 2u) << v.message;
+    EXPECT_NE(v.message.find(v.op), std::string::npos) << v.message;
+  }
+  EXPECT_EQ(ops, (std::set<std::string>{"MaxPool", "Concat", "Transpose"}));
+  // The MaxPool violation shows both ports with their own scales.
+  for (const QdqCheckViolation& v : check.violations) {
+    if (v.op_type != "MaxPool") continue;
+    EXPECT_EQ(v.rule, "share_input_output");
+    ASSERT_EQ(v.ports.size(), 2u);
+    EXPECT_NEAR(v.ports[1].scale[0] / v.ports[0].scale[0], 1.7, 1e-4);
+  }
+  // The independent file verifier sees the same ops.
+  std::set<std::string> verified;
+  for (const QdqRuleViolation& v : VerifyQdqModel(tampered_, profile_)) {
+    verified.insert(v.node.substr(0, v.node.find(' ')));
+  }
+  EXPECT_EQ(verified, ops);
+}
+
+TEST_F(QdqCheckFixTest, FixRepairsAndOnnxRuntimeRunsIt) {
+  auto view = Import(tampered_);
+  ASSERT_NE(view, nullptr);
+  auto fixed = FixQdqModel(*view, {});
+  ASSERT_TRUE(fixed.ok()) << fixed.status().ToString();
+  EXPECT_EQ(fixed->before.violations.size(), 3u);
+  EXPECT_TRUE(fixed->after.violations.empty()) << fixed->after.violations.front().message;
+  EXPECT_TRUE(VerifyQdqModel(fixed->model, profile_).empty());
+  ASSERT_TRUE(CheckOnnxModel(fixed->model, "fixed").ok());
+  // Only Q/DQ params changed: same nodes, same op types in the same order.
+  ASSERT_EQ(fixed->model.graph().node_size(), tampered_.graph().node_size());
+  for (int k = 0; k < tampered_.graph().node_size(); ++k) {
+    EXPECT_EQ(fixed->model.graph().node(k).op_type(), tampered_.graph().node(k).op_type());
+    EXPECT_EQ(fixed->model.graph().node(k).name(), tampered_.graph().node(k).name());
+  }
+  // `large`: no new scale is finer than the old one it replaces (nothing representable is clipped).
+  int activations = 0, biases = 0;
+  for (const QdqFixChange& c : fixed->changes) {
+    if (c.kind == "activation") {
+      ++activations;
+      EXPECT_GE(c.resolution_cost, 1.0 - 1e-6) << c.tensor;
+    }
+    if (c.kind == "bias") {
+      ++biases;
+      // The float bias moves by at most half a new step.
+      EXPECT_LE(c.bias_max_abs_change, 0.5001 * c.new_scale[0] * 1.0001 + 1e-9) << c.tensor;
+    }
+  }
+  EXPECT_GE(activations, 2);
+  EXPECT_GE(biases, 1);  // conv3 reads the re-aligned Concat output
+  // The report is JSON with the counts.
+  auto report = nlohmann::json::parse(FixReportJson(*view, *fixed, "out.onnx"));
+  EXPECT_EQ(report["summary"]["violations_before"], 3);
+  EXPECT_EQ(report["summary"]["violations_after"], 0);
+  EXPECT_EQ(report["changes"].size(), fixed->changes.size());
+
+  // Fixing again changes nothing; fixing qalign's aligned export changes nothing.
+  auto again_view = Import(fixed->model);
+  auto again = FixQdqModel(*again_view, {});
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->changes.empty());
+  auto clean_view = Import(aligned_);
+  auto clean = FixQdqModel(*clean_view, {});
+  ASSERT_TRUE(clean.ok());
+  EXPECT_TRUE(clean->changes.empty());
+  EXPECT_TRUE(clean->before.violations.empty());
+
+  // ONNX Runtime runs the repaired model; its outputs stay close to FP32.
+  const std::string dir = ::testing::TempDir();
+  const std::string path = dir + "/qalign_fixed_pool_concat.onnx";
+  ASSERT_TRUE(SaveFixedModel(fixed->model, path, "").ok());
+  const std::string aligned_path = dir + "/qalign_aligned_pool_concat.onnx";
+  {
+    std::string bytes;
+    ASSERT_TRUE(aligned_.SerializeToString(&bytes));
+    ASSERT_TRUE(WriteFileAtomically(aligned_path, bytes).ok());
+  }
+  auto exec = Executor::Create(*q_->graph);
+  ASSERT_TRUE(exec.ok());
+  ErrorAccumulator fixed_err, aligned_err;
+  for (uint32_t seed = 1; seed <= 3; ++seed) {
+    auto inputs = testing::RandomInput(*q_->graph, seed);
+    auto ref = (*exec)->Run(inputs);
+    ASSERT_TRUE(ref.ok());
+    auto got = testing::RunInOnnxRuntime(path, inputs);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    auto base = testing::RunInOnnxRuntime(aligned_path, inputs);
+    ASSERT_TRUE(base.ok()) << base.status().ToString();
+    for (const char* out : {"conv3_out", "transpose_out"}) {
+      ASSERT_TRUE(fixed_err.Add(ref->at(out), got->at(out), out).ok());
+      ASSERT_TRUE(aligned_err.Add(ref->at(out), base->at(out), out).ok());
+    }
+  }
+  std::printf("[ check/fix ] built graph: SNR vs FP32 in ONNX Runtime: fixed %.2f dB, aligned by "
+              "qalign %.2f dB\n", fixed_err.SnrDb(), aligned_err.SnrDb());
+  EXPECT_GT(fixed_err.SnrDb(), 20.0);
+  EXPECT_GT(fixed_err.SnrDb(), aligned_err.SnrDb() - 3.0);
+}
+
+TEST_F(QdqCheckFixTest, FixedOutputAndRequantizeChain) {
+  // A requantize chain the model already has (Q -> DQ -> Q -> DQ on the Concat's second input,
+  // carrying the Concat's params) is imported as such and is not a violation.
+  onnx::ModelProto model = aligned_;
+  auto* g = model.mutable_graph();
+  onnx::NodeProto* concat = nullptr;
+  for (auto& n : *g->mutable_node()) {
+    if (n.op_type() == "Concat") concat = &n;
+  }
+  ASSERT_NE(concat, nullptr);
+  const std::string dq_out = concat->input(1);
+  // Make the producer pair of conv2 finer and requantize to the old params before the Concat.
+  std::string old_scale, old_zp;
+  for (const auto& n : g->node()) {
+    if (n.op_type() == "DequantizeLinear" && n.output(0) == dq_out) {
+      old_scale = n.input(1);
+      old_zp = n.input(2);
+    }
+  }
+  RescalePair(&model, "conv2", 0.5f);
+  onnx::ModelProto rebuilt = model;
+  auto* rg = rebuilt.mutable_graph();
+  rg->clear_node();
+  for (const auto& n : g->node()) {
+    if (n.op_type() == "Concat") {
+      onnx::NodeProto q, d;
+      q.set_op_type("QuantizeLinear");
+      q.set_name("requant_q");
+      q.add_input(dq_out);
+      q.add_input(old_scale);
+      q.add_input(old_zp);
+      q.add_output("requant_q_out");
+      d.set_op_type("DequantizeLinear");
+      d.set_name("requant_dq");
+      d.add_input("requant_q_out");
+      d.add_input(old_scale);
+      d.add_input(old_zp);
+      d.add_output("requant_out");
+      *rg->add_node() = q;
+      *rg->add_node() = d;
+      onnx::NodeProto c = n;
+      c.set_input(1, "requant_out");
+      *rg->add_node() = c;
+    } else {
+      *rg->add_node() = n;
+    }
+  }
+  ASSERT_TRUE(CheckOnnxModel(rebuilt, "rebuilt").ok());
+  auto view = Import(rebuilt);
+  ASSERT_NE(view, nullptr);
+  EXPECT_EQ(view->stats.requantize_pairs, 1);
+  EXPECT_EQ(view->requantized_inputs.size(), 1u);
+  QdqCheckResult check = CheckQdqModel(*view);
+  EXPECT_TRUE(check.violations.empty()) << check.violations.front().message;
+  auto fixed = FixQdqModel(*view, {});
+  ASSERT_TRUE(fixed.ok()) << fixed.status().ToString();
+  EXPECT_TRUE(fixed->changes.empty());
+}
+
+TEST(QdqImportTest, RefusesQOperatorModels) {
+  onnx::ModelProto model;
+  model.set_ir_version(8);
+  model.add_opset_import()->set_version(13);
+  auto* n = model.mutable_graph()->add_node();
+  n->set_op_type("QLinearConv");
+  n->set_name("qconv");
+  auto profile = LoadTargetProfile("tflite-int8");
+  ASSERT_TRUE(profile.ok());
+  auto view = ImportQdqModel(model, ".", *profile, {}, "q.onnx");
+  ASSERT_FALSE(view.ok());
+  EXPECT_NE(view.status().message().find("QLinearConv 'qconv'"), std::string::npos)
+      << view.status().message();
+  EXPECT_NE(view.status().message().find("QOperator"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace qalign
