@@ -265,7 +265,7 @@ TEST_F(QdqCheckFixTest, FixRepairsAndOnnxRuntimeRunsIt) {
   EXPECT_GT(fixed_err.SnrDb(), aligned_err.SnrDb() - 3.0);
 }
 
-TEST_F(QdqCheckFixTest, FixedOutputAndRequantizeChain) {
+TEST_F(QdqCheckFixTest, ImportedRequantizeChainIsKept) {
   // A requantize chain the model already has (Q -> DQ -> Q -> DQ on the Concat's second input,
   // carrying the Concat's params) is imported as such and is not a violation.
   onnx::ModelProto model = aligned_;
@@ -322,6 +322,60 @@ TEST_F(QdqCheckFixTest, FixedOutputAndRequantizeChain) {
   auto fixed = FixQdqModel(*view, {});
   ASSERT_TRUE(fixed.ok()) << fixed.status().ToString();
   EXPECT_TRUE(fixed->changes.empty());
+}
+
+TEST_F(QdqCheckFixTest, NoForceOverlapAddsRequantizePair) {
+  // The Transpose reads the Concat output, which conv3 reads too. Its output quantized 1.5x
+  // coarser breaks its rule; with force_overlap off, fix leaves the Concat's pair (and conv3's
+  // bias) alone and gives the Transpose input a requantize pair with the Transpose's params.
+  onnx::ModelProto model = aligned_;
+  RescalePair(&model, "transpose", 1.5f);
+  auto view = Import(model);
+  ASSERT_NE(view, nullptr);
+  QdqFixOptions options;
+  options.alignment.force_overlap = false;
+  auto fixed = FixQdqModel(*view, options);
+  ASSERT_TRUE(fixed.ok()) << fixed.status().ToString();
+  EXPECT_EQ(fixed->before.violations.size(), 1u);
+  EXPECT_TRUE(fixed->after.violations.empty()) << fixed->after.violations.front().message;
+  EXPECT_TRUE(VerifyQdqModel(fixed->model, profile_).empty());
+  ASSERT_TRUE(CheckOnnxModel(fixed->model, "fixed").ok());
+  int added = 0, biases = 0;
+  for (const QdqFixChange& c : fixed->changes) {
+    added += c.kind == "requantize_added";
+    biases += c.kind == "bias";
+  }
+  EXPECT_EQ(added, 1);
+  EXPECT_EQ(biases, 0);
+  EXPECT_EQ(fixed->model.graph().node_size(), model.graph().node_size() + 2);
+  const std::string path = ::testing::TempDir() + "/qalign_fixed_requant.onnx";
+  ASSERT_TRUE(SaveFixedModel(fixed->model, path, "").ok());
+  auto got = testing::RunInOnnxRuntime(path, testing::RandomInput(*q_->graph, 5));
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->count("transpose_out"), 1u);
+}
+
+TEST(QdqFixTest, FixedOutputRangeIsRestored) {
+  // tflite-int8 fixes a Sigmoid output at (1/256, -128); a model quantizing it otherwise is
+  // reported and fixed to exactly those params.
+  auto q = testing::QuantizeForTest(testing::SmallConvGraph(), "tflite-int8", std::nullopt);
+  auto proto = ExportQdqModel(*q->graph, q->plan);
+  ASSERT_TRUE(proto.ok()) << proto.status().ToString();
+  onnx::ModelProto model = *proto;
+  RescalePair(&model, "sigmoid", 0.5f);
+  auto view = ImportQdqModel(model, ".", q->profile, {}, "sig.onnx");
+  ASSERT_TRUE(view.ok()) << view.status().ToString();
+  QdqCheckResult check = CheckQdqModel(**view);
+  ASSERT_EQ(check.violations.size(), 1u);
+  EXPECT_EQ(check.violations[0].rule, "fixed_output");
+  EXPECT_EQ(check.violations[0].op_type, "Sigmoid");
+  auto fixed = FixQdqModel(**view, {});
+  ASSERT_TRUE(fixed.ok()) << fixed.status().ToString();
+  EXPECT_TRUE(fixed->after.violations.empty()) << fixed->after.violations.front().message;
+  ASSERT_EQ(fixed->changes.size(), 1u);
+  EXPECT_FLOAT_EQ(fixed->changes[0].new_scale[0], 1.0f / 256.0f);
+  EXPECT_EQ(fixed->changes[0].new_zero_point[0], -128);
+  EXPECT_TRUE(VerifyQdqModel(fixed->model, q->profile).empty());
 }
 
 TEST(QdqImportTest, RefusesQOperatorModels) {
