@@ -18,6 +18,7 @@
 #include "export/qdq_import.h"
 #include "export/qdq_verify.h"
 #include "export/qdq_fixture.h"
+#include "cli/cli_runner.h"
 #include "core/file_util.h"
 #include "onnx/tensor_proto.h"
 #include "runtime/executor.h"
@@ -376,6 +377,38 @@ TEST(QdqFixTest, FixedOutputRangeIsRestored) {
   EXPECT_FLOAT_EQ(fixed->changes[0].new_scale[0], 1.0f / 256.0f);
   EXPECT_EQ(fixed->changes[0].new_zero_point[0], -128);
   EXPECT_TRUE(VerifyQdqModel(fixed->model, q->profile).empty());
+}
+
+TEST_F(QdqCheckFixTest, CommandLine) {
+  const std::string dir = ::testing::TempDir();
+  const std::string in = dir + "/qalign_cli_tampered.onnx";
+  std::string bytes;
+  ASSERT_TRUE(tampered_.SerializeToString(&bytes));
+  ASSERT_TRUE(WriteFileAtomically(in, bytes).ok());
+  // Usage errors exit 2, failures 1, each with one line on stderr.
+  EXPECT_EQ(testing::RunCli({"check", in}).exit_code, 2);
+  EXPECT_EQ(testing::RunCli({"fix", in, "--target", "tflite-int8"}).exit_code, 2);
+  EXPECT_EQ(testing::RunCli({"fix", in, "--target", "tflite-int8", "-o", dir + "/x.onnx",
+                             "--align", "Concat=bogus"}).exit_code, 2);
+  auto missing = testing::RunCli({"check", dir + "/no_such.onnx", "--target", "tflite-int8"});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_EQ(missing.StderrLines(), 1) << missing.err;
+  // Violations: exit 1, one line each in the text form.
+  auto check = testing::RunCli({"check", in, "--target", "tflite-int8"});
+  EXPECT_EQ(check.exit_code, 1) << check.err;
+  EXPECT_NE(check.out.find("violation [share_input_output] MaxPool 'pool'"), std::string::npos)
+      << check.out;
+  // fix writes the model and the report; the input file is unchanged; check is then clean.
+  const std::string out = dir + "/qalign_cli_fixed.onnx";
+  auto fix = testing::RunCli({"fix", in, "--target", "tflite-int8", "-o", out, "--report",
+                              dir + "/qalign_cli_fix.json"});
+  EXPECT_EQ(fix.exit_code, 0) << fix.err;
+  EXPECT_EQ(*ReadFileToString(in), bytes);
+  EXPECT_EQ(testing::RunCli({"check", out, "--target", "tflite-int8"}).exit_code, 0);
+  auto report = nlohmann::json::parse(*ReadFileToString(dir + "/qalign_cli_fix.json"));
+  EXPECT_EQ(report["summary"]["violations_after"], 0);
+  EXPECT_EQ(testing::RunCli({"fix", in, "--target", "tflite-int8", "-o", in}).exit_code, 1);
+  EXPECT_EQ(*ReadFileToString(in), bytes);
 }
 
 TEST(QdqImportTest, RefusesQOperatorModels) {

@@ -32,6 +32,10 @@ int RunCheck(const CheckFlags& flags) {
   if (!profile.ok()) return ReportError(profile.status());
   auto view = ImportQdqModelFile(flags.model, *profile, import_options);
   if (!view.ok()) return ReportError(view.status());
+  if ((*view)->stats.activation_pairs == 0 && (*view)->stats.constant_dqs == 0) {
+    LogWarning(flags.model, ": no QuantizeLinear / DequantizeLinear nodes; not a QDQ model, "
+               "nothing to check");
+  }
   QdqCheckResult result = CheckQdqModel(**view);
   if (flags.json) {
     std::fputs(CheckReportJson(**view, result).c_str(), stdout);
