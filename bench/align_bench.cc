@@ -1,7 +1,10 @@
-// The alignment pass on synthetic graphs of 10k, 100k and 1M ops: blocks of
+// The alignment pass and its verifier on synthetic graphs of 10k, 100k and 1M ops: blocks of
 // Conv -> Relu -> AveragePool -> Concat(pool, x) -> Conv -> Add(conv, x), so every block has a
 // Concat and an Add rule, a pooling rule, a fused Conv/Relu pair and a tensor with three
 // consumers (cascade control). Goal: 100k ops under 50 ms, growing linearly.
+// Timed: RunAlignmentPass (BM_AlignmentPass) or VerifyAlignment on the pass's output
+// (BM_VerifyAlignment). Not timed: building the graph, dispatch and ranges (a fresh table per
+// iteration), freeing the table. Second argument: force_overlap on (1) or off (0).
 //
 //   ./build/bench/align_bench --benchmark_counters_tabular=true
 #include <benchmark/benchmark.h>
@@ -12,6 +15,7 @@
 
 #include "ir/graph.h"
 #include "passes/alignment_pass.h"
+#include "passes/alignment_verifier.h"
 #include "quant/dispatch.h"
 #include "quant/quant_config.h"
 #include "quant/target_profile.h"
@@ -124,7 +128,36 @@ void BM_AlignmentPass(benchmark::State& state) {
       benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
 }
 
+void BM_VerifyAlignment(benchmark::State& state) {
+  const int64_t num_ops = state.range(0);
+  const bool force_overlap = state.range(1) != 0;
+  auto graph = BuildBlocks(num_ops);
+  const TargetProfile profile = BenchProfile(force_overlap);
+  AlignmentOptions options;
+  options.collect_groups = false;
+  auto table = FreshTable(*graph, profile);
+  auto result = RunAlignmentPass(*graph, profile, options, table.get());
+  if (!result.ok()) {
+    state.SkipWithError(result.status().ToString().c_str());
+    return;
+  }
+  size_t violations = 0;
+  for (auto _ : state) {
+    violations = VerifyAlignment(*graph, *table, profile, result->requantizes, options).size();
+  }
+  if (violations != 0) state.SkipWithError("the pass's output has violations");
+  state.counters["ops"] = static_cast<double>(graph->num_operations());
+  state.counters["violations"] = static_cast<double>(violations);
+  state.counters["ns_per_op"] = benchmark::Counter(
+      static_cast<double>(graph->num_operations()),
+      benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+}
+
 BENCHMARK(BM_AlignmentPass)
+    ->ArgsProduct({{10'000, 100'000, 1'000'000}, {1, 0}})
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(3);
+BENCHMARK(BM_VerifyAlignment)
     ->ArgsProduct({{10'000, 100'000, 1'000'000}, {1, 0}})
     ->Unit(benchmark::kMillisecond)
     ->Iterations(3);

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <span>
+#include <string_view>
 #include <tuple>
 #include <unordered_map>
 #include <unordered_set>
@@ -163,10 +165,13 @@ bool IsJoinable(const TQC& tqc) {
   return tqc.role == TensorRole::kActivation || tqc.role == TensorRole::kWeight;
 }
 
-std::vector<TQC*> RuleMembers(const OperationQuantConfig& config, RuleKind kind) {
-  std::vector<TQC*> members;
-  auto add = [&members](TQC* t) {
-    if (t != nullptr && IsJoinable(*t)) members.push_back(t);
+namespace {
+
+// Appends the joinable ports a rule ties to `members`, in port order (inputs first).
+void AppendRuleMembers(const OperationQuantConfig& config, RuleKind kind,
+                       std::vector<TQC*>* members) {
+  auto add = [members](TQC* t) {
+    if (t != nullptr && IsJoinable(*t)) members->push_back(t);
   };
   switch (kind) {
     case RuleKind::kShareInputsAndOutput:
@@ -183,6 +188,13 @@ std::vector<TQC*> RuleMembers(const OperationQuantConfig& config, RuleKind kind)
     case RuleKind::kFixedOutput:
       break;
   }
+}
+
+}  // namespace
+
+std::vector<TQC*> RuleMembers(const OperationQuantConfig& config, RuleKind kind) {
+  std::vector<TQC*> members;
+  AppendRuleMembers(config, kind, &members);
   return members;
 }
 
@@ -217,10 +229,25 @@ struct Pin {
 };
 
 // One constraint: TQCs a and b must share params.
+// The ids are what the hot loops read, so they never touch the TQC objects themselves.
 struct Constraint {
   TQC* a = nullptr;
   TQC* b = nullptr;
   Operation* rule_op = nullptr;  // the op whose rule ties them; nullptr for a default edge
+  int32_t a_id = -1;
+  int32_t b_id = -1;
+};
+
+// What the pass reads of every TQC, copied once into one dense array (16 bytes per TQC) so the
+// later steps do not walk the TQC objects again.
+struct TqcInfo {
+  float min = 0.0f;     // MemberRange of a joinable TQC, when has_range
+  float max = 0.0f;
+  int32_t pin = -1;     // index of its Pin, or -1
+  uint16_t scheme = 0;  // index into the pass's list of distinct schemes
+  uint8_t joinable = 0;
+  uint8_t has_range = 0;
+  uint8_t is_input = 0;  // a consumer-side port
 };
 
 // Sort key for conflict resolution: rule ties first (by op name and port), then default edges (by
@@ -260,17 +287,72 @@ class ScratchSets {
   std::vector<int32_t> parent_;
 };
 
+// One op whose rule ties ports. Its members live in one flat array shared by all rules
+// (one allocation for the whole graph instead of one per op).
 struct RuleInstance {
   Operation* op = nullptr;
   const OperationQuantConfig* config = nullptr;
   EffectiveRule rule;
-  std::vector<TQC*> members;
+  uint32_t first = 0;  // member ids are rule_members_[first, first + count)
+  uint32_t count = 0;
+};
+
+// A consumer-side TQC that may join a group, with the producer-side TQC of its tensor (-1 when
+// the tensor has no quantized producer port), in graph order.
+struct InputEdge {
+  Operation* op = nullptr;
+  int32_t consumer = -1;
+  int32_t producer = -1;
+};
+
+// Tensor -> id of its producer-side TQC: open addressing over the Variable pointers, so finding
+// a consumer's producer reads neither the Variable nor the producing op.
+class TensorIndex {
+ public:
+  void Build(const std::vector<std::pair<const Variable*, int32_t>>& entries) {
+    size_t capacity = 64;
+    while (capacity < 2 * entries.size()) capacity <<= 1;  // load factor at most 1/2
+    keys_.assign(capacity, nullptr);
+    values_.assign(capacity, -1);
+    for (const auto& [v, id] : entries) {
+      const size_t slot = Slot(v);
+      keys_[slot] = v;
+      values_[slot] = id;  // a later TQC for the same port wins, as in the op's config
+    }
+  }
+  void Prefetch(const Variable* v) const {
+    if (keys_.empty()) return;
+    const size_t slot = Hash(v) & (keys_.size() - 1);
+    __builtin_prefetch(&keys_[slot]);
+    __builtin_prefetch(&values_[slot]);
+  }
+  int32_t Find(const Variable* v) const {
+    if (keys_.empty()) return -1;
+    const size_t slot = Slot(v);
+    return keys_[slot] == v ? values_[slot] : -1;
+  }
+
+ private:
+  static size_t Hash(const Variable* v) {
+    return static_cast<size_t>((reinterpret_cast<uintptr_t>(v) >> 4) *
+                               uint64_t{0x9E3779B97F4A7C15} >> 32);
+  }
+  size_t Slot(const Variable* v) const {
+    const size_t mask = keys_.size() - 1;
+    size_t slot = Hash(v) & mask;
+    while (keys_[slot] != nullptr && keys_[slot] != v) slot = (slot + 1) & mask;
+    return slot;
+  }
+  std::vector<const Variable*> keys_;
+  std::vector<int32_t> values_;
 };
 
 // Everything the pass knows about one final group while choosing its params.
 struct GroupState {
   int32_t root = -1;
-  std::vector<int32_t> rules;  // indices into the rule instances
+  // Indices of the rule instances touching this group: group_rules_[rules_first, + rules_count).
+  uint32_t rules_first = 0;
+  uint32_t rules_count = 0;
   const Pin* fixed_pin = nullptr;
   const Pin* baked_pin = nullptr;
   bool has_range = false;
@@ -341,6 +423,17 @@ void Widen(bool* has, float* min, float* max, float lo, float hi) {
   }
 }
 
+// Starts loading the cache lines of an object a loop will read a few iterations later. The pass
+// walks objects spread over the heap (TQCs, Variables, Operations); on large graphs waiting for
+// each cache miss in turn, not the work, is what costs, and these loads are independent.
+template <typename T>
+void Prefetch(const T* p) {
+  if (p == nullptr) return;
+  const char* c = reinterpret_cast<const char*>(p);
+  for (size_t offset = 0; offset < sizeof(T); offset += 64) __builtin_prefetch(c + offset);
+}
+constexpr size_t kAhead = 8;  // iterations between a prefetch and the use
+
 // Sets a group's params, reporting whether they changed.
 bool SetParamsIfChanged(QuantConfigTable* table, const TQC* member, std::vector<float> scale,
                         std::vector<int64_t> offset) {
@@ -352,6 +445,18 @@ bool SetParamsIfChanged(QuantConfigTable* table, const TQC* member, std::vector<
   return changed;
 }
 
+// The same for per-tensor params, comparing in place so unchanged groups allocate nothing.
+bool SetParamsIfChanged(QuantConfigTable* table, const TQC* member, float scale,
+                        int64_t zero_point) {
+  const TQC* root = table->Root(member);
+  const bool changed = !(root->scale.size() == 1 && root->scale[0] == scale) ||
+                       !(root->offset.size() == 1 && root->offset[0] == zero_point) ||
+                       (root->state != QuantState::kActivated && !IsBaked(root->state) &&
+                        root->state != QuantState::kOverlapped);
+  if (changed) table->SetGroupParams(member, {scale}, {zero_point});
+  return changed;
+}
+
 class AlignmentPass {
  public:
   AlignmentPass(const Graph& graph, const TargetProfile& profile, const AlignmentOptions& options,
@@ -360,6 +465,12 @@ class AlignmentPass {
 
   StatusOr<AlignmentResult> Run() {
     QALIGN_RETURN_IF_ERROR(ValidateOverrides());
+    // Every later step walks the ops in graph order with their configs: look each up once.
+    ops_ = graph_.operations();
+    configs_.resize(ops_.size());
+    for (size_t i = 0; i < ops_.size(); ++i) configs_[i] = table_->FindOp(ops_[i]);
+    GatherTqcs();
+    AssignSlotIds();
     QALIGN_RETURN_IF_ERROR(CollectRules());
     CollectConstraints();
     QALIGN_RETURN_IF_ERROR(FormGroups());
@@ -390,18 +501,162 @@ class AlignmentPass {
     return Status::Ok();
   }
 
+  // The effective rule of `op`. Without a node override it depends on the op type only, so
+  // ResolveRule runs once per type and the result is reused; ops named by a node override are
+  // resolved one by one.
+  StatusOr<const EffectiveRule*> RuleOf(const Operation& op) {
+    if (!options_.method_by_node.empty() && options_.method_by_node.count(op.name()) != 0) {
+      QALIGN_ASSIGN_OR_RETURN(node_rule_, ResolveRule(op, profile_, options_));
+      return &node_rule_;
+    }
+    auto it = rule_by_type_.find(op.type());
+    if (it == rule_by_type_.end()) {
+      QALIGN_ASSIGN_OR_RETURN(EffectiveRule rule, ResolveRule(op, profile_, options_));
+      it = rule_by_type_.emplace(op.type(), rule).first;
+    }
+    return &it->second;
+  }
+
+  // One sweep over the TQCs in id order: the dense copy every later step reads, and the short
+  // lists of TQCs that later steps visit (BAKED, per-channel weights, biases).
+  void GatherTqcs() {
+    const size_t n = table_->size();
+    info_.assign(n, TqcInfo{});
+    tensor_.resize(n);
+    std::vector<std::pair<const Variable*, int32_t>> producers;
+    const QuantScheme* last_scheme = nullptr;
+    uint16_t last_class = 0;
+    for (size_t id = 0; id < n; ++id) {
+      if (id + kAhead < n) Prefetch(table_->Get(static_cast<int32_t>(id + kAhead)));
+      const TQC* t = table_->Get(static_cast<int32_t>(id));
+      TqcInfo& info = info_[id];
+      tensor_[id] = t->port.tensor;
+      info.is_input = t->port.is_input ? 1 : 0;
+      // A producer-side port registered in its op's config (as Create does).
+      if (!t->port.is_input && t->port.op != nullptr && t->port.index >= 0 &&
+          t->port.tensor != nullptr) {
+        producers.emplace_back(t->port.tensor, static_cast<int32_t>(id));
+      }
+      // Schemes are few (activation, weight, bias): compare with the last one first.
+      if (last_scheme == nullptr || !(*last_scheme == t->scheme)) {
+        size_t k = 0;
+        while (k < schemes_.size() && !(*schemes_[k] == t->scheme)) ++k;
+        if (k == schemes_.size()) schemes_.push_back(&t->scheme);
+        last_scheme = schemes_[k];
+        last_class = static_cast<uint16_t>(k);
+      }
+      info.scheme = last_class;
+      info.joinable = IsJoinable(*t) ? 1 : 0;
+      if (info.joinable) {
+        float lo, hi;
+        if (MemberRange(*t, &lo, &hi)) {
+          info.has_range = 1;
+          info.min = lo;
+          info.max = hi;
+        }
+        if (IsBaked(t->state) && t->scale.size() == 1 && t->offset.size() == 1) {
+          baked_ids_.push_back(static_cast<int32_t>(id));
+        }
+      }
+      if (t->role == TensorRole::kWeight && t->per_channel()) {
+        weight_ids_.push_back(static_cast<int32_t>(id));
+      } else if (t->role == TensorRole::kBias) {
+        bias_ids_.push_back(static_cast<int32_t>(id));
+      }
+    }
+    producer_of_.Build(producers);
+  }
+
+  // The ids of every op's ports (inputs, then outputs; -1 for an empty slot) in one array. Dispatch
+  // creates TQCs in exactly this order, so a slot's id is found by comparing its pointer with the
+  // next TQC's address, without reading the TQC (any other order falls back to reading it).
+  void AssignSlotIds() {
+    const int32_t n = static_cast<int32_t>(table_->size());
+    slot_first_.assign(ops_.size() + 1, 0);
+    slot_inputs_.assign(ops_.size(), 0);
+    slot_ids_.reserve(table_->size());
+    int32_t next = 0;
+    auto id_of = [&](const TQC* t) -> int32_t {
+      if (t == nullptr) return -1;
+      const int32_t id = next < n && table_->Get(next) == t ? next : t->id;
+      next = id + 1;
+      return id;
+    };
+    for (size_t i = 0; i < ops_.size(); ++i) {
+      if (i + kAhead < ops_.size() && configs_[i + kAhead] != nullptr) {
+        __builtin_prefetch(configs_[i + kAhead]->inputs.data());
+        __builtin_prefetch(configs_[i + kAhead]->outputs.data());
+      }
+      slot_first_[i] = static_cast<uint32_t>(slot_ids_.size());
+      const OperationQuantConfig* config = configs_[i];
+      if (config == nullptr) continue;
+      slot_inputs_[i] = static_cast<uint32_t>(config->inputs.size());
+      for (const TQC* t : config->inputs) slot_ids_.push_back(id_of(t));
+      for (const TQC* t : config->outputs) slot_ids_.push_back(id_of(t));
+    }
+    slot_first_[ops_.size()] = static_cast<uint32_t>(slot_ids_.size());
+  }
+  std::span<const int32_t> InputIds(size_t i) const {
+    return {slot_ids_.data() + slot_first_[i], slot_inputs_[i]};
+  }
+  std::span<const int32_t> OutputIds(size_t i) const {
+    const size_t inputs = slot_inputs_[i];
+    return {slot_ids_.data() + slot_first_[i] + inputs, slot_first_[i + 1] - slot_first_[i] - inputs};
+  }
+
+  // Appends the ids of the joinable ports op i's rule ties, like RuleMembers.
+  void AppendRuleMemberIds(size_t i, RuleKind kind) {
+    auto add = [this](int32_t id) {
+      if (id >= 0 && info_[static_cast<size_t>(id)].joinable) rule_members_.push_back(id);
+    };
+    const std::span<const int32_t> inputs = InputIds(i), outputs = OutputIds(i);
+    switch (kind) {
+      case RuleKind::kShareInputsAndOutput:
+        for (int32_t id : inputs) add(id);
+        for (int32_t id : outputs) add(id);
+        break;
+      case RuleKind::kShareInputOutput:
+        if (!inputs.empty()) add(inputs[0]);
+        for (int32_t id : outputs) add(id);
+        break;
+      case RuleKind::kShareInputs:
+        for (int32_t id : inputs) add(id);
+        break;
+      case RuleKind::kFixedOutput:
+        break;
+    }
+  }
+
+  // Pins a TQC unless it already is (a fixed-range pin comes first and wins over a BAKED one).
+  void AddPin(int32_t id, const Pin& pin) {
+    if (info_[static_cast<size_t>(id)].pin >= 0) return;
+    info_[static_cast<size_t>(id)].pin = static_cast<int32_t>(pins_.size());
+    pins_.push_back(pin);
+  }
+  const Pin* PinOf(int32_t id) const {
+    const int32_t i = info_[static_cast<size_t>(id)].pin;
+    return i < 0 ? nullptr : &pins_[static_cast<size_t>(i)];
+  }
+  std::span<const int32_t> MembersOf(const RuleInstance& r) const {
+    return {rule_members_.data() + r.first, r.count};
+  }
+
   // Step 1a: the effective rule of every quantized op.
   Status CollectRules() {
     force_overlap_ = options_.force_overlap.value_or(profile_.force_overlap);
-    for (Operation* op : graph_.operations()) {
-      const OperationQuantConfig* config = table_->FindOp(op);
+    for (size_t i = 0; i < ops_.size(); ++i) {
+      if (i + kAhead < ops_.size()) Prefetch(ops_[i + kAhead]);
+      const OperationQuantConfig* config = configs_[i];
       if (config == nullptr) continue;
-      QALIGN_ASSIGN_OR_RETURN(EffectiveRule rule, ResolveRule(*op, profile_, options_));
+      Operation* op = ops_[i];
+      QALIGN_ASSIGN_OR_RETURN(const EffectiveRule* resolved, RuleOf(*op));
+      const EffectiveRule& rule = *resolved;
       if (!rule.present) continue;
       if (rule.kind == RuleKind::kFixedOutput) {
         bool any = false;
-        for (TQC* out : config->outputs) {
-          if (out == nullptr || !IsJoinable(*out)) continue;
+        for (int32_t out_id : OutputIds(i)) {
+          if (out_id < 0 || !info_[static_cast<size_t>(out_id)].joinable) continue;
+          TQC* out = table_->Get(out_id);
           if (rule.fixed_zero_point < out->scheme.quant_min ||
               rule.fixed_zero_point > out->scheme.quant_max || !(rule.fixed_scale > 0.0f)) {
             return InvalidArgumentError(
@@ -414,7 +669,7 @@ class AlignmentPass {
           pin.zero_point = rule.fixed_zero_point;
           pin.fixed = true;
           pin.source = out;
-          pins_.emplace(out->id, pin);
+          AddPin(out->id, pin);
           any = true;
           ++result_.counters.fixed_outputs;
         }
@@ -427,30 +682,34 @@ class AlignmentPass {
         continue;
       }
       if (rule.method == AlignMethod::kNone) continue;
-      std::vector<TQC*> members = RuleMembers(*config, rule.kind);
+      const size_t first = rule_members_.size();
+      AppendRuleMemberIds(i, rule.kind);
+      const size_t count = rule_members_.size() - first;
       // A rule needs two quantized ports to tie, except an inputs rule whose method takes the
       // params from a port outside the group (`output`): its single input still adopts them.
-      const bool single_ok = members.size() == 1 && rule.kind == RuleKind::kShareInputs &&
+      const bool single_ok = count == 1 && rule.kind == RuleKind::kShareInputs &&
                              rule.method == AlignMethod::kOutput;
-      if (members.size() < 2 && !single_ok) continue;
+      if (count < 2 && !single_ok) {
+        rule_members_.resize(first);
+        continue;
+      }
       RuleInstance instance;
       instance.op = op;
       instance.config = config;
       instance.rule = rule;
-      instance.members = std::move(members);
-      rules_.push_back(std::move(instance));
+      instance.first = static_cast<uint32_t>(first);
+      instance.count = static_cast<uint32_t>(count);
+      rules_.push_back(instance);
       ++result_.counters.rule_ops;
     }
     // BAKED members pin their group to their own params.
-    for (TQC* t : table_->all()) {
-      if (!IsBaked(t->state) || !IsJoinable(*t) || t->scale.size() != 1 || t->offset.size() != 1) {
-        continue;
-      }
+    for (int32_t id : baked_ids_) {
+      const TQC* t = table_->Get(id);
       Pin pin;
       pin.scale = t->scale[0];
       pin.zero_point = t->offset[0];
       pin.source = t;
-      pins_.emplace(t->id, pin);
+      AddPin(t->id, pin);
     }
     return Status::Ok();
   }
@@ -458,83 +717,108 @@ class AlignmentPass {
   // Step 1b + 2: rule ties and default producer -> consumer edges, with cascade control.
   void CollectConstraints() {
     relaxed_.assign(table_->size(), 0);
-    for (const RuleInstance& r : rules_) {
-      for (TQC* m : r.members) {
-        if (!m->port.is_input || force_overlap_) continue;
-        Variable* t = m->port.tensor;
-        size_t others = 0;
-        for (Operation* consumer : t->consumers()) {
-          if (consumer != r.op && !ReadsOnlyShape(*consumer)) ++others;
+    if (!force_overlap_) {
+      for (const RuleInstance& r : rules_) {
+        for (uint32_t k = r.first; k < r.first + r.count; ++k) {
+          if (k + kAhead < rule_members_.size()) {
+            Prefetch(tensor_[static_cast<size_t>(rule_members_[k + kAhead])]);
+          }
+          const int32_t m = rule_members_[k];
+          if (!info_[static_cast<size_t>(m)].is_input) continue;
+          const Variable* t = tensor_[static_cast<size_t>(m)];
+          // Any consumer other than the rule's op that reads the values (not just the shape).
+          bool others = false;
+          for (const Use& use : t->uses()) {
+            if (use.op != r.op && !ReadsOnlyShape(*use.op)) {
+              others = true;
+              break;
+            }
+          }
+          if (others || t->is_graph_output()) relaxed_[static_cast<size_t>(m)] = 1;
         }
-        if (others > 0 || t->is_graph_output()) relaxed_[m->id] = 1;
       }
     }
-    for (const RuleInstance& r : rules_) {
-      for (size_t i = 1; i < r.members.size(); ++i) {
-        constraints_.push_back({r.members[0], r.members[i], r.op});
+    size_t ties = 0;
+    for (const RuleInstance& r : rules_) ties += r.count > 0 ? r.count - 1 : 0;
+    // The joinable consumer-side TQCs in graph order, each with its producer-side TQC.
+    std::vector<InputEdge> edges;
+    edges.reserve(table_->size() / 2);
+    for (size_t i = 0; i < ops_.size(); ++i) {
+      if (configs_[i] == nullptr) continue;
+      for (int32_t c : InputIds(i)) {
+        if (c < 0 || !info_[static_cast<size_t>(c)].joinable) continue;
+        edges.push_back({ops_[i], c, -1});
       }
+    }
+    for (size_t k = 0; k < edges.size(); ++k) {
+      if (k + kAhead < edges.size()) {
+        producer_of_.Prefetch(tensor_[static_cast<size_t>(edges[k + kAhead].consumer)]);
+      }
+      edges[k].producer = producer_of_.Find(tensor_[static_cast<size_t>(edges[k].consumer)]);
+    }
+    constraints_.reserve(ties + edges.size());
+    auto add = [this](int32_t a, int32_t b, Operation* rule_op) {
+      constraints_.push_back({table_->Get(a), table_->Get(b), rule_op, a, b});
+    };
+    for (const RuleInstance& r : rules_) {
+      std::span<const int32_t> members = MembersOf(r);
+      for (size_t i = 1; i < members.size(); ++i) add(members[0], members[i], r.op);
     }
     // Default sharing: every consumer-side TQC of a tensor shares the producer-side TQC; when the
     // producer side is not quantized, the consumers share one quantization among themselves,
     // anchored at the first consumer port by name (so conflicts replay the same constraints
     // whatever the storage order).
-    std::unordered_map<const Variable*, TQC*> anchor;
-    for (Operation* op : graph_.operations()) {
-      const OperationQuantConfig* config = table_->FindOp(op);
-      if (config == nullptr) continue;
-      for (TQC* c : config->inputs) {
-        if (c == nullptr || !IsJoinable(*c) || relaxed_[c->id]) continue;
-        TQC* p = ProducerTqc(c->port.tensor);
-        if (p != nullptr && IsJoinable(*p)) continue;
-        auto [it, inserted] = anchor.emplace(c->port.tensor, c);
-        if (!inserted && PortLess(c, it->second)) it->second = c;
+    auto producer_joins = [this](const InputEdge& e) {
+      return e.producer >= 0 && info_[static_cast<size_t>(e.producer)].joinable;
+    };
+    std::unordered_map<const Variable*, int32_t> anchor;
+    for (const InputEdge& e : edges) {
+      if (relaxed_[static_cast<size_t>(e.consumer)] || producer_joins(e)) continue;
+      auto [it, inserted] = anchor.emplace(tensor_[static_cast<size_t>(e.consumer)], e.consumer);
+      if (!inserted && PortLess(table_->Get(e.consumer), table_->Get(it->second))) {
+        it->second = e.consumer;
       }
     }
-    for (Operation* op : graph_.operations()) {
-      const OperationQuantConfig* config = table_->FindOp(op);
-      if (config == nullptr) continue;
-      for (TQC* c : config->inputs) {
-        if (c == nullptr || !IsJoinable(*c)) continue;
-        Variable* t = c->port.tensor;
-        TQC* p = ProducerTqc(t);
-        const bool producer_joins = p != nullptr && IsJoinable(*p);
-        if (relaxed_[c->id]) {
-          if (producer_joins) {
-            size_t consumers = 0;
-            for (Operation* consumer : t->consumers()) {
-              if (!ReadsOnlyShape(*consumer)) ++consumers;
-            }
-            RequantizeEdge edge;
-            edge.tensor = t;
-            edge.producer = t->producer();
-            edge.consumer = op;
-            // Plain concatenation: this runs once per relaxed edge on million-op graphs.
-            edge.reason = "force_overlap off: " + OpLabel(*op) + "'s rule ties input:" +
-                          std::to_string(c->port.index) + " but tensor '" + t->name() + "' has " +
-                          std::to_string(consumers) + " consumer(s)" +
-                          (t->is_graph_output() ? " and is a graph output" : "") +
-                          "; the producer keeps its own params";
-            requantizes_.push_back(std::move(edge));
-          }
-          continue;
+    for (const InputEdge& e : edges) {
+      const int32_t c = e.consumer;
+      if (relaxed_[static_cast<size_t>(c)]) {
+        if (producer_joins(e)) {
+          Variable* t = table_->Get(c)->port.tensor;
+          RequantizeEdge edge;
+          edge.tensor = t;
+          edge.producer = t->producer();
+          edge.consumer = e.op;
+          // Plain concatenation: this runs once per relaxed edge on million-op graphs.
+          edge.reason = "force_overlap off: " + OpLabel(*e.op) + "'s rule ties input:" +
+                        std::to_string(table_->Get(c)->port.index) + " but tensor '" + t->name() +
+                        "' has " + std::to_string(CountValueConsumers(*t)) + " consumer(s)" +
+                        (t->is_graph_output() ? " and is a graph output" : "") +
+                        "; the producer keeps its own params";
+          requantizes_.push_back(std::move(edge));
         }
-        if (producer_joins) {
-          constraints_.push_back({p, c, nullptr});
-        } else {
-          TQC* a = anchor.at(t);
-          if (a != c) constraints_.push_back({a, c, nullptr});
-        }
+        continue;
+      }
+      if (producer_joins(e)) {
+        add(e.producer, c, nullptr);
+      } else {
+        const int32_t a = anchor.at(tensor_[static_cast<size_t>(c)]);
+        if (a != c) add(a, c, nullptr);
       }
     }
     result_.counters.constraints = static_cast<int64_t>(constraints_.size());
   }
 
-  TQC* ProducerTqc(const Variable* t) const {
-    if (t->producer() == nullptr) return nullptr;
-    const OperationQuantConfig* pc = table_->FindOp(t->producer());
-    if (pc == nullptr) return nullptr;
-    const size_t index = static_cast<size_t>(t->producer_index());
-    return index < pc->outputs.size() ? pc->outputs[index] : nullptr;
+  // Distinct consuming ops of t that read its values (Shape and Size do not).
+  static size_t CountValueConsumers(const Variable& t) {
+    const std::vector<Use>& uses = t.uses();
+    size_t count = 0;
+    for (size_t i = 0; i < uses.size(); ++i) {
+      if (ReadsOnlyShape(*uses[i].op)) continue;
+      bool first_use = true;  // count each op at its first use only
+      for (size_t j = 0; j < i && first_use; ++j) first_use = uses[j].op != uses[i].op;
+      if (first_use) ++count;
+    }
+    return count;
   }
 
   // Step 3: union. Look ahead with a scratch partition: groups without a conflict (the usual case)
@@ -544,32 +828,48 @@ class AlignmentPass {
   Status FormGroups() {
     const size_t n = table_->size();
     ScratchSets look(n);
-    for (const Constraint& c : constraints_) look.Union(c.a->id, c.b->id);
+    for (const Constraint& c : constraints_) look.Union(c.a_id, c.b_id);
+    // Per part of the look-ahead partition: its scheme class (or -1) and pin; parts that see two
+    // schemes or two different pins are conflicted.
     std::vector<int32_t> scheme_rep(n, -1);
-    std::unordered_map<int32_t, const Pin*> pin_rep;
+    std::vector<const Pin*> pin_rep(n, nullptr);
     std::vector<uint8_t> conflicted(n, 0);
-    auto visit = [&](const TQC* t) {
-      const int32_t r = look.Find(t->id);
+    auto visit = [&](int32_t id) {
+      const int32_t r = look.Find(id);
+      const TqcInfo& info = info_[static_cast<size_t>(id)];
       if (scheme_rep[r] < 0) {
-        scheme_rep[r] = t->id;
-      } else if (!(table_->Get(scheme_rep[r])->scheme == t->scheme)) {
+        scheme_rep[r] = info.scheme;
+      } else if (scheme_rep[r] != info.scheme) {
         conflicted[r] = 1;
       }
-      if (auto it = pins_.find(t->id); it != pins_.end()) {
-        auto [pit, inserted] = pin_rep.emplace(r, &it->second);
-        if (!inserted && !pit->second->Same(it->second)) conflicted[r] = 1;
+      if (const Pin* pin = PinOf(id); pin != nullptr) {
+        if (pin_rep[r] == nullptr) {
+          pin_rep[r] = pin;
+        } else if (!pin_rep[r]->Same(*pin)) {
+          conflicted[r] = 1;
+        }
       }
     };
     for (const Constraint& c : constraints_) {
-      visit(c.a);
-      visit(c.b);
+      visit(c.a_id);
+      visit(c.b_id);
     }
     std::vector<Constraint> replay;
-    for (const Constraint& c : constraints_) {
-      if (conflicted[look.Find(c.a->id)]) {
+    UnionFind& uf = table_->union_find();
+    for (size_t k = 0; k < constraints_.size(); ++k) {
+      if (k + kAhead < constraints_.size()) {
+        // Link reads both TQCs' state and scheme.
+        Prefetch(table_->Get(constraints_[k + kAhead].a_id));
+        Prefetch(table_->Get(constraints_[k + kAhead].b_id));
+      }
+      const Constraint& c = constraints_[k];
+      if (conflicted[look.Find(c.a_id)]) {
         replay.push_back(c);
         continue;
       }
+      // Both TQCs are joinable with one scheme (checked above), so Link cannot refuse them; when
+      // they already share a root it would change nothing, and skipping it spares reading them.
+      if (uf.Find(c.a_id) == uf.Find(c.b_id)) continue;
       QALIGN_RETURN_IF_ERROR(LinkTable(c));
     }
     if (replay.empty()) return Status::Ok();
@@ -582,7 +882,7 @@ class AlignmentPass {
     auto part_of = [&](const TQC* t) {
       const int32_t r = parts.Find(t->id);
       scheme_of.emplace(r, t);
-      if (auto it = pins_.find(t->id); it != pins_.end()) pin_of.emplace(r, &it->second);
+      if (const Pin* pin = PinOf(t->id); pin != nullptr) pin_of.emplace(r, pin);
       return r;
     };
     for (const Constraint& c : replay) {
@@ -665,43 +965,77 @@ class AlignmentPass {
   Status ChooseParams() {
     const size_t n = table_->size();
     std::vector<int32_t> group_of_root(n, -1);
-    auto group_for = [&](const TQC* t) -> GroupState& {
-      const int32_t r = table_->Root(t)->id;
-      int32_t& g = group_of_root[r];
+    UnionFind& uf = table_->union_find();
+    auto group_for = [&](int32_t id) -> int32_t {
+      const int32_t r = uf.Find(id);
+      int32_t& g = group_of_root[static_cast<size_t>(r)];
       if (g < 0) {
         g = static_cast<int32_t>(groups_.size());
         groups_.push_back(GroupState{});
         groups_.back().root = r;
       }
-      return groups_[g];
+      return g;
     };
-    for (TQC* t : table_->all()) {
-      if (!IsJoinable(*t)) continue;
-      GroupState& g = group_for(t);
-      float lo, hi;
-      if (MemberRange(*t, &lo, &hi)) Widen(&g.has_range, &g.min, &g.max, lo, hi);
-      if (auto it = pins_.find(t->id); it != pins_.end()) {
-        const Pin* pin = &it->second;
+    for (size_t id = 0; id < n; ++id) {
+      const TqcInfo& info = info_[id];
+      if (!info.joinable) continue;
+      GroupState& g = groups_[static_cast<size_t>(group_for(static_cast<int32_t>(id)))];
+      if (info.has_range) Widen(&g.has_range, &g.min, &g.max, info.min, info.max);
+      if (const Pin* pin = PinOf(static_cast<int32_t>(id)); pin != nullptr) {
         const Pin*& slot = pin->fixed ? g.fixed_pin : g.baked_pin;
         if (slot == nullptr || PortLess(pin->source, slot->source)) slot = pin;
       }
     }
+    // The rules touching each group, in rule order: a rule's members normally lie in one group,
+    // a dropped constraint can split them. Bucketed into one array (counting sort by group).
+    std::vector<std::pair<int32_t, int32_t>> touches;  // (group, rule)
+    touches.reserve(rules_.size());
     for (size_t i = 0; i < rules_.size(); ++i) {
-      // A rule's members normally lie in one group; a dropped constraint can split them.
-      std::vector<int32_t> seen;
-      for (TQC* m : rules_[i].members) {
-        GroupState& g = group_for(m);
-        if (std::find(seen.begin(), seen.end(), g.root) != seen.end()) continue;
-        seen.push_back(g.root);
-        g.rules.push_back(static_cast<int32_t>(i));
+      const size_t first = touches.size();
+      for (int32_t m : MembersOf(rules_[i])) {
+        const int32_t g = group_for(m);
+        bool seen = false;
+        for (size_t k = first; k < touches.size() && !seen; ++k) seen = touches[k].first == g;
+        if (!seen) touches.emplace_back(g, static_cast<int32_t>(i));
       }
     }
-    for (GroupState& g : groups_) QALIGN_RETURN_IF_ERROR(ChooseSharedParams(&g));
+    for (const auto& [g, rule] : touches) ++groups_[static_cast<size_t>(g)].rules_count;
+    uint32_t offset = 0;
+    for (GroupState& g : groups_) {
+      g.rules_first = offset;
+      offset += g.rules_count;
+      g.rules_count = 0;
+    }
+    group_rules_.resize(touches.size());
+    for (const auto& [g, rule] : touches) {
+      GroupState& group = groups_[static_cast<size_t>(g)];
+      group_rules_[group.rules_first + group.rules_count++] = rule;
+    }
+    for (size_t k = 0; k < groups_.size(); ++k) {
+      if (k + kAhead < groups_.size()) {
+        // The root gets the params; the ops of the group's rules name the reason.
+        const GroupState& ahead = groups_[k + kAhead];
+        Prefetch(table_->Get(ahead.root));
+        for (int32_t ri : RulesOf(ahead)) Prefetch(rules_[static_cast<size_t>(ri)].op);
+      }
+      if (k + kAhead / 2 < groups_.size()) {
+        // The root's op and tensor, for notes (its TQC was requested kAhead / 2 groups ago).
+        const TQC* root = table_->Get(groups_[k + kAhead / 2].root);
+        Prefetch(root->port.op);
+        Prefetch(root->port.tensor);
+      }
+      QALIGN_RETURN_IF_ERROR(ChooseSharedParams(&groups_[k]));
+    }
     return Status::Ok();
   }
 
+  std::span<const int32_t> RulesOf(const GroupState& g) const {
+    return {group_rules_.data() + g.rules_first, g.rules_count};
+  }
+
   Status ChooseSharedParams(GroupState* g) {
-    const TQC* root = table_->Get(g->root);
+    const QuantScheme& root_scheme = *schemes_[info_[static_cast<size_t>(g->root)].scheme];
+    const std::span<const int32_t> group_rules = RulesOf(*g);
     const char* method = "";
     std::string reason;
     bool have = false;
@@ -720,18 +1054,19 @@ class AlignmentPass {
       // The strongest rule source present decides; a BAKED member beats the target's own rules
       // but not an explicit user override.
       RuleSource best = RuleSource::kProfile;
-      for (int32_t ri : g->rules) best = std::max(best, rules_[ri].rule.source);
-      const bool overridden = !g->rules.empty() && best != RuleSource::kProfile;
+      for (int32_t ri : group_rules) best = std::max(best, rules_[ri].rule.source);
+      const bool overridden = !group_rules.empty() && best != RuleSource::kProfile;
       if (!overridden && g->baked_pin != nullptr) {
         method = "baked";
         reason = StrCat("already-quantized member ", DescribeTqc(*g->baked_pin->source));
         scale = g->baked_pin->scale;
         zero_point = g->baked_pin->zero_point;
         have = true;
-      } else if (!g->rules.empty()) {
+      } else if (!group_rules.empty()) {
         AlignMethod chosen = AlignMethod::kNone;
-        std::vector<int32_t> deciding;
-        for (int32_t ri : g->rules) {
+        std::vector<int32_t>& deciding = deciding_;  // scratch, reused across groups
+        deciding.clear();
+        for (int32_t ri : group_rules) {
           if (rules_[ri].rule.source != best) continue;
           deciding.push_back(ri);
           if (MethodPriority(rules_[ri].rule.method) > MethodPriority(chosen)) {
@@ -739,25 +1074,48 @@ class AlignmentPass {
           }
         }
         // Sort the deciding ops by name so the reason reads the same whatever the storage order.
-        std::sort(deciding.begin(), deciding.end(), [this](int32_t x, int32_t y) {
-          return rules_[x].op->name() < rules_[y].op->name();
-        });
+        if (deciding.size() > 1) {
+          std::sort(deciding.begin(), deciding.end(), [this](int32_t x, int32_t y) {
+            return rules_[x].op->name() < rules_[y].op->name();
+          });
+        }
         bool mixed = false;
         for (int32_t ri : deciding) mixed |= rules_[ri].rule.method != chosen;
         const RuleInstance& first = rules_[deciding.front()];
-        reason = OpLabel(*first.op) + " " + SourceLabel(first.rule.source) + " (" +
-                 KindLabel(first.rule.kind) + ")";
-        if (deciding.size() > 1) reason += StrCat(" and ", deciding.size() - 1, " more");
+        reason.reserve(96);
+        reason += first.op->type();
+        reason += " '";
+        reason += first.op->name();
+        reason += "' ";
+        reason += SourceLabel(first.rule.source);
+        reason += " (";
+        reason += KindLabel(first.rule.kind);
+        reason += ')';
+        if (deciding.size() > 1) {
+          reason += " and ";
+          reason += std::to_string(deciding.size() - 1);
+          reason += " more";
+        }
         if (mixed) {
           ++result_.counters.method_conflicts;
+          // Plain concatenation: on large graphs many groups take this branch.
           std::string wants;
           for (int32_t ri : deciding) {
-            wants += StrCat(wants.empty() ? "" : ", ", rules_[ri].op->Describe(), " wants ",
-                            AlignMethodName(rules_[ri].rule.method));
+            if (!wants.empty()) wants += ", ";
+            wants += rules_[ri].op->Describe();
+            wants += " wants ";
+            wants += AlignMethodName(rules_[ri].rule.method);
           }
-          reason += StrCat("; methods conflict (", wants, "), chose ", AlignMethodName(chosen),
-                           " by priority large > output > input");
-          result_.notes.push_back(StrCat("group of ", DescribeTqc(*root), ": ", reason));
+          reason += "; methods conflict (";
+          reason += wants;
+          reason += "), chose ";
+          reason += AlignMethodName(chosen);
+          reason += " by priority large > output > input";
+          std::string note = "group of " + DescribeTqc(*table_->Get(g->root));
+          note.reserve(note.size() + 2 + reason.size());
+          note += ": ";
+          note += reason;
+          result_.notes.push_back(std::move(note));
         }
         AlignMethod effective = chosen;
         if (chosen == AlignMethod::kOptimal) {
@@ -795,7 +1153,7 @@ class AlignmentPass {
         hi = g->max;
       }
       if (!have && has) {
-        QALIGN_RETURN_IF_ERROR(ComputeParams(root->scheme, lo, hi, &scale, &zero_point));
+        QALIGN_RETURN_IF_ERROR(ComputeParams(root_scheme, lo, hi, &scale, &zero_point));
         have = true;
       }
     }
@@ -806,13 +1164,29 @@ class AlignmentPass {
       return Status::Ok();
     }
     ++result_.counters.params_set;
-    if (SetParamsIfChanged(table_, root, {scale}, {zero_point})) ++result_.counters.params_changed;
+    if (SetParamsIfChanged(table_, table_->Get(g->root), scale, zero_point)) {
+      ++result_.counters.params_changed;
+    }
     return Status::Ok();
   }
 
   // Step 5a: per-channel weights from their own data, symmetric under the weight scheme.
   Status DeriveWeightParams() {
-    for (TQC* t : table_->all()) {
+    std::vector<float> converted, mins, maxs;
+    std::vector<uint8_t> seen;
+    for (size_t k = 0; k < weight_ids_.size(); ++k) {
+      // Three levels ahead: the TQC, its Variable, the weight data.
+      if (k + 2 * kAhead < weight_ids_.size()) Prefetch(table_->Get(weight_ids_[k + 2 * kAhead]));
+      if (k + kAhead < weight_ids_.size()) {
+        Prefetch(tensor_[static_cast<size_t>(weight_ids_[k + kAhead])]);
+      }
+      if (k + kAhead / 2 < weight_ids_.size()) {
+        // Its Variable was requested kAhead / 2 iterations ago.
+        const Variable* ahead = tensor_[static_cast<size_t>(weight_ids_[k + kAhead / 2])];
+        if (ahead != nullptr && ahead->is_parameter()) __builtin_prefetch(ahead->data()->raw_data());
+      }
+      const int32_t id = weight_ids_[k];
+      TQC* t = table_->Get(id);
       if (t->role != TensorRole::kWeight || !t->per_channel() || t->floating()) continue;
       if (!IsQuantizedState(t->state) || IsBaked(t->state) || t->state == QuantState::kOverlapped) {
         continue;
@@ -820,8 +1194,17 @@ class AlignmentPass {
       const Variable* v = t->port.tensor;
       if (v == nullptr || !v->is_parameter()) continue;
       const Tensor& data = *v->data();
-      auto values = data.AsFloats();
-      if (!values.ok() || data.rank() == 0) continue;
+      if (data.rank() == 0) continue;
+      // Float weights are read in place; other types are converted once.
+      std::span<const float> values;
+      if (data.dtype() == DataType::kFloat) {
+        values = data.values<float>();
+      } else {
+        auto as_floats = data.AsFloats();
+        if (!as_floats.ok()) continue;
+        converted = std::move(as_floats).value();
+        values = converted;
+      }
       int axis = t->channel_axis < 0 ? 0 : t->channel_axis;
       if (axis >= data.rank()) {
         return InvalidArgumentError(DescribeTqc(*t), ": channel axis ", axis,
@@ -829,23 +1212,31 @@ class AlignmentPass {
                                     ShapeToString(data.shape()));
       }
       const int64_t channels = data.shape()[axis];
-      int64_t inner = 1;
+      int64_t outer = 1, inner = 1;
+      for (int64_t d = 0; d < axis; ++d) outer *= data.shape()[d];
       for (int64_t d = axis + 1; d < data.rank(); ++d) inner *= data.shape()[d];
-      std::vector<float> mins(channels, 0.0f), maxs(channels, 0.0f);
-      std::vector<uint8_t> seen(channels, 0);
-      for (size_t i = 0; i < values->size(); ++i) {
-        const int64_t c = (static_cast<int64_t>(i) / inner) % channels;
-        const float x = (*values)[i];
-        if (!seen[c]) {
-          mins[c] = maxs[c] = x;
-          seen[c] = 1;
-        } else {
-          mins[c] = std::min(mins[c], x);
-          maxs[c] = std::max(maxs[c], x);
+      mins.assign(static_cast<size_t>(channels), 0.0f);
+      maxs.assign(static_cast<size_t>(channels), 0.0f);
+      seen.assign(static_cast<size_t>(channels), 0);
+      // Element i = (o * channels + c) * inner + k lies in channel c; visited in index order.
+      const float* x = values.data();
+      for (int64_t o = 0; o < outer; ++o) {
+        for (int64_t c = 0; c < channels; ++c) {
+          float& mn = mins[static_cast<size_t>(c)];
+          float& mx = maxs[static_cast<size_t>(c)];
+          for (int64_t k = 0; k < inner; ++k, ++x) {
+            if (!seen[static_cast<size_t>(c)]) {
+              mn = mx = *x;
+              seen[static_cast<size_t>(c)] = 1;
+            } else {
+              mn = std::min(mn, *x);
+              mx = std::max(mx, *x);
+            }
+          }
         }
       }
-      std::vector<float> scales(channels);
-      std::vector<int64_t> zps(channels);
+      std::vector<float> scales(static_cast<size_t>(channels));
+      std::vector<int64_t> zps(static_cast<size_t>(channels));
       for (int64_t c = 0; c < channels; ++c) {
         Status s = ComputeParams(t->scheme, mins[c], maxs[c], &scales[c], &zps[c]);
         if (!s.ok()) return InvalidArgumentError(DescribeTqc(*t), " channel ", c, ": ", s.message());
@@ -858,7 +1249,8 @@ class AlignmentPass {
 
   // Step 5b: bias params after alignment: scale[c] = input_scale * weight_scale[c], zero_point 0.
   void DeriveBiasParams() {
-    for (TQC* b : table_->all()) {
+    for (int32_t id : bias_ids_) {
+      TQC* b = table_->Get(id);
       if (b->role != TensorRole::kBias || !IsQuantizedState(b->state) || IsBaked(b->state)) continue;
       const OperationQuantConfig* config = table_->FindOp(b->port.op);
       if (config == nullptr || config->inputs.size() < 2) continue;
@@ -896,6 +1288,7 @@ class AlignmentPass {
       return name(x.producer) < name(y.producer);
     };
     std::sort(requantizes_.begin(), requantizes_.end(), less);
+    result_.requantizes.reserve(requantizes_.size());
     for (RequantizeEdge& e : requantizes_) {
       const RequantizeEdge* last = result_.requantizes.empty() ? nullptr : &result_.requantizes.back();
       if (last != nullptr && last->tensor == e.tensor && last->consumer == e.consumer &&
@@ -909,19 +1302,22 @@ class AlignmentPass {
     // Reported groups: those a rule formed (ties or a fixed range). Groups no rule touched hold the
     // TQCs of one tensor and are the default; listing them would bury the interesting ones.
     std::vector<AlignmentGroup> listed;
+    std::vector<const Variable*> tensors;
     for (const GroupState& g : groups_) {
-      if (g.rules.empty() && g.fixed_pin == nullptr) continue;
+      if (g.rules_count == 0 && g.fixed_pin == nullptr) continue;
       ++result_.counters.groups;
       if (!options_.collect_groups) {
-        result_.counters.members += static_cast<int64_t>(table_->Members(table_->Get(g.root)).size());
+        result_.counters.members += static_cast<int64_t>(table_->GroupSize(table_->Get(g.root)));
         continue;
       }
       AlignmentGroup group;
       group.members = table_->Members(table_->Get(g.root));
       std::sort(group.members.begin(), group.members.end(), PortLess);
-      std::unordered_set<const Variable*> tensors;
-      for (const TQC* m : group.members) tensors.insert(m->port.tensor);
-      group.distinct_tensors = static_cast<int>(tensors.size());
+      tensors.clear();
+      for (const TQC* m : group.members) tensors.push_back(m->port.tensor);
+      std::sort(tensors.begin(), tensors.end());
+      group.distinct_tensors =
+          static_cast<int>(std::unique(tensors.begin(), tensors.end()) - tensors.begin());
       group.method = g.method;
       group.reason = g.reason;
       result_.counters.members += static_cast<int64_t>(group.members.size());
@@ -942,12 +1338,27 @@ class AlignmentPass {
   QuantConfigTable* table_;
   bool force_overlap_ = true;
   bool changed_derived_ = false;
+  std::vector<Operation*> ops_;                         // graph order
+  std::vector<const OperationQuantConfig*> configs_;    // configs_[i] of ops_[i], or nullptr
+  std::unordered_map<std::string_view, EffectiveRule> rule_by_type_;
+  EffectiveRule node_rule_;                             // the last node-override rule
   std::vector<RuleInstance> rules_;
-  std::unordered_map<int32_t, Pin> pins_;
+  std::vector<int32_t> rule_members_;                   // member ids of all rules_, back to back
+  std::vector<int32_t> slot_ids_;                       // port ids of every op, see AssignSlotIds
+  std::vector<uint32_t> slot_first_;                    // op i's ports start at slot_first_[i]
+  std::vector<uint32_t> slot_inputs_;                   // op i's number of input slots
+  std::vector<const Variable*> tensor_;                 // by TQC id: its port's tensor
+  TensorIndex producer_of_;
+  std::vector<TqcInfo> info_;                           // by TQC id
+  std::vector<const QuantScheme*> schemes_;             // distinct schemes, TqcInfo::scheme
+  std::vector<int32_t> baked_ids_, weight_ids_, bias_ids_;
+  std::vector<Pin> pins_;
   std::vector<uint8_t> relaxed_;
   std::vector<Constraint> constraints_;
   std::vector<RequantizeEdge> requantizes_;
   std::vector<GroupState> groups_;
+  std::vector<int32_t> group_rules_;                    // rule indices, bucketed by group
+  std::vector<int32_t> deciding_;
   AlignmentResult result_;
 };
 

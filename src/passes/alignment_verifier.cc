@@ -2,8 +2,12 @@
 #include "passes/alignment_verifier.h"
 
 #include <cmath>
+#include <optional>
 #include <set>
+#include <span>
+#include <string_view>
 #include <tuple>
+#include <unordered_map>
 
 namespace qalign {
 namespace {
@@ -62,10 +66,29 @@ std::vector<AlignmentViolation> VerifyAlignment(const Graph& graph, QuantConfigT
   }
   if (cyclic) return out;
 
+  // Without a node override an op's rule depends on its type only: resolve each type once.
+  std::unordered_map<std::string_view, StatusOr<EffectiveRule>> rule_by_type;
   for (Operation* op : graph.operations()) {
     const OperationQuantConfig* config = table.FindOp(op);
     if (config == nullptr) continue;
-    auto rule = ResolveRule(*op, profile, options);
+    std::optional<StatusOr<EffectiveRule>> node_rule;
+    const StatusOr<EffectiveRule>* resolved = nullptr;
+    if (!options.method_by_node.empty() && options.method_by_node.count(op->name()) != 0) {
+      node_rule.emplace(ResolveRule(*op, profile, options));
+      resolved = &*node_rule;
+    } else {
+      auto it = rule_by_type.find(op->type());
+      if (it == rule_by_type.end()) {
+        it = rule_by_type.emplace(op->type(), ResolveRule(*op, profile, options)).first;
+      }
+      resolved = &it->second;
+      if (!resolved->ok()) {
+        // Errors name the op: resolve this one for its own message.
+        node_rule.emplace(ResolveRule(*op, profile, options));
+        resolved = &*node_rule;
+      }
+    }
+    const StatusOr<EffectiveRule>& rule = *resolved;
     if (!rule.ok()) {
       add("rule", rule.status().message());
       continue;
@@ -135,8 +158,25 @@ std::vector<AlignmentViolation> VerifyAlignment(const Graph& graph, QuantConfigT
     }
   }
 
-  // Membership and schemes, over every group with more than one member.
-  for (const std::vector<TQC*>& group : table.Groups()) {
+  // Membership and schemes, over every group with more than one member, in the order of
+  // QuantConfigTable::Groups() (by root id, members by id), bucketed into one array.
+  const size_t n = table.size();
+  std::vector<int32_t> root_of(n);
+  std::vector<uint32_t> first(n + 1, 0);
+  for (size_t i = 0; i < n; ++i) {
+    root_of[i] = uf.Find(static_cast<int32_t>(i));
+    ++first[static_cast<size_t>(root_of[i]) + 1];
+  }
+  for (size_t r = 0; r < n; ++r) first[r + 1] += first[r];
+  std::vector<TQC*> members(n);
+  {
+    std::vector<uint32_t> fill(first.begin(), first.end() - 1);
+    for (size_t i = 0; i < n; ++i) {
+      members[fill[static_cast<size_t>(root_of[i])]++] = table.Get(static_cast<int32_t>(i));
+    }
+  }
+  for (size_t r = 0; r < n; ++r) {
+    const std::span<TQC* const> group(members.data() + first[r], first[r + 1] - first[r]);
     if (group.size() < 2) continue;
     for (const TQC* m : group) {
       if (!IsJoinable(*m)) {

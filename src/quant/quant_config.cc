@@ -165,12 +165,22 @@ const char* TensorRoleName(TensorRole role) {
   return "unknown";
 }
 
-std::string Port::ToString() const { return StrCat(is_input ? "input:" : "output:", index); }
+// Plain concatenation (no string stream): the alignment pass describes a TQC in a note for every
+// group where rule methods conflict, which on large graphs is a large share of all groups.
+std::string Port::ToString() const {
+  return (is_input ? "input:" : "output:") + std::to_string(index);
+}
 
 std::string DescribeTqc(const TQC& tqc) {
   const Port& port = tqc.port;
-  return StrCat(port.op ? port.op->Describe() : std::string("<no op>"), " ", port.ToString(),
-                " (tensor '", port.tensor ? port.tensor->name() : std::string(), "')");
+  std::string out = port.op ? port.op->Describe() : std::string("<no op>");
+  out += ' ';
+  out += port.is_input ? "input:" : "output:";
+  out += std::to_string(port.index);
+  out += " (tensor '";
+  if (port.tensor) out += port.tensor->name();
+  out += "')";
+  return out;
 }
 
 // ---------------------------------------------------------------- union-find
@@ -216,15 +226,17 @@ bool UnionFind::Union(int32_t a, int32_t b) {
 
 TQC* QuantConfigTable::Create(const Port& port, TensorRole role, const QuantScheme& scheme,
                               QuantState state) {
-  auto tqc = std::make_unique<TQC>();
-  tqc->id = union_find_.Add();
-  tqc->port = port;
-  tqc->role = role;
-  tqc->scheme = scheme;
-  tqc->state = state;
-  next_member_.push_back(tqc->id);  // a ring of one
-  TQC* raw = tqc.get();
-  tqcs_.push_back(std::move(tqc));
+  if ((num_tqcs_ & (kTqcChunkSize - 1)) == 0) {
+    tqc_chunks_.push_back(std::make_unique<TQC[]>(kTqcChunkSize));
+  }
+  TQC* raw = &tqc_chunks_.back()[num_tqcs_ & (kTqcChunkSize - 1)];
+  ++num_tqcs_;
+  raw->id = union_find_.Add();
+  raw->port = port;
+  raw->role = role;
+  raw->scheme = scheme;
+  raw->state = state;
+  next_member_.push_back(raw->id);  // a ring of one
   if (port.op != nullptr && port.index >= 0) {
     OperationQuantConfig& config = ForOp(port.op);
     std::vector<TQC*>& slots = port.is_input ? config.inputs : config.outputs;
@@ -237,31 +249,59 @@ TQC* QuantConfigTable::Create(const Port& port, TensorRole role, const QuantSche
 
 std::vector<TQC*> QuantConfigTable::all() const {
   std::vector<TQC*> out;
-  out.reserve(tqcs_.size());
-  for (const auto& tqc : tqcs_) out.push_back(tqc.get());
+  out.reserve(num_tqcs_);
+  for (size_t i = 0; i < num_tqcs_; ++i) out.push_back(Get(static_cast<int32_t>(i)));
   return out;
 }
 
-OperationQuantConfig& QuantConfigTable::ForOp(Operation* op) {
-  auto [it, inserted] = op_configs_.try_emplace(op);
-  if (inserted) {
-    it->second.op = op;
-    it->second.inputs.assign(op->inputs().size(), nullptr);
-    it->second.outputs.assign(op->outputs().size(), nullptr);
-    op_order_.push_back(op);
+size_t QuantConfigTable::OpSlot(const Operation* op) const {
+  // Fibonacci hashing of the pointer (its low bits are alignment zeros), then linear probing.
+  const size_t mask = op_slot_keys_.size() - 1;
+  size_t slot = static_cast<size_t>((reinterpret_cast<uintptr_t>(op) >> 4) *
+                                    uint64_t{0x9E3779B97F4A7C15} >> 32) &
+                mask;
+  while (op_slot_keys_[slot] != nullptr && op_slot_keys_[slot] != op) slot = (slot + 1) & mask;
+  return slot;
+}
+
+void QuantConfigTable::GrowOpIndex() {
+  // Keep the load factor at most 1/2 so probes stay short.
+  const size_t capacity = std::max<size_t>(64, op_slot_keys_.size() * 2);
+  op_slot_keys_.assign(capacity, nullptr);
+  op_slot_values_.assign(capacity, -1);
+  for (size_t i = 0; i < op_configs_.size(); ++i) {
+    const size_t slot = OpSlot(op_configs_[i].op);
+    op_slot_keys_[slot] = op_configs_[i].op;
+    op_slot_values_[slot] = static_cast<int32_t>(i);
   }
-  return it->second;
+}
+
+OperationQuantConfig& QuantConfigTable::ForOp(Operation* op) {
+  if ((op_configs_.size() + 1) * 2 > op_slot_keys_.size()) GrowOpIndex();
+  const size_t slot = OpSlot(op);
+  if (op_slot_keys_[slot] == op) {
+    return op_configs_[static_cast<size_t>(op_slot_values_[slot])];
+  }
+  OperationQuantConfig& config = op_configs_.emplace_back();
+  config.op = op;
+  config.inputs.assign(op->inputs().size(), nullptr);
+  config.outputs.assign(op->outputs().size(), nullptr);
+  op_slot_keys_[slot] = op;
+  op_slot_values_[slot] = static_cast<int32_t>(op_configs_.size() - 1);
+  return config;
 }
 
 const OperationQuantConfig* QuantConfigTable::FindOp(const Operation* op) const {
-  auto it = op_configs_.find(op);
-  return it == op_configs_.end() ? nullptr : &it->second;
+  if (op == nullptr || op_slot_keys_.empty()) return nullptr;
+  const size_t slot = OpSlot(op);
+  if (op_slot_keys_[slot] != op) return nullptr;
+  return &op_configs_[static_cast<size_t>(op_slot_values_[slot])];
 }
 
 std::vector<OperationQuantConfig*> QuantConfigTable::op_configs() {
   std::vector<OperationQuantConfig*> out;
-  out.reserve(op_order_.size());
-  for (const Operation* op : op_order_) out.push_back(&op_configs_.at(op));
+  out.reserve(op_configs_.size());
+  for (OperationQuantConfig& config : op_configs_) out.push_back(&config);
   return out;
 }
 
@@ -340,7 +380,7 @@ bool QuantConfigTable::SameGroup(const TQC* a, const TQC* b) {
 
 std::vector<std::vector<TQC*>> QuantConfigTable::Groups() {
   // Bucket by root: slot[root] is the group's index, assigned in increasing root id.
-  const size_t n = tqcs_.size();
+  const size_t n = num_tqcs_;
   std::vector<int32_t> root_of(n);
   std::vector<int32_t> slot(n, -1);
   for (size_t i = 0; i < n; ++i) root_of[i] = union_find_.Find(static_cast<int32_t>(i));
@@ -350,7 +390,7 @@ std::vector<std::vector<TQC*>> QuantConfigTable::Groups() {
   }
   std::vector<std::vector<TQC*>> out(static_cast<size_t>(groups));
   for (size_t i = 0; i < n; ++i) {
-    out[static_cast<size_t>(slot[static_cast<size_t>(root_of[i])])].push_back(tqcs_[i].get());
+    out[static_cast<size_t>(slot[static_cast<size_t>(root_of[i])])].push_back(Get(static_cast<int32_t>(i)));
   }
   return out;
 }
@@ -366,6 +406,16 @@ std::vector<TQC*> QuantConfigTable::Members(const TQC* tqc) {
   return out;
 }
 
+size_t QuantConfigTable::GroupSize(const TQC* tqc) const {
+  size_t count = 0;
+  int32_t m = tqc->id;
+  do {
+    ++count;
+    m = next_member_[static_cast<size_t>(m)];
+  } while (m != tqc->id);
+  return count;
+}
+
 const std::vector<float>& QuantConfigTable::scale(const TQC* tqc) { return Root(tqc)->scale; }
 
 const std::vector<int64_t>& QuantConfigTable::offset(const TQC* tqc) { return Root(tqc)->offset; }
@@ -378,7 +428,14 @@ void QuantConfigTable::SetGroupParams(const TQC* member, std::vector<float> scal
   if (root->state != QuantState::kBaked && root->state != QuantState::kOverlapped) {
     root->state = QuantState::kActivated;
   }
+  // The ring is a dense array but its members lie anywhere in the table: request every member's
+  // TQC before touching the first, so the cache misses overlap instead of following each other.
   int32_t m = next_member_[static_cast<size_t>(root->id)];
+  while (m != root->id) {
+    __builtin_prefetch(&Get(m)->state);
+    m = next_member_[static_cast<size_t>(m)];
+  }
+  m = next_member_[static_cast<size_t>(root->id)];
   while (m != root->id) {
     TQC* t = Get(m);
     if (t->state == QuantState::kPassiveInit) t->state = QuantState::kPassive;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <limits>
 #include <memory>
 #include <string>
@@ -161,8 +162,11 @@ class QuantConfigTable {
  public:
   TQC* Create(const Port& port, TensorRole role, const QuantScheme& scheme,
               QuantState state = QuantState::kInitial);
-  TQC* Get(int32_t id) const { return tqcs_[static_cast<size_t>(id)].get(); }
-  size_t size() const { return tqcs_.size(); }
+  TQC* Get(int32_t id) const {
+    const size_t i = static_cast<size_t>(id);
+    return &tqc_chunks_[i >> kTqcChunkBits][i & (kTqcChunkSize - 1)];
+  }
+  size_t size() const { return num_tqcs_; }
   std::vector<TQC*> all() const;
 
   // Per-operation configs.
@@ -182,6 +186,8 @@ class QuantConfigTable {
   std::vector<std::vector<TQC*>> Groups();
   // The members of tqc's group (tqc included), in id order. O(group size).
   std::vector<TQC*> Members(const TQC* tqc);
+  // The number of members of tqc's group, without building the list. O(group size).
+  size_t GroupSize(const TQC* tqc) const;
 
   // Group params read through the root.
   const std::vector<float>& scale(const TQC* tqc);
@@ -193,13 +199,25 @@ class QuantConfigTable {
   UnionFind& union_find() { return union_find_; }
 
  private:
-  std::vector<std::unique_ptr<TQC>> tqcs_;
+  // TQCs in id order, in fixed-size chunks: contiguous in memory (the passes sweep them by id and
+  // follow producer -> consumer links between nearby ids), and never moved once created, so TQC
+  // pointers stay valid as the table grows.
+  static constexpr size_t kTqcChunkBits = 8;
+  static constexpr size_t kTqcChunkSize = size_t{1} << kTqcChunkBits;
+  std::vector<std::unique_ptr<TQC[]>> tqc_chunks_;
+  size_t num_tqcs_ = 0;
   UnionFind union_find_;
   // Circular list of each group's members (next_member_[id]); two groups' rings are spliced in
   // O(1) on Link, so Members() and the state updates never scan the whole table.
   std::vector<int32_t> next_member_;
-  std::unordered_map<const Operation*, OperationQuantConfig> op_configs_;
-  std::vector<const Operation*> op_order_;  // insertion order, for deterministic iteration
+  // Per-operation configs in insertion order (a deque keeps references stable as it grows),
+  // found by op pointer through an open-addressing index: FindOp runs once per op port in the
+  // alignment pass, so it is one hash and usually one probe, with no node allocation.
+  std::deque<OperationQuantConfig> op_configs_;
+  std::vector<const Operation*> op_slot_keys_;  // power-of-two size; nullptr marks a free slot
+  std::vector<int32_t> op_slot_values_;         // index into op_configs_
+  size_t OpSlot(const Operation* op) const;     // the slot holding op, or the free slot for it
+  void GrowOpIndex();
 };
 
 // ---------------------------------------------------------------- params from a range
