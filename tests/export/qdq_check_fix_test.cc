@@ -20,6 +20,7 @@
 #include "export/qdq_fixture.h"
 #include "cli/cli_runner.h"
 #include "core/file_util.h"
+#include "onnx/onnx_proto_builder.h"
 #include "onnx/tensor_proto.h"
 #include "runtime/executor.h"
 #include "sim/metrics.h"
@@ -409,6 +410,114 @@ TEST_F(QdqCheckFixTest, CommandLine) {
   EXPECT_EQ(report["summary"]["violations_after"], 0);
   EXPECT_EQ(testing::RunCli({"fix", in, "--target", "tflite-int8", "-o", in}).exit_code, 1);
   EXPECT_EQ(*ReadFileToString(in), bytes);
+}
+
+// A QDQ model written the way other quantizers write them: unnamed nodes, uint8 activations with
+// the zero point omitted on one pair, a dedicated Q -> DQ pair per consumer, graph inputs
+// quantized directly and the output read through a DequantizeLinear.
+//   x -> Q/DQ -> MaxPool -> Q/DQ --\
+//   y -> Q/DQ ---------------------+-> Concat -> Q/DQ -> out
+//                      y -> Q/DQ (second pair) -> Relu -> Q/DQ -> out2
+onnx::ModelProto ForeignModel() {
+  using namespace testing;
+  onnx::ModelProto m = NewModel(13);
+  auto* g = m.mutable_graph();
+  AddInput(g, "x", {"1", "2", "4", "4"});
+  AddInput(g, "y", {"1", "2", "2", "2"});
+  AddOutput(g, "out", {"1", "4", "2", "2"});
+  AddOutput(g, "out2", {"1", "2", "2", "2"});
+  auto scalar = [&](const std::string& name, float v) {
+    *g->add_initializer() = FloatTensor(name, {}, {v});
+  };
+  auto zp = [&](const std::string& name, uint8_t v) {
+    onnx::TensorProto t;
+    t.set_name(name);
+    t.set_data_type(onnx::TensorProto::UINT8);
+    t.set_raw_data(std::string(1, static_cast<char>(v)));
+    *g->add_initializer() = t;
+  };
+  scalar("s_x", 0.02f);
+  scalar("s_mp", 0.012f);
+  zp("z_mp", 10);
+  scalar("s_y", 0.05f);
+  zp("z_y", 128);
+  scalar("s_cat", 0.04f);
+  zp("z_cat", 100);
+  scalar("s_r", 0.03f);
+  zp("z_r", 0);
+  AddNode(g, "QuantizeLinear", {"x", "s_x"}, {"x_q"});  // zero point omitted: uint8, 0
+  AddNode(g, "DequantizeLinear", {"x_q", "s_x"}, {"x_dq"});
+  auto* pool = AddNode(g, "MaxPool", {"x_dq"}, {"mp"});
+  auto* k = pool->add_attribute();
+  k->set_name("kernel_shape");
+  k->set_type(onnx::AttributeProto::INTS);
+  k->add_ints(2);
+  k->add_ints(2);
+  auto* st = pool->add_attribute();
+  st->set_name("strides");
+  st->set_type(onnx::AttributeProto::INTS);
+  st->add_ints(2);
+  st->add_ints(2);
+  AddNode(g, "QuantizeLinear", {"mp", "s_mp", "z_mp"}, {"mp_q"});
+  AddNode(g, "DequantizeLinear", {"mp_q", "s_mp", "z_mp"}, {"mp_dq"});
+  AddNode(g, "QuantizeLinear", {"y", "s_y", "z_y"}, {"y_q"});
+  AddNode(g, "DequantizeLinear", {"y_q", "s_y", "z_y"}, {"y_dq"});
+  AddNode(g, "QuantizeLinear", {"y", "s_y", "z_y"}, {"y_q2"});
+  AddNode(g, "DequantizeLinear", {"y_q2", "s_y", "z_y"}, {"y_dq2"});
+  auto* cat = AddNode(g, "Concat", {"mp_dq", "y_dq"}, {"cat"});
+  AddIntAttribute(cat, "axis", 1);
+  AddNode(g, "QuantizeLinear", {"cat", "s_cat", "z_cat"}, {"cat_q"});
+  AddNode(g, "DequantizeLinear", {"cat_q", "s_cat", "z_cat"}, {"out"});
+  AddNode(g, "Relu", {"y_dq2"}, {"r"});
+  AddNode(g, "QuantizeLinear", {"r", "s_r", "z_r"}, {"r_q"});
+  AddNode(g, "DequantizeLinear", {"r_q", "s_r", "z_r"}, {"out2"});
+  return m;
+}
+
+TEST(QdqForeignModelTest, CheckAndFixUnnamedUint8Model) {
+  onnx::ModelProto model = ForeignModel();
+  ASSERT_TRUE(CheckOnnxModel(model, "foreign").ok());
+  auto profile = LoadTargetProfile("qnn-u8");
+  ASSERT_TRUE(profile.ok());
+  auto view = ImportQdqModel(model, ".", *profile, {}, "foreign.onnx");
+  ASSERT_TRUE(view.ok()) << view.status().ToString();
+  EXPECT_EQ((*view)->stats.activation_pairs, 6);
+  QdqCheckResult check = CheckQdqModel(**view);
+  std::set<std::string> ops;
+  for (const auto& v : check.violations) {
+    ops.insert(v.op_type);
+    EXPECT_TRUE(v.op.empty()) << v.op;  // the model's own (empty) node name is reported
+  }
+  EXPECT_TRUE(ops.count("MaxPool")) << CheckReportText(**view, check);
+  EXPECT_TRUE(ops.count("Concat")) << CheckReportText(**view, check);
+  auto fixed = FixQdqModel(**view, {});
+  ASSERT_TRUE(fixed.ok()) << fixed.status().ToString();
+  EXPECT_TRUE(fixed->after.violations.empty()) << fixed->after.violations.front().message;
+  EXPECT_TRUE(VerifyQdqModel(fixed->model, *profile).empty());
+  ASSERT_TRUE(CheckOnnxModel(fixed->model, "fixed").ok());
+  // The Relu branch reads y through its own pair and has no rule: untouched.
+  for (const auto& n : fixed->model.graph().node()) {
+    if (n.output(0) == "y_q2" || n.output(0) == "out2") {
+      EXPECT_EQ(n.input(1), n.output(0) == "y_q2" ? "s_y" : "s_r");
+    }
+  }
+  const std::string path = ::testing::TempDir() + "/qalign_foreign_fixed.onnx";
+  ASSERT_TRUE(SaveFixedModel(fixed->model, path, "").ok());
+  std::map<std::string, Tensor> inputs;
+  Tensor x(DataType::kFloat, {1, 2, 4, 4}), y(DataType::kFloat, {1, 2, 2, 2});
+  for (size_t i = 0; i < 32; ++i) x.values<float>()[i] = 0.1f * static_cast<float>(i % 7);
+  for (size_t i = 0; i < 8; ++i) y.values<float>()[i] = -2.0f + 0.6f * static_cast<float>(i);
+  inputs["x"] = x;
+  inputs["y"] = y;
+  auto got = testing::RunInOnnxRuntime(path, inputs);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  // The Concat output now covers both inputs' ranges: y's values come through within a step.
+  const auto out = got->at("out").values<float>();
+  ASSERT_EQ(out.size(), 16u);
+  for (size_t i = 0; i < 8; ++i) {
+    const float want = std::clamp(y.values<float>()[i], -128 * 0.05f, 127 * 0.05f);
+    EXPECT_NEAR(out[8 + i], want, 0.08f) << i;
+  }
 }
 
 TEST(QdqImportTest, RefusesQOperatorModels) {
