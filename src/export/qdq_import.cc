@@ -392,9 +392,11 @@ class Importer {
         if (t->role != TensorRole::kBias && RangeOf(p->elem_type, &qmin, &qmax) &&
             (qmin != t->scheme.quant_min || qmax != t->scheme.quant_max)) {
           if (t->role == TensorRole::kActivation) {
-            view->notes.push_back(StrCat(DescribeTqc(*t), ": the model quantizes it to [", qmin,
-                                         ", ", qmax, "], the target to [", t->scheme.quant_min,
-                                         ", ", t->scheme.quant_max, "]; kept as in the model"));
+            if (scheme_mismatches_++ == 0) {
+              first_mismatch_ = StrCat(DescribeTqc(*t), ": the model quantizes it to [", qmin,
+                                       ", ", qmax, "], the target to [", t->scheme.quant_min,
+                                       ", ", t->scheme.quant_max, "]");
+            }
             t->scheme.quant_min = qmin;
             t->scheme.quant_max = qmax;
             t->scheme.num_bits = 8;
@@ -425,6 +427,11 @@ class Importer {
         attach(config->outputs[j], std::move(p));
       }
     }
+    if (scheme_mismatches_ > 0) {
+      view->notes.push_back(StrCat(scheme_mismatches_, " activation ports use another integer range ",
+                                   "than the target's (kept as in the model), first: ",
+                                   first_mismatch_));
+    }
     // Edges where the model requantizes: the consumer reads params other than its producer's.
     for (const auto& [id, params] : view->imported) {
       const TQC* c = table.Get(id);
@@ -451,6 +458,8 @@ class Importer {
   std::unordered_map<std::string, std::vector<int>> readers_;
   std::unordered_map<std::string, const onnx::TensorProto*> initializer_;
   std::unordered_set<std::string> graph_outputs_;
+  int64_t scheme_mismatches_ = 0;
+  std::string first_mismatch_;
 };
 
 }  // namespace

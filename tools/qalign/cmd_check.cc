@@ -40,7 +40,7 @@ int RunCheck(const CheckFlags& flags) {
   if (flags.json) {
     std::fputs(CheckReportJson(**view, result).c_str(), stdout);
   } else {
-    for (const std::string& note : (*view)->notes) LogInfo(note);
+    for (const std::string& note : (*view)->notes) LogWarning(note);
     std::fputs(CheckReportText(**view, result).c_str(), stdout);
   }
   return result.violations.empty() ? kExitOk : kExitFailure;

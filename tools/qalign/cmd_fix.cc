@@ -53,7 +53,7 @@ int RunFix(const FixFlags& flags) {
   if (!profile.ok()) return ReportError(profile.status());
   auto view = ImportQdqModelFile(flags.model, *profile, import_options);
   if (!view.ok()) return ReportError(view.status());
-  for (const std::string& note : (*view)->notes) LogInfo(note);
+  for (const std::string& note : (*view)->notes) LogWarning(note);
   auto result = FixQdqModel(**view, options, import_options);
   if (!result.ok()) return ReportError(result.status());
   for (const std::string& note : result->alignment.notes) LogInfo(note);
