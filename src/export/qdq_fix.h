@@ -1,11 +1,12 @@
 // FixQdqModel: repairs alignment violations of a QDQ ONNX model in place of its Q/DQ params.
 //
 //  1. check the imported model (qdq_check.h); the TQCs of violated rules are "flagged";
-//  2. run the alignment pass on the imported params, every rule's method `large` unless the user
-//     overrides it (so nothing a member could represent before is clipped after), weights and
-//     their params left as they are, and every edge where the model already requantizes kept;
-//  3. groups with no flagged member get their imported params back bit for bit (the pass
-//     recomputes params from ranges, which could move them by a rounding step);
+//  2. run the alignment pass on the imported params (each TQC's range is the range its params
+//     represent), every rule's method `large` unless the user overrides it (so nothing a member
+//     could represent before is clipped after), weights and their params left as they are;
+//  3. groups with no flagged member give every member its own imported params back bit for bit:
+//     the pass links a producer with a consumer the model requantizes, and re-derives params
+//     from ranges (a rounding step away), neither of which may change a model that was fine;
 //  4. rewrite the ORIGINAL model: the scale / zero point of each QuantizeLinear and its
 //     DequantizeLinears whose params changed (new initializers; every other node and initializer
 //     is kept), a new Q -> DQ requantize pair where a consumer must read params its producer's
