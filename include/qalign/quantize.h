@@ -26,6 +26,9 @@ struct QuantizeOptions {
   // --no-align: every rule's method becomes `none` (fixed output ranges still apply); violations
   // are reported as warnings and the model is written anyway (to make test inputs for `fix`).
   bool no_align = false;
+  // Fold BatchNormalization and per-channel Mul/Add/Sub/Div into the Conv before them
+  // (passes/fold_into_conv.h), as deployment converters do. Off: every op is kept as it is.
+  bool fold = true;
   std::string report_path;     // JSON alignment report
   std::string table_path;      // JSON quantization table
   std::string trt_cache_path;  // TensorRT calibration cache
@@ -47,6 +50,7 @@ struct QuantizeSummary {
   int64_t ops = 0;
   int64_t quantized_ops = 0;
   int64_t fp32_ops = 0;
+  int64_t folded_ops = 0;  // BatchNormalization/Mul/Add/... folded into a Conv before dispatch
   int64_t quantized_tensors = 0;  // activation Q/DQ pairs in the export (requantizes included)
   int64_t weights = 0;            // int8/uint8 parameter initializers
   int64_t biases = 0;             // int32 initializers

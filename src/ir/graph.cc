@@ -290,6 +290,25 @@ void Graph::AddImplicitInput(Operation* op, Variable* variable) {
   AddUse(variable, op, index);
 }
 
+Status Graph::SetOutput(Operation* op, size_t index, Variable* variable) {
+  if (index >= op->outputs_.size()) {
+    return InvalidArgumentError(op->Describe(), ": output index ", index, " out of range");
+  }
+  if (variable->producer_ != nullptr && variable->producer_ != op) {
+    return FailedPreconditionError("variable '", variable->name(), "' is already produced by ",
+                                   variable->producer_->Describe());
+  }
+  Variable* old = op->outputs_[index];
+  if (old != nullptr && old->producer_ == op) {
+    old->producer_ = nullptr;
+    old->producer_index_ = -1;
+  }
+  op->outputs_[index] = variable;
+  variable->producer_ = op;
+  variable->producer_index_ = static_cast<int>(index);
+  return Status::Ok();
+}
+
 void Graph::ReplaceAllUses(Variable* from, Variable* to) {
   if (from == to) return;
   const std::vector<Use> uses = from->uses_;

@@ -248,6 +248,9 @@ class Graph {
   void AddImplicitInput(Operation* op, Variable* variable);
   // Makes every use of `from` (including graph outputs) read `to` instead.
   void ReplaceAllUses(Variable* from, Variable* to);
+  // Makes `variable` (which must have no producer) output `index` of `op`; the old output keeps
+  // its uses but loses its producer.
+  Status SetOutput(Operation* op, size_t index, Variable* variable);
 
   // --- graph inputs and outputs ---
   const std::vector<Variable*>& inputs() const { return inputs_; }

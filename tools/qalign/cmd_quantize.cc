@@ -61,6 +61,8 @@ void AddQuantizeCommand(CLI::App& app, CommandContext& context) {
   auto* off = sub->add_flag("--no-force-overlap", flags->no_force_overlap,
                             "A rule on a shared tensor gets a requantize edge instead");
   on->excludes(off);
+  sub->add_flag("--no-fold{false}", o.fold,
+                "Keep BatchNormalization and per-channel Mul/Add after a Conv as separate ops");
   sub->add_flag("--no-align", o.no_align,
                 "Do not align: every rule's method becomes none (violations are warnings)");
   sub->add_option("--report", o.report_path, "Write the JSON alignment report here");

@@ -1,0 +1,169 @@
+// FoldIntoConv: which ops fold (structure) and that the folded graph computes the same (numbers).
+#include "passes/fold_into_conv.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+#include <random>
+#include <string>
+
+#include "runtime/executor.h"
+#include "testing/graph_builder.h"
+
+namespace qalign {
+namespace {
+
+using testing::AttributeList;
+using testing::GraphBuilder;
+
+Tensor RandomTensor(std::vector<int64_t> shape, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
+  Tensor t(DataType::kFloat, std::move(shape));
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  for (float& x : t.values<float>()) x = dist(rng);
+  return t;
+}
+
+std::map<std::string, Tensor> RunGraph(const Graph& graph, const Tensor& x) {
+  auto ex = Executor::Create(graph);
+  EXPECT_TRUE(ex.ok()) << ex.status().ToString();
+  auto out = (*ex)->Run({{"x", x}});
+  EXPECT_TRUE(out.ok()) << out.status().ToString();
+  return out.ok() ? *out : std::map<std::string, Tensor>{};
+}
+
+std::map<std::string, int> CountTypes(const Graph& graph) {
+  std::map<std::string, int> counts;
+  for (const Operation* op : graph.operations()) ++counts[op->type()];
+  return counts;
+}
+
+// Largest |a - b| relative to the largest |a|.
+double RelativeError(const Tensor& a, const Tensor& b) {
+  double max_diff = 0, max_abs = 0;
+  for (int64_t i = 0; i < a.num_elements(); ++i) {
+    max_diff = std::max(max_diff, std::fabs(double(a.data<float>()[i]) - b.data<float>()[i]));
+    max_abs = std::max(max_abs, std::fabs(double(a.data<float>()[i])));
+  }
+  return max_diff / max_abs;
+}
+
+const AttributeList kPads = {{"pads", Attribute::Ints({1, 1, 1, 1})}};
+
+TEST(FoldIntoConvTest, BatchNormMulAddChainFoldsIntoOneConvThatComputesTheSame) {
+  GraphBuilder b;
+  Variable* x = b.Input("x", {1, 3, 8, 8});
+  Variable* conv = b.Op("Conv", "conv", {x, b.RandomParam("w", {4, 3, 3, 3}, 1),
+                                         b.RandomParam("bias", {4}, 2)}, kPads);
+  Variable* bn = b.Op("BatchNormalization", "bn",
+                      {conv, b.RandomParam("gamma", {4}, 3, 0.5f, 2.0f),
+                       b.RandomParam("beta", {4}, 4), b.RandomParam("mean", {4}, 5),
+                       b.RandomParam("var", {4}, 6, 0.1f, 3.0f)},
+                      {{"epsilon", Attribute::Float(1e-3f)}});
+  Variable* mul = b.Op("Mul", "mul", {b.RandomParam("k", {1, 4, 1, 1}, 7), bn});
+  Variable* add = b.Op("Add", "add", {mul, b.Param("c", Tensor::FromVector<float>({}, {0.25f}))});
+  Variable* div = b.Op("Div", "div", {add, b.RandomParam("d", {4, 1, 1}, 8, 0.5f, 2.0f)});
+  Variable* sub = b.Op("Sub", "sub", {div, b.RandomParam("s", {1}, 9)});
+  Variable* relu = b.Op("Relu", "relu", {sub});
+  b.Output(relu);
+  auto graph = b.Build();
+  const Tensor input = RandomTensor({1, 3, 8, 8}, 10);
+  const auto before = RunGraph(*graph, input);
+
+  auto stats = FoldIntoConv(graph.get());
+  ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+  EXPECT_EQ(stats->batch_norms, 1);
+  EXPECT_EQ(stats->elementwise, 4);
+  EXPECT_EQ(CountTypes(*graph), (std::map<std::string, int>{{"Conv", 1}, {"Relu", 1}}));
+  // The Conv took over the last folded op's output tensor, name included.
+  Operation* c = graph->FindOperation("conv");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->output(0)->name(), sub->name());
+  EXPECT_EQ(graph->FindVariable(conv->name()), nullptr);
+  // The folded-away parameters are gone; the new weight and bias are the Conv's.
+  for (const char* gone : {"w", "bias", "gamma", "beta", "mean", "var", "k", "c", "d", "s"}) {
+    EXPECT_EQ(graph->FindVariable(gone), nullptr) << gone;
+  }
+  EXPECT_EQ(c->inputs().size(), 3u);
+
+  const auto after = RunGraph(*graph, input);
+  EXPECT_LT(RelativeError(before.at(relu->name()), after.at(relu->name())), 1e-5);
+}
+
+TEST(FoldIntoConvTest, ConvWithoutBiasGetsOneAndAGraphOutputKeepsItsName) {
+  GraphBuilder b;
+  Variable* x = b.Input("x", {1, 2, 5, 5});
+  Variable* conv = b.Op("Conv", "conv", {x, b.RandomParam("w", {3, 2, 1, 1}, 1)});
+  Variable* add = b.Op("Add", "add", {conv, b.RandomParam("c", {1, 3, 1, 1}, 2)});
+  b.Output(add);
+  auto graph = b.Build();
+  const Tensor input = RandomTensor({1, 2, 5, 5}, 3);
+  const auto before = RunGraph(*graph, input);
+  auto stats = FoldIntoConv(graph.get());
+  ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+  EXPECT_EQ(stats->elementwise, 1);
+  ASSERT_EQ(graph->num_operations(), 1u);
+  ASSERT_EQ(graph->outputs().size(), 1u);
+  EXPECT_EQ(graph->outputs()[0]->name(), add->name());
+  EXPECT_EQ(graph->outputs()[0]->producer()->type(), "Conv");
+  const auto after = RunGraph(*graph, input);
+  EXPECT_LT(RelativeError(before.at(add->name()), after.at(add->name())), 1e-6);
+}
+
+TEST(FoldIntoConvTest, LeavesWhatDoesNotFold) {
+  GraphBuilder b;
+  Variable* x = b.Input("x", {1, 2, 4, 4});
+  auto conv = [&](const std::string& name, uint32_t seed) {
+    return b.Op("Conv", name, {x, b.RandomParam(name + "_w", {4, 2, 1, 1}, seed)});
+  };
+  // Two consumers: the Conv output is needed as it is.
+  Variable* shared = conv("shared", 1);
+  Variable* m1 = b.Op("Mul", "m1", {shared, b.RandomParam("k1", {1, 4, 1, 1}, 2)});
+  Variable* r1 = b.Op("Relu", "r1", {shared});
+  // k - conv: the Conv is on the side that does not fold.
+  Variable* sub = b.Op("Sub", "sub", {b.RandomParam("k2", {1, 4, 1, 1}, 3), conv("c2", 4)});
+  // A 1-D [4] constant broadcasts over the last axis (width 4), not the channels.
+  Variable* mul_w = b.Op("Mul", "mul_w", {conv("c3", 5), b.RandomParam("k3", {4}, 6)});
+  // Mul by another activation, not a constant.
+  Variable* c4 = conv("c4", 7);
+  Variable* mul_x = b.Op("Mul", "mul_x", {c4, x});
+  // Add of a full-size constant (varies per pixel).
+  Variable* add_full = b.Op("Add", "add_full", {conv("c5", 8), b.RandomParam("k5", {1, 4, 4, 4}, 9)});
+  for (Variable* v : {m1, r1, sub, mul_w, mul_x, add_full}) b.Output(v);
+  auto graph = b.Build();
+  const size_t ops = graph->num_operations();
+  auto stats = FoldIntoConv(graph.get());
+  ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+  EXPECT_FALSE(stats->changed());
+  EXPECT_EQ(graph->num_operations(), ops);
+}
+
+TEST(FoldIntoConvTest, SharedWeightIsCopiedNotChanged) {
+  GraphBuilder b;
+  Variable* x = b.Input("x", {1, 2, 4, 4});
+  Variable* w = b.RandomParam("w", {2, 2, 1, 1}, 1);
+  Variable* a = b.Op("Conv", "a", {x, w});
+  Variable* scaled = b.Op("Mul", "scale", {a, b.Param("two", Tensor::FromVector<float>({}, {2.0f}))});
+  Variable* other = b.Op("Conv", "b", {x, w});
+  b.Output(scaled);
+  b.Output(other);
+  auto graph = b.Build();
+  const std::vector<float> original(w->data()->values<float>().begin(),
+                                    w->data()->values<float>().end());
+  auto stats = FoldIntoConv(graph.get());
+  ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+  EXPECT_EQ(stats->elementwise, 1);
+  Variable* still = graph->FindVariable("w");
+  ASSERT_NE(still, nullptr);
+  EXPECT_EQ(graph->FindOperation("b")->input(1), still);
+  const Variable* folded = graph->FindOperation("a")->input(1);
+  ASSERT_NE(folded, still);
+  for (size_t i = 0; i < original.size(); ++i) {
+    EXPECT_EQ(still->data()->values<float>()[i], original[i]);
+    EXPECT_EQ(folded->data()->values<float>()[i], 2.0f * original[i]);
+  }
+}
+
+}  // namespace
+}  // namespace qalign
