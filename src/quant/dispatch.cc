@@ -6,6 +6,8 @@
 #include <unordered_set>
 #include <vector>
 
+#include "quant/activation_patterns.h"
+
 namespace qalign {
 
 namespace {
@@ -302,6 +304,7 @@ StatusOr<DispatchStats> DispatchQuantization(const Graph& graph, const TargetPro
       act_in->state = QuantState::kOverlapped;
       ++stats.fused_activations;
     }
+    stats.fused_hardswish = FuseDecomposedHardSwish(graph, table);
   }
 
   for (const TQC* tqc : table->all()) {

@@ -42,6 +42,7 @@ struct DispatchStats {
   int64_t quantized_ops = 0;      // ops the profile quantizes
   int64_t fp32_ops = 0;           // ops it does not
   int64_t fused_activations = 0;  // Conv/Gemm/MatMul -> Relu/Clip pairs made OVERLAPPED
+  int64_t fused_hardswish = 0;    // decomposed HardSwish patterns (quant/activation_patterns.h)
 
   int64_t count(QuantState state) const;
   int64_t count(TensorRole role) const;

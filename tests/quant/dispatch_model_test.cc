@@ -75,6 +75,7 @@ DispatchStats CheckInvariants(const Graph& graph, const TargetProfile& profile,
   EXPECT_EQ(stats.tqcs, ports);
   EXPECT_EQ(static_cast<int64_t>(table->size()), ports);
   const std::set<const Variable*> derived = ShapeDerived(graph);
+  int64_t conv_fused = 0, hardswish_interior = 0;
   for (const TQC* t : table->all()) {
     const DataType dtype = t->port.tensor->dtype();
     if (dtype != DataType::kFloat && dtype != DataType::kUndefined) {
@@ -94,19 +95,30 @@ DispatchStats CheckInvariants(const Graph& graph, const TargetProfile& profile,
       EXPECT_EQ(t->scheme, profile.weight);
     }
     if (t->state == QuantState::kOverlapped) {
-      // Either a Conv/ConvTranspose/Gemm/MatMul output or the Relu/Clip input reading it.
       const std::string& type = t->port.op->type();
-      if (t->port.is_input) {
+      EXPECT_FALSE(t->port.tensor->is_graph_output()) << DescribeTqc(*t);
+      if (type == "Add" || type == "Mul" || type == "HardSigmoid" || type == "Div" ||
+          (type == "Clip" && !t->port.is_input)) {
+        // Inside a decomposed HardSwish (quant/activation_patterns.h): a single-use tensor.
+        EXPECT_EQ(t->port.tensor->uses().size(), 1u) << DescribeTqc(*t);
+        ++hardswish_interior;
+      } else if (t->port.is_input) {
+        // Either a Conv/ConvTranspose/Gemm/MatMul output or the Relu/Clip input reading it.
         EXPECT_TRUE(type == "Relu" || type == "Clip") << DescribeTqc(*t);
         EXPECT_EQ(t->port.tensor->uses().size(), 1u);
+        const Operation* producer = t->port.tensor->producer();
+        if (producer != nullptr && (producer->type() == "Add")) ++hardswish_interior;
+        else ++conv_fused;
       } else {
         EXPECT_TRUE(type == "Conv" || type == "ConvTranspose" || type == "Gemm" ||
                     type == "MatMul") << DescribeTqc(*t);
-        EXPECT_FALSE(t->port.tensor->is_graph_output());
+        ++conv_fused;
       }
     }
   }
-  EXPECT_EQ(stats.count(QuantState::kOverlapped), 2 * stats.fused_activations);
+  EXPECT_EQ(conv_fused, 2 * stats.fused_activations);
+  EXPECT_EQ(stats.count(QuantState::kOverlapped), conv_fused + hardswish_interior);
+  EXPECT_EQ(hardswish_interior > 0, stats.fused_hardswish > 0);
   // Dispatch links nothing.
   EXPECT_EQ(table->Groups().size(), table->size());
   return stats;
@@ -157,6 +169,19 @@ TEST(DispatchModelTest, DetUnderTflite) {
   // Each Relu/Clip directly after a single-use conv output is fused.
   EXPECT_GT(stats.fused_activations, 0);
   EXPECT_LE(stats.fused_activations, counts["Relu"] + counts["Clip"]);
+  // Decomposed HardSwish, counted from the graph: Div(Mul(., Clip(.)), 6).
+  int64_t hardswish = 0;
+  for (const Operation* op : graph->operations()) {
+    if (op->type() != "Div" || !op->input(1)->is_parameter()) continue;
+    if (op->input(1)->data()->values<float>()[0] != 6.0f) continue;
+    const Operation* mul = op->input(0)->producer();
+    if (mul == nullptr || mul->type() != "Mul") continue;
+    for (const Variable* in : mul->inputs()) {
+      hardswish += in->producer() != nullptr && in->producer()->type() == "Clip";
+    }
+  }
+  EXPECT_GT(hardswish, 10);
+  EXPECT_EQ(stats.fused_hardswish, hardswish);
   std::cout << "det tflite-int8: " << stats.ToString() << "\n";
 }
 

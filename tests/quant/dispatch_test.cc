@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <tuple>
+#include <vector>
+
 #include "testing/graph_builder.h"
 
 namespace qalign {
@@ -238,6 +241,54 @@ TEST_F(DispatchTest, UnquantizedOpsAndNonFloatTensors) {
       EXPECT_EQ(t->state, QuantState::kSoi) << DescribeTqc(*t);
     }
   }
+}
+
+TEST_F(DispatchTest, DecomposedHardSwishKeepsOnePointAfterIt) {
+  // x -> Add(x, 3) -> Clip(0, 6) -> Mul(x, .) -> Div(., 6), as Paddle2ONNX writes HardSwish; and
+  // x * HardSigmoid(x) with alpha 1/6, beta 1/2; and a look-alike with Clip(0, 5) that is not one.
+  Variable* x = b_.Input("x", {1, 3, 8, 8});
+  Variable* c = Conv("conv", x, 3, 4, 1);
+  auto scalar = [&](const std::string& name, float v) {
+    return b_.Param(name, Tensor::FromVector<float>({1}, {v}));
+  };
+  Variable* plus3 = b_.Op("Add", "add3", {c, scalar("three", 3.0f)});
+  Variable* clip = b_.Op("Clip", "clip", {plus3, scalar("zero", 0.0f), scalar("six", 6.0f)});
+  Variable* prod = b_.Op("Mul", "mul", {clip, c});
+  Variable* hs = b_.Op("Div", "div", {prod, scalar("six2", 6.0f)});
+  Variable* gate = b_.Op("HardSigmoid", "hsig", {hs},
+                         {{"alpha", Attribute::Float(1.0f / 6.0f)}, {"beta", Attribute::Float(0.5f)}});
+  Variable* hs2 = b_.Op("Mul", "gated", {hs, gate});
+  Variable* p3 = b_.Op("Add", "add3b", {hs2, scalar("three_b", 3.0f)});
+  Variable* clip5 = b_.Op("Clip", "clip5", {p3, scalar("zero_b", 0.0f), scalar("five", 5.0f)});
+  Variable* prod5 = b_.Op("Mul", "mul5", {hs2, clip5});
+  Variable* out = b_.Op("Div", "div5", {prod5, scalar("six_b", 6.0f)});
+  b_.Output(out);
+  DispatchStats stats = Run(Tflite());
+  EXPECT_EQ(stats.fused_hardswish, 2);
+  // Interior points are not quantized; the input and the output of each activation are.
+  for (auto [op, input, index] : std::vector<std::tuple<std::string, bool, int>>{
+           {"add3", false, 0}, {"clip", true, 0}, {"clip", false, 0}, {"mul", true, 0},
+           {"mul", false, 0}, {"hsig", false, 0}, {"gated", true, 1}}) {
+    TQC* t = input ? In(op, index) : Out(op, index);
+    ASSERT_NE(t, nullptr) << op;
+    EXPECT_EQ(t->state, QuantState::kOverlapped) << op << (input ? " input " : " output ") << index;
+  }
+  EXPECT_EQ(In("add3", 0)->state, QuantState::kInitial);
+  EXPECT_EQ(In("mul", 1)->state, QuantState::kInitial);
+  // TFLite has no int8 Div: the Div stays FP32, and its output is quantized where the
+  // (quantized) HardSigmoid reads it.
+  EXPECT_EQ(In("div", 0)->state, QuantState::kFp32);
+  EXPECT_EQ(Out("div", 0)->state, QuantState::kFp32);
+  EXPECT_EQ(In("hsig", 0)->state, QuantState::kInitial);
+  EXPECT_EQ(Out("gated", 0)->state, QuantState::kInitial);
+  // The constants 3, 0, 6 stay float inside the fused activation.
+  EXPECT_EQ(In("add3", 1)->state, QuantState::kFp32);
+  EXPECT_EQ(In("clip", 2)->state, QuantState::kFp32);
+  EXPECT_EQ(In("div", 1)->state, QuantState::kFp32);
+  // Clip(0, 5) is not HardSwish: every point stays.
+  EXPECT_EQ(Out("add3b", 0)->state, QuantState::kInitial);
+  EXPECT_EQ(Out("clip5", 0)->state, QuantState::kInitial);
+  EXPECT_EQ(Out("mul5", 0)->state, QuantState::kInitial);
 }
 
 }  // namespace
