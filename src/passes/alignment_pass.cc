@@ -1081,20 +1081,25 @@ class AlignmentPass {
         }
         bool mixed = false;
         for (int32_t ri : deciding) mixed |= rules_[ri].rule.method != chosen;
+        // The reason is read by the group list and by the note on mixed methods; without either
+        // (collect_groups off, one method) building it would be wasted work.
+        const bool want_reason = options_.collect_groups || mixed;
         const RuleInstance& first = rules_[deciding.front()];
-        reason.reserve(96);
-        reason += first.op->type();
-        reason += " '";
-        reason += first.op->name();
-        reason += "' ";
-        reason += SourceLabel(first.rule.source);
-        reason += " (";
-        reason += KindLabel(first.rule.kind);
-        reason += ')';
-        if (deciding.size() > 1) {
-          reason += " and ";
-          reason += std::to_string(deciding.size() - 1);
-          reason += " more";
+        if (want_reason) {
+          reason.reserve(96);
+          reason += first.op->type();
+          reason += " '";
+          reason += first.op->name();
+          reason += "' ";
+          reason += SourceLabel(first.rule.source);
+          reason += " (";
+          reason += KindLabel(first.rule.kind);
+          reason += ')';
+          if (deciding.size() > 1) {
+            reason += " and ";
+            reason += std::to_string(deciding.size() - 1);
+            reason += " more";
+          }
         }
         if (mixed) {
           ++result_.counters.method_conflicts;
@@ -1120,7 +1125,7 @@ class AlignmentPass {
         AlignMethod effective = chosen;
         if (chosen == AlignMethod::kOptimal) {
           effective = AlignMethod::kLarge;
-          reason += "; optimal is not implemented yet, computed as large";
+          if (want_reason) reason += "; optimal is not implemented yet, computed as large";
         }
         method = AlignMethodName(effective);
         if (effective == AlignMethod::kLarge) {
@@ -1142,7 +1147,9 @@ class AlignmentPass {
             has = true;
             lo = g->min;
             hi = g->max;
-            reason += std::string("; the ") + method + " port has no range, used the union of members";
+            if (want_reason) {
+              reason += std::string("; the ") + method + " port has no range, used the union of members";
+            }
             method = "large";
           }
         }
