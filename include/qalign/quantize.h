@@ -35,6 +35,9 @@ struct QuantizeOptions {
   // Samples held out of the calibration data for the SNR in the summary; -1: a fifth of them
   // (at least 1 when there are 2 or more samples).
   int holdout = -1;
+  // At most this many of those samples are run for the SNR (reference and simulation: two model
+  // runs each); 0 skips the evaluation.
+  int eval_samples = 8;
   bool quiet = false;
   int num_threads = 0;  // 0: all cores
 };
@@ -60,10 +63,13 @@ struct QuantizeSummary {
   std::vector<std::string> violation_messages;
   int64_t calibration_samples = 0;
   int64_t holdout_samples = 0;  // 0: the SNR below is on the calibration samples
+  int64_t evaluated_samples = 0;  // how many of them the SNR was measured on (0: not measured)
   std::map<std::string, OutputQuality> outputs;  // SNR of the simulated quantized model vs FP32
   int64_t source_opset = 0;
   int64_t opset = 0;
   double calibrate_seconds = 0.0;
+  double export_seconds = 0.0;    // alignment done: plan, shapes run, QDQ model and tables written
+  double evaluate_seconds = 0.0;
   double total_seconds = 0.0;
   // A few lines for people.
   std::string ToText() const;

@@ -6,6 +6,10 @@
 #include <limits>
 #include <thread>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace qalign {
 
 Histogram::Histogram(int num_bins) : counts_(static_cast<size_t>(std::max(num_bins, 1)), 0.0) {}
@@ -112,48 +116,53 @@ BatchRange ScanRangeSlow(std::span<const float> values) {
   return r;
 }
 
-// Extremes of a batch. Eight independent lanes let the compiler keep the running min and max in
-// vector registers; a NaN compares false and never enters a lane. Non-finite values are only
-// counted (x - x is 0 for every finite x and NaN for Inf and NaN); when there are any, the batch
-// is scanned again the slow way, which is rare: calibration rejects such tensors.
+// Extremes of a batch, four floats at a time (SSE2 is part of x86-64). minps returns its second
+// operand when the first is NaN, so a NaN never enters a lane. Non-finite values are only
+// detected (x - x is 0 for every finite x and NaN for Inf and NaN); a batch holding any is
+// scanned again the slow way, which is rare: calibration rejects such tensors.
 BatchRange ScanRange(std::span<const float> values) {
-  constexpr size_t kLanes = 8;
-  float lane_min[kLanes], lane_max[kLanes];
-  int32_t lane_bad[kLanes] = {};
-  std::fill(std::begin(lane_min), std::end(lane_min), std::numeric_limits<float>::infinity());
-  std::fill(std::begin(lane_max), std::end(lane_max), -std::numeric_limits<float>::infinity());
   const float* data = values.data();
   const size_t n = values.size();
+  float lo = std::numeric_limits<float>::infinity();
+  float hi = -std::numeric_limits<float>::infinity();
+  bool bad = false;
   size_t i = 0;
-  int64_t bad = 0;
-  // The int32 lane counters are flushed every 2^24 blocks so they cannot overflow.
-  while (i + kLanes <= n) {
-    const size_t block_end = std::min(n - (n - i) % kLanes, i + (size_t{1} << 27));
-    for (; i < block_end; i += kLanes) {
-      for (size_t l = 0; l < kLanes; ++l) {
-        const float x = data[i + l];
-        lane_min[l] = x < lane_min[l] ? x : lane_min[l];
-        lane_max[l] = x > lane_max[l] ? x : lane_max[l];
-        lane_bad[l] += (x - x == 0.0f) ? 0 : 1;
-      }
+#if defined(__SSE2__)
+  if (n >= 8) {
+    __m128 min0 = _mm_set1_ps(lo), min1 = min0;
+    __m128 max0 = _mm_set1_ps(hi), max1 = max0;
+    __m128 nonfinite = _mm_setzero_ps();
+    const __m128 zero = _mm_setzero_ps();
+    for (; i + 8 <= n; i += 8) {
+      const __m128 a = _mm_loadu_ps(data + i);
+      const __m128 b = _mm_loadu_ps(data + i + 4);
+      min0 = _mm_min_ps(a, min0);
+      min1 = _mm_min_ps(b, min1);
+      max0 = _mm_max_ps(a, max0);
+      max1 = _mm_max_ps(b, max1);
+      nonfinite = _mm_or_ps(nonfinite, _mm_cmpneq_ps(_mm_sub_ps(a, a), zero));
+      nonfinite = _mm_or_ps(nonfinite, _mm_cmpneq_ps(_mm_sub_ps(b, b), zero));
     }
-    for (size_t l = 0; l < kLanes; ++l) {
-      bad += lane_bad[l];
-      lane_bad[l] = 0;
+    bad = _mm_movemask_ps(nonfinite) != 0;
+    alignas(16) float lanes_min[4], lanes_max[4];
+    _mm_store_ps(lanes_min, _mm_min_ps(min0, min1));
+    _mm_store_ps(lanes_max, _mm_max_ps(max0, max1));
+    for (int l = 0; l < 4; ++l) {
+      lo = std::min(lo, lanes_min[l]);
+      hi = std::max(hi, lanes_max[l]);
     }
   }
+#endif
   for (; i < n; ++i) {
     const float x = data[i];
-    lane_min[0] = x < lane_min[0] ? x : lane_min[0];
-    lane_max[0] = x > lane_max[0] ? x : lane_max[0];
-    bad += (x - x == 0.0f) ? 0 : 1;
+    bad = bad || !(x - x == 0.0f);
+    lo = x < lo ? x : lo;
+    hi = x > hi ? x : hi;
   }
-  if (bad != 0) return ScanRangeSlow(values);
+  if (bad) return ScanRangeSlow(values);
   BatchRange r;
-  for (size_t l = 0; l < kLanes; ++l) {
-    r.min = std::min(r.min, lane_min[l]);
-    r.max = std::max(r.max, lane_max[l]);
-  }
+  r.min = lo;
+  r.max = hi;
   r.finite = static_cast<int64_t>(n);
   return r;
 }

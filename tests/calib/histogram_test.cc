@@ -135,7 +135,8 @@ TEST(HistogramTest, RangeOnlyKeepsExactExtremesAndSkipsNonFinite) {
   EXPECT_EQ(h.num_bins(), 0);
   float lo = INFINITY, hi = -INFINITY;
   for (uint32_t seed = 1; seed <= 5; ++seed) {
-    const std::vector<float> values = Uniform(1000 * seed + seed, -seed * 1.5f, seed * 2.0f, seed);
+    const float f = static_cast<float>(seed);
+    const std::vector<float> values = Uniform(1000 * seed + seed, -1.5f * f, 2.0f * f, seed);
     h.AddParallel(values, 2);
     lo = std::min(lo, *std::min_element(values.begin(), values.end()));
     hi = std::max(hi, *std::max_element(values.begin(), values.end()));

@@ -68,6 +68,9 @@ void AddQuantizeCommand(CLI::App& app, CommandContext& context) {
   sub->add_option("--report", o.report_path, "Write the JSON alignment report here");
   sub->add_option("--table", o.table_path, "Write the JSON quantization table here");
   sub->add_option("--trt-cache", o.trt_cache_path, "Write a TensorRT calibration cache here");
+  sub->add_option("--eval-samples", o.eval_samples,
+                  "Samples the summary's SNR runs on, at most (default 8; 0: no evaluation)")
+      ->check(CLI::NonNegativeNumber);
   sub->add_option("--holdout", o.holdout,
                   "Calibration samples held out for the SNR in the summary (default: a fifth)");
   sub->add_option("--threads", o.num_threads, "Executor threads (default: all cores)");
