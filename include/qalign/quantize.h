@@ -29,6 +29,8 @@ struct QuantizeOptions {
   // Fold BatchNormalization and per-channel Mul/Add/Sub/Div into the Conv before them
   // (passes/fold_into_conv.h), as deployment converters do. Off: every op is kept as it is.
   bool fold = true;
+  // Cross-layer equalization of Conv -> Conv pairs (passes/equalize_conv_pairs.h), after folding.
+  bool equalize = true;
   std::string report_path;     // JSON alignment report
   std::string table_path;      // JSON quantization table
   std::string trt_cache_path;  // TensorRT calibration cache
@@ -54,6 +56,7 @@ struct QuantizeSummary {
   int64_t quantized_ops = 0;
   int64_t fp32_ops = 0;
   int64_t folded_ops = 0;  // BatchNormalization/Mul/Add/... folded into a Conv before dispatch
+  int64_t equalized_pairs = 0;  // Conv -> Conv pairs whose channels were equalized
   int64_t quantized_tensors = 0;  // activation Q/DQ pairs in the export (requantizes included)
   int64_t weights = 0;            // int8/uint8 parameter initializers
   int64_t biases = 0;             // int32 initializers

@@ -21,6 +21,17 @@ std::vector<const Variable*> TensorsToCalibrate(QuantConfigTable& table) {
   return out;
 }
 
+StatusOr<GraphRewriteStats> RewriteForQuantization(Graph* graph, const GraphRewriteOptions& options) {
+  GraphRewriteStats stats;
+  if (options.fold) {
+    QALIGN_ASSIGN_OR_RETURN(stats.folded, FoldIntoConv(graph));
+  }
+  if (options.equalize) {
+    QALIGN_ASSIGN_OR_RETURN(stats.equalized, EqualizeConvPairs(graph));
+  }
+  return stats;
+}
+
 StatusOr<QuantizePipelineResult> RunQuantizePipeline(const Graph& graph,
                                                      const TargetProfile& profile,
                                                      const QuantizePipelineOptions& options,

@@ -1,5 +1,9 @@
 // The quantize pipeline: the steps from an FP32 graph to aligned params, in order, in one place.
 //
+//   0. rewrite         on the FP32 graph, before anything is quantized (RewriteForQuantization):
+//                      fold BatchNormalization and per-channel Mul/Add/Sub/Div into the Conv
+//                      before them, then equalize Conv -> Conv pairs; folding comes first because
+//                      a BatchNormalization between two Convs hides the pair
 //   1. dispatch        one TQC per op port: role, scheme, state (FP32 / SOI / fused) per target
 //   2. calibrate       ranges for every quantized activation tensor (the caller's executor run;
 //                      passes do not run models, so it is a callback)
@@ -18,6 +22,8 @@
 #include "ir/graph.h"
 #include "passes/alignment_pass.h"
 #include "passes/alignment_verifier.h"
+#include "passes/equalize_conv_pairs.h"
+#include "passes/fold_into_conv.h"
 #include "quant/dispatch.h"
 #include "quant/quant_config.h"
 #include "quant/ranges.h"
@@ -25,6 +31,19 @@
 #include "qalign/status.h"
 
 namespace qalign {
+
+struct GraphRewriteOptions {
+  bool fold = true;
+  bool equalize = true;
+};
+
+struct GraphRewriteStats {
+  FoldIntoConvStats folded;
+  EqualizeStats equalized;
+};
+
+// Step 0.
+StatusOr<GraphRewriteStats> RewriteForQuantization(Graph* graph, const GraphRewriteOptions& options);
 
 struct QuantizePipelineOptions {
   AlignmentOptions alignment;

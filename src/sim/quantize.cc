@@ -20,7 +20,6 @@
 #include "export/quant_tables.h"
 #include "onnx/importer.h"
 #include "onnx/tensor_proto.h"
-#include "passes/fold_into_conv.h"
 #include "passes/pipeline.h"
 #include "quant/target_profile.h"
 #include "runtime/executor.h"
@@ -60,7 +59,8 @@ std::string QuantizeSummary::ToText() const {
   std::string out;
   out += StrCat("quantized ", model, " for ", target, " -> ", output, "\n");
   out += StrCat("  ops: ", ops, " (", folded_ops, " folded into Conv, ", quantized_ops,
-                " quantized, ", fp32_ops, " FP32)\n");
+                " quantized, ", fp32_ops, " FP32); ", equalized_pairs,
+                " Conv pairs equalized\n");
   out += StrCat("  QDQ: ", quantized_tensors, " activation pairs, ", weights, " int8 weights, ",
                 biases, " int32 biases; opset ", source_opset, " -> ", opset, "\n");
   out += StrCat("  alignment: ", groups, " groups, ", requantizes, " requantizes, ", violations,
@@ -125,10 +125,12 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
                           ImportOnnxModel(options.model_path, import_options));
   summary.target = profile.name;
   summary.ops = static_cast<int64_t>(graph->num_operations());
-  if (options.fold) {
-    QALIGN_ASSIGN_OR_RETURN(FoldIntoConvStats folded, FoldIntoConv(graph.get()));
-    summary.folded_ops = folded.batch_norms + folded.elementwise;
-  }
+  GraphRewriteOptions rewrite;
+  rewrite.fold = options.fold;
+  rewrite.equalize = options.equalize;
+  QALIGN_ASSIGN_OR_RETURN(GraphRewriteStats rewritten, RewriteForQuantization(graph.get(), rewrite));
+  summary.folded_ops = rewritten.folded.batch_norms + rewritten.folded.elementwise;
+  summary.equalized_pairs = rewritten.equalized.pairs;
 
   QALIGN_ASSIGN_OR_RETURN(auto data, OpenData(options.calib_spec, *graph));
   size_t holdout = 0;

@@ -63,6 +63,8 @@ void AddQuantizeCommand(CLI::App& app, CommandContext& context) {
   on->excludes(off);
   sub->add_flag("--no-fold{false}", o.fold,
                 "Keep BatchNormalization and per-channel Mul/Add after a Conv as separate ops");
+  sub->add_flag("--no-equalize{false}", o.equalize,
+                "No cross-layer equalization of Conv -> Conv pairs");
   sub->add_flag("--no-align", o.no_align,
                 "Do not align: every rule's method becomes none (violations are warnings)");
   sub->add_option("--report", o.report_path, "Write the JSON alignment report here");

@@ -1,4 +1,6 @@
-// FoldIntoConv: which ops fold (structure) and that the folded graph computes the same (numbers).
+// The Conv rewrites quantize runs before dispatch: FoldIntoConv (which ops fold) and
+// EqualizeConvPairs (which pairs, and the balanced ranges); both must compute the same function.
+#include "passes/equalize_conv_pairs.h"
 #include "passes/fold_into_conv.h"
 
 #include <gtest/gtest.h>
@@ -163,6 +165,76 @@ TEST(FoldIntoConvTest, SharedWeightIsCopiedNotChanged) {
     EXPECT_EQ(still->data()->values<float>()[i], original[i]);
     EXPECT_EQ(folded->data()->values<float>()[i], 2.0f * original[i]);
   }
+}
+
+// Max |w| of output channel i of a Conv weight [O, I, k...] and of input channel i.
+double OutputChannelRange(const Tensor& w, int64_t i) {
+  const int64_t per = w.num_elements() / w.shape()[0];
+  double r = 0;
+  for (int64_t j = 0; j < per; ++j) r = std::max(r, std::fabs(double(w.values<float>()[i * per + j])));
+  return r;
+}
+double InputChannelRange(const Tensor& w, int64_t i) {
+  const int64_t outputs = w.shape()[0], inputs = w.shape()[1];
+  const int64_t area = w.num_elements() / (outputs * inputs);
+  double r = 0;
+  for (int64_t o = 0; o < outputs; ++o) {
+    for (int64_t k = 0; k < area; ++k) {
+      r = std::max(r, std::fabs(double(w.values<float>()[(o * inputs + i) * area + k])));
+    }
+  }
+  return r;
+}
+
+TEST(EqualizeConvPairsTest, DepthwiseThenPointwiseGetsBalancedRangesAndTheSameOutput) {
+  GraphBuilder b;
+  Variable* x = b.Input("x", {1, 4, 6, 6});
+  // Depthwise filters whose scales differ by 100x across channels.
+  Tensor wd = RandomTensor({4, 1, 3, 3}, 1);
+  for (int64_t c = 0; c < 4; ++c) {
+    for (int64_t j = 0; j < 9; ++j) wd.values<float>()[c * 9 + j] *= std::pow(10.0f, c - 2.0f);
+  }
+  Variable* dw = b.Op("Conv", "dw", {x, b.Param("wd", std::move(wd)), b.RandomParam("bd", {4}, 2)},
+                      {{"group", Attribute::Int(4)}, {"pads", Attribute::Ints({1, 1, 1, 1})}});
+  Variable* pw = b.Op("Conv", "pw", {dw, b.RandomParam("wp", {3, 4, 1, 1}, 3)});
+  // pw -> c2 is a pair too; c2 -> c3 is not: c2's output has two readers.
+  Variable* c2 = b.Op("Conv", "c2", {pw, b.RandomParam("w2", {3, 3, 1, 1}, 4)});
+  Variable* c3 = b.Op("Conv", "c3", {c2, b.RandomParam("w3", {2, 3, 1, 1}, 5)});
+  Variable* relu = b.Op("Relu", "relu", {c2});
+  b.Output(c3);
+  b.Output(relu);
+  auto graph = b.Build();
+  const Tensor input = RandomTensor({1, 4, 6, 6}, 6);
+  const auto before = RunGraph(*graph, input);
+  const std::vector<float> w3(graph->FindVariable("w3")->data()->values<float>().begin(),
+                              graph->FindVariable("w3")->data()->values<float>().end());
+
+  auto stats = EqualizeConvPairs(graph.get());
+  ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+  EXPECT_EQ(stats->pairs, 2);
+  const Tensor& wd_after = *graph->FindVariable("wd")->data();
+  const Tensor& wp_after = *graph->FindVariable("wp")->data();
+  const Tensor& w2_after = *graph->FindVariable("w2")->data();
+  // One sweep in graph order: the last pair (pw -> c2) is exactly balanced; equalizing it
+  // rescaled pw's filters, so dw -> pw is balanced only as of its own step.
+  for (int64_t c = 0; c < 3; ++c) {
+    EXPECT_NEAR(OutputChannelRange(wp_after, c), InputChannelRange(w2_after, c),
+                1e-5 * OutputChannelRange(wp_after, c)) << c;
+  }
+  // The depthwise output channels no longer span 10^4: within the spread of the pointwise ranges.
+  double lo = 1e30, hi = 0;
+  for (int64_t c = 0; c < 4; ++c) {
+    lo = std::min(lo, OutputChannelRange(wd_after, c));
+    hi = std::max(hi, OutputChannelRange(wd_after, c));
+  }
+  EXPECT_LT(hi / lo, 100.0);
+  // The second pair is untouched.
+  EXPECT_EQ(std::vector<float>(graph->FindVariable("w3")->data()->values<float>().begin(),
+                               graph->FindVariable("w3")->data()->values<float>().end()),
+            w3);
+  const auto after = RunGraph(*graph, input);
+  EXPECT_LT(RelativeError(before.at(c3->name()), after.at(c3->name())), 1e-5);
+  EXPECT_LT(RelativeError(before.at(relu->name()), after.at(relu->name())), 1e-5);
 }
 
 }  // namespace
