@@ -445,18 +445,6 @@ bool SetParamsIfChanged(QuantConfigTable* table, const TQC* member, std::vector<
   return changed;
 }
 
-// The same for per-tensor params, comparing in place so unchanged groups allocate nothing.
-bool SetParamsIfChanged(QuantConfigTable* table, const TQC* member, float scale,
-                        int64_t zero_point) {
-  const TQC* root = table->Root(member);
-  const bool changed = !(root->scale.size() == 1 && root->scale[0] == scale) ||
-                       !(root->offset.size() == 1 && root->offset[0] == zero_point) ||
-                       (root->state != QuantState::kActivated && !IsBaked(root->state) &&
-                        root->state != QuantState::kOverlapped);
-  if (changed) table->SetGroupParams(member, {scale}, {zero_point});
-  return changed;
-}
-
 class AlignmentPass {
  public:
   AlignmentPass(const Graph& graph, const TargetProfile& profile, const AlignmentOptions& options,
@@ -473,8 +461,13 @@ class AlignmentPass {
     AssignSlotIds();
     QALIGN_RETURN_IF_ERROR(CollectRules());
     CollectConstraints();
-    QALIGN_RETURN_IF_ERROR(FormGroups());
-    QALIGN_RETURN_IF_ERROR(ChooseParams());
+    // Linking and setting group params update the states in state_; they are written back to the
+    // TQCs once, in id order, whether or not the steps succeed (as if each change went straight
+    // to its TQC).
+    Status status = FormGroups();
+    if (status.ok()) status = ChooseParams();
+    FlushStates();
+    QALIGN_RETURN_IF_ERROR(status);
     if (options_.derive_weight_and_bias) {
       QALIGN_RETURN_IF_ERROR(DeriveWeightParams());
       DeriveBiasParams();
@@ -523,6 +516,9 @@ class AlignmentPass {
     const size_t n = table_->size();
     info_.assign(n, TqcInfo{});
     tensor_.resize(n);
+    state_.resize(n);
+    has_params_.resize(n);
+    dirty_.assign(n, 0);
     std::vector<std::pair<const Variable*, int32_t>> producers;
     const QuantScheme* last_scheme = nullptr;
     uint16_t last_class = 0;
@@ -531,6 +527,8 @@ class AlignmentPass {
       const TQC* t = table_->Get(static_cast<int32_t>(id));
       TqcInfo& info = info_[id];
       tensor_[id] = t->port.tensor;
+      state_[id] = t->state;
+      has_params_[id] = t->scale.empty() ? 0 : 1;
       info.is_input = t->port.is_input ? 1 : 0;
       // A producer-side port registered in its op's config (as Create does).
       if (!t->port.is_input && t->port.op != nullptr && t->port.index >= 0 &&
@@ -857,18 +855,12 @@ class AlignmentPass {
     std::vector<Constraint> replay;
     UnionFind& uf = table_->union_find();
     for (size_t k = 0; k < constraints_.size(); ++k) {
-      if (k + kAhead < constraints_.size()) {
-        // Link reads both TQCs' state and scheme.
-        Prefetch(table_->Get(constraints_[k + kAhead].a_id));
-        Prefetch(table_->Get(constraints_[k + kAhead].b_id));
-      }
       const Constraint& c = constraints_[k];
       if (conflicted[look.Find(c.a_id)]) {
         replay.push_back(c);
         continue;
       }
-      // Both TQCs are joinable with one scheme (checked above), so Link cannot refuse them; when
-      // they already share a root it would change nothing, and skipping it spares reading them.
+      // Both TQCs are joinable with one scheme (checked above), so Link would not refuse them.
       if (uf.Find(c.a_id) == uf.Find(c.b_id)) continue;
       QALIGN_RETURN_IF_ERROR(LinkTable(c));
     }
@@ -925,13 +917,73 @@ class AlignmentPass {
     return Status::Ok();
   }
 
+  // QuantConfigTable::Link on the dense states: both TQCs are joinable with one scheme (the
+  // constraints hold joinable TQCs only and FormGroups checks the schemes), so Link would accept
+  // them; its state changes are applied to state_ instead of the TQCs.
   Status LinkTable(const Constraint& c) {
-    auto linked = table_->Link(c.a, c.b);
-    if (!linked.ok()) {
-      return InternalError("alignment: ", linked.status().message());
+    int32_t root = -1, child = -1;
+    if (!table_->UnionIds(c.a_id, c.b_id, &root, &child)) return Status::Ok();
+    ++result_.counters.links_made;
+    const bool root_params = has_params_[static_cast<size_t>(root)] != 0;
+    SetState(child, PassiveStateOf(state_[static_cast<size_t>(child)], root_params));
+    if (root_params != (has_params_[static_cast<size_t>(child)] != 0)) {
+      // The child's former members (after the splice: from the root's next up to the child).
+      for (int32_t m = table_->next_member(root); m != child; m = table_->next_member(m)) {
+        SetState(m, PassiveStateOf(state_[static_cast<size_t>(m)], root_params));
+      }
     }
-    if (*linked) ++result_.counters.links_made;
     return Status::Ok();
+  }
+
+  // The state of a non-root member once its group root has (or lacks) params, as in Link.
+  static QuantState PassiveStateOf(QuantState state, bool root_has_params) {
+    switch (state) {
+      case QuantState::kBaked:
+      case QuantState::kPassiveBaked:
+        return QuantState::kPassiveBaked;
+      case QuantState::kOverlapped:
+        return QuantState::kOverlapped;
+      default:
+        return root_has_params ? QuantState::kPassive : QuantState::kPassiveInit;
+    }
+  }
+
+  void SetState(int32_t id, QuantState state) {
+    const size_t i = static_cast<size_t>(id);
+    if (state_[i] == state) return;
+    state_[i] = state;
+    dirty_[i] = 1;
+  }
+
+  // Writes the changed states back to their TQCs, in id order.
+  void FlushStates() {
+    for (size_t id = 0; id < dirty_.size(); ++id) {
+      if (dirty_[id]) table_->Get(static_cast<int32_t>(id))->state = state_[id];
+    }
+  }
+
+  // SetParamsIfChanged for per-tensor params of the group rooted at `root`, on the dense states:
+  // QuantConfigTable::SetGroupParams's state changes go to state_.
+  bool SetRootParamsIfChanged(int32_t root_id, float scale, int64_t zero_point) {
+    TQC* root = table_->Get(root_id);
+    const QuantState rs = state_[static_cast<size_t>(root_id)];
+    const bool changed = !(root->scale.size() == 1 && root->scale[0] == scale) ||
+                         !(root->offset.size() == 1 && root->offset[0] == zero_point) ||
+                         (rs != QuantState::kActivated && !IsBaked(rs) &&
+                          rs != QuantState::kOverlapped);
+    if (!changed) return false;
+    root->scale.assign(1, scale);
+    root->offset.assign(1, zero_point);
+    has_params_[static_cast<size_t>(root_id)] = 1;
+    if (rs != QuantState::kBaked && rs != QuantState::kOverlapped) {
+      SetState(root_id, QuantState::kActivated);
+    }
+    for (int32_t m = table_->next_member(root_id); m != root_id; m = table_->next_member(m)) {
+      if (state_[static_cast<size_t>(m)] == QuantState::kPassiveInit) {
+        SetState(m, QuantState::kPassive);
+      }
+    }
+    return true;
   }
 
   void RecordDroppedConstraint(const Constraint& c, const std::string& why) {
@@ -1171,7 +1223,7 @@ class AlignmentPass {
       return Status::Ok();
     }
     ++result_.counters.params_set;
-    if (SetParamsIfChanged(table_, table_->Get(g->root), scale, zero_point)) {
+    if (SetRootParamsIfChanged(g->root, scale, zero_point)) {
       ++result_.counters.params_changed;
     }
     return Status::Ok();
@@ -1357,6 +1409,11 @@ class AlignmentPass {
   std::vector<const Variable*> tensor_;                 // by TQC id: its port's tensor
   TensorIndex producer_of_;
   std::vector<TqcInfo> info_;                           // by TQC id
+  // By TQC id, from FormGroups to the end of ChooseParams: the state (the TQCs' own are written
+  // back by FlushStates), whether the TQC has params, and whether its state changed.
+  std::vector<QuantState> state_;
+  std::vector<uint8_t> has_params_;
+  std::vector<uint8_t> dirty_;
   std::vector<const QuantScheme*> schemes_;             // distinct schemes, TqcInfo::scheme
   std::vector<int32_t> baked_ids_, weight_ids_, bias_ids_;
   std::vector<Pin> pins_;

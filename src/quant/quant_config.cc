@@ -374,6 +374,17 @@ StatusOr<bool> QuantConfigTable::Link(TQC* a, TQC* b) {
   return true;
 }
 
+bool QuantConfigTable::UnionIds(int32_t a, int32_t b, int32_t* root, int32_t* child) {
+  const int32_t ra = union_find_.Find(a);
+  const int32_t rb = union_find_.Find(b);
+  if (ra == rb) return false;
+  union_find_.Union(ra, rb);
+  *root = union_find_.Find(ra);
+  *child = *root == ra ? rb : ra;
+  std::swap(next_member_[static_cast<size_t>(*root)], next_member_[static_cast<size_t>(*child)]);
+  return true;
+}
+
 bool QuantConfigTable::SameGroup(const TQC* a, const TQC* b) {
   return union_find_.Find(a->id) == union_find_.Find(b->id);
 }

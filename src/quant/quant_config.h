@@ -198,6 +198,16 @@ class QuantConfigTable {
 
   UnionFind& union_find() { return union_find_; }
 
+  // Batch linking for a pass that keeps the TQC states in its own dense array while it links
+  // (the alignment pass): merges the groups of ids a and b exactly as Link does (same union-find
+  // calls, same ring splice) but reads and writes no TQC and checks nothing, so the caller must
+  // have validated the pair as Link would. Returns false if already together; otherwise *root is
+  // the new root and *child the old root that lost its place. The child's former members other
+  // than itself are then next_member(*root), next_member of that, ... up to (excluding) *child.
+  bool UnionIds(int32_t a, int32_t b, int32_t* root, int32_t* child);
+  // The next member of id's group ring (id itself for a singleton).
+  int32_t next_member(int32_t id) const { return next_member_[static_cast<size_t>(id)]; }
+
  private:
   // TQCs in id order, in fixed-size chunks: contiguous in memory (the passes sweep them by id and
   // follow producer -> consumer links between nearby ids), and never moved once created, so TQC
