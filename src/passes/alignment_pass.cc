@@ -205,6 +205,33 @@ namespace {
 // "Concat 'cat1'", like Operation::Describe() but without a string stream.
 std::string OpLabel(const Operation& op) { return op.type() + " '" + op.name() + "'"; }
 
+// Appends op.Describe() to *out without building a temporary string.
+void AppendDescribe(std::string* out, const Operation& op) {
+  *out += op.type();
+  if (op.name().empty()) {
+    *out += " (unnamed)";
+  } else {
+    *out += " '";
+    *out += op.name();
+    *out += '\'';
+  }
+}
+
+// Appends DescribeTqc(tqc) to *out without building temporary strings.
+void AppendDescribeTqc(std::string* out, const TQC& tqc) {
+  const Port& port = tqc.port;
+  if (port.op != nullptr) {
+    AppendDescribe(out, *port.op);
+  } else {
+    *out += "<no op>";
+  }
+  *out += port.is_input ? " input:" : " output:";
+  *out += std::to_string(port.index);
+  *out += " (tensor '";
+  if (port.tensor != nullptr) *out += port.tensor->name();
+  *out += "')";
+}
+
 bool IsBaked(QuantState s) { return s == QuantState::kBaked || s == QuantState::kPassiveBaked; }
 
 // Ops that read only a tensor's shape: they do not see its values, so they do not count as
@@ -786,12 +813,22 @@ class AlignmentPass {
           edge.tensor = t;
           edge.producer = t->producer();
           edge.consumer = e.op;
-          // Plain concatenation: this runs once per relaxed edge on million-op graphs.
-          edge.reason = "force_overlap off: " + OpLabel(*e.op) + "'s rule ties input:" +
-                        std::to_string(table_->Get(c)->port.index) + " but tensor '" + t->name() +
-                        "' has " + std::to_string(CountValueConsumers(*t)) + " consumer(s)" +
-                        (t->is_graph_output() ? " and is a graph output" : "") +
-                        "; the producer keeps its own params";
+          // Appended in place: this runs once per relaxed edge on million-op graphs.
+          std::string& why = edge.reason;
+          why.reserve(160);
+          why += "force_overlap off: ";
+          why += e.op->type();
+          why += " '";
+          why += e.op->name();
+          why += "''s rule ties input:";
+          why += std::to_string(table_->Get(c)->port.index);
+          why += " but tensor '";
+          why += t->name();
+          why += "' has ";
+          why += std::to_string(CountValueConsumers(*t));
+          why += " consumer(s)";
+          if (t->is_graph_output()) why += " and is a graph output";
+          why += "; the producer keeps its own params";
           requantizes_.push_back(std::move(edge));
         }
         continue;
@@ -1155,24 +1192,24 @@ class AlignmentPass {
         }
         if (mixed) {
           ++result_.counters.method_conflicts;
-          // Plain concatenation: on large graphs many groups take this branch.
-          std::string wants;
-          for (int32_t ri : deciding) {
-            if (!wants.empty()) wants += ", ";
-            wants += rules_[ri].op->Describe();
-            wants += " wants ";
-            wants += AlignMethodName(rules_[ri].rule.method);
-          }
+          // Appended in place: on large graphs many groups take this branch.
           reason += "; methods conflict (";
-          reason += wants;
+          for (size_t k = 0; k < deciding.size(); ++k) {
+            const RuleInstance& r = rules_[deciding[k]];
+            if (k > 0) reason += ", ";
+            AppendDescribe(&reason, *r.op);
+            reason += " wants ";
+            reason += AlignMethodName(r.rule.method);
+          }
           reason += "), chose ";
           reason += AlignMethodName(chosen);
           reason += " by priority large > output > input";
-          std::string note = "group of " + DescribeTqc(*table_->Get(g->root));
-          note.reserve(note.size() + 2 + reason.size());
+          std::string& note = result_.notes.emplace_back();
+          note.reserve(reason.size() + 96);
+          note += "group of ";
+          AppendDescribeTqc(&note, *table_->Get(g->root));
           note += ": ";
           note += reason;
-          result_.notes.push_back(std::move(note));
         }
         AlignMethod effective = chosen;
         if (chosen == AlignMethod::kOptimal) {
