@@ -6,12 +6,15 @@
 #include <memory>
 
 #include "export/quant_plan.h"
+#include "runtime/thread_pool.h"
 
 namespace qalign {
 namespace {
 
 class QdqKernel : public Kernel {
  public:
+  static constexpr int64_t kMinChunk = 1 << 16;  // elements per task: below that, run inline
+
   QdqKernel(bool quantize, int64_t axis) : quantize_(quantize), axis_(axis) {}
 
   Status Run(KernelContext& ctx) override {
@@ -60,24 +63,38 @@ class QdqKernel : public Kernel {
       }
       Tensor out(qtype, x.shape());
       const float* in = x.data<float>();
-      for (int64_t i = 0; i < n; ++i) {
-        const size_t c = channel(i);
-        const int64_t q = QuantizeValue(in[i], scale[c], zp[c], qmin, qmax);
-        if (qtype == DataType::kInt8) {
-          out.data<int8_t>()[i] = static_cast<int8_t>(q);
-        } else {
-          out.data<uint8_t>()[i] = static_cast<uint8_t>(q);
+      // Element-wise and independent: split over the pool (exactly QuantizeValue per element).
+      ParallelFor(ctx.pool, n, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) {
+          const size_t c = channel(i);
+          const int64_t q = QuantizeValue(in[i], scale[c], zp[c], qmin, qmax);
+          if (qtype == DataType::kInt8) {
+            out.data<int8_t>()[i] = static_cast<int8_t>(q);
+          } else {
+            out.data<uint8_t>()[i] = static_cast<uint8_t>(q);
+          }
         }
-      }
+      }, kMinChunk);
       (*ctx.outputs)[0] = std::move(out);
     } else {
-      QALIGN_ASSIGN_OR_RETURN(std::vector<int64_t> q, x.AsInt64s());
       Tensor out(DataType::kFloat, x.shape());
       float* o = out.data<float>();
-      for (int64_t i = 0; i < n; ++i) {
-        const size_t c = channel(i);
-        o[i] = static_cast<float>(q[static_cast<size_t>(i)] - zp[c]) * scale[c];
+      // The integer types QuantizeLinear writes are read directly; others (int32 biases) as int64.
+      std::vector<int64_t> wide;
+      if (x.dtype() != DataType::kInt8 && x.dtype() != DataType::kUint8) {
+        QALIGN_ASSIGN_OR_RETURN(wide, x.AsInt64s());
       }
+      auto value = [&](int64_t i) -> int64_t {
+        if (x.dtype() == DataType::kInt8) return x.data<int8_t>()[i];
+        if (x.dtype() == DataType::kUint8) return x.data<uint8_t>()[i];
+        return wide[static_cast<size_t>(i)];
+      };
+      ParallelFor(ctx.pool, n, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) {
+          const size_t c = channel(i);
+          o[i] = static_cast<float>(value(i) - zp[c]) * scale[c];
+        }
+      }, kMinChunk);
       (*ctx.outputs)[0] = std::move(out);
     }
     return Status::Ok();
