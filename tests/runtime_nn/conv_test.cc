@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <random>
 
 #include "nn_test_util.h"
@@ -283,6 +284,38 @@ TEST(ConvFastTest, CachesPerShapeAndNoticesNewWeights) {
       auto want = RunKernel(**reference, *one.op, {&x, &w});
       ASSERT_TRUE(got.ok() && want.ok());
       EXPECT_TRUE(Close(*got, *want)) << ShapeToString(shape) << " run " << i;
+    }
+  }
+}
+
+TEST(ConvFastTest, DefaultLayoutIsDeterministicBlocked) {
+  // Without QALIGN_NN_CONV_LAYOUT the kernel must not pick a layout by timing (results would
+  // differ from run to run): it gives exactly what forcing the blocked layout gives, on shapes
+  // where both layouts exist (a 3-channel stem, a depthwise and a pointwise conv).
+  std::mt19937 rng(5);
+  struct Case {
+    std::vector<int64_t> x, w;
+    int64_t group;
+  };
+  for (const Case& c : {Case{{1, 3, 33, 31}, {16, 3, 3, 3}, 1}, Case{{1, 32, 20, 20}, {32, 1, 3, 3}, 32},
+                        Case{{1, 32, 20, 20}, {48, 32, 1, 1}, 1}}) {
+    auto one = MakeOp("Conv", {c.x, c.w},
+                      {{"pads", Attribute::Ints({1, 1, 1, 1})}, {"group", Attribute::Int(c.group)}});
+    const Tensor x = RandomTensor(c.x, rng);
+    const Tensor w = RandomTensor(c.w, rng);
+    unsetenv("QALIGN_NN_CONV_LAYOUT");
+    auto by_default = CreateConvFast(*one.op);
+    setenv("QALIGN_NN_CONV_LAYOUT", "blocked", 1);
+    auto blocked = CreateConvFast(*one.op);
+    unsetenv("QALIGN_NN_CONV_LAYOUT");
+    ASSERT_TRUE(by_default.ok() && blocked.ok());
+    for (int run = 0; run < 3; ++run) {
+      auto a = RunKernel(**by_default, *one.op, {&x, &w});
+      auto b = RunKernel(**blocked, *one.op, {&x, &w});
+      ASSERT_TRUE(a.ok() && b.ok());
+      ASSERT_EQ(a->byte_size(), b->byte_size());
+      EXPECT_EQ(std::memcmp(a->raw_data(), b->raw_data(), a->byte_size()), 0)
+          << ShapeToString(c.x) << " run " << run;
     }
   }
 }

@@ -23,16 +23,21 @@ using dnnl::memory;
 
 memory::dims Dims(const std::vector<int64_t>& v) { return memory::dims(v.begin(), v.end()); }
 
-// Which activation layouts to try: QALIGN_NN_CONV_LAYOUT=blocked|plain forces one (for
-// benchmarks); anything else times both.
-enum class LayoutChoice { kAuto, kBlocked, kPlain };
+// Which activation layouts to use. Default: oneDNN's blocked layout, the plain one only where
+// oneDNN has no blocked kernel for the shape. The choice must not depend on timing: the two
+// layouts add the products in different orders, so picking the faster one per run made FP32
+// results (and hence calibration ranges and quantized models) differ from run to run.
+// QALIGN_NN_CONV_LAYOUT=blocked|plain forces one; =auto times both and keeps the faster (for
+// benchmarks only: not reproducible).
+enum class LayoutChoice { kPreferBlocked, kAuto, kBlocked, kPlain };
 LayoutChoice LayoutFromEnvironment() {
   const char* v = std::getenv("QALIGN_NN_CONV_LAYOUT");
-  if (v == nullptr) return LayoutChoice::kAuto;
+  if (v == nullptr) return LayoutChoice::kPreferBlocked;
   const std::string s(v);
   if (s == "blocked") return LayoutChoice::kBlocked;
   if (s == "plain") return LayoutChoice::kPlain;
-  return LayoutChoice::kAuto;
+  if (s == "auto") return LayoutChoice::kAuto;
+  return LayoutChoice::kPreferBlocked;
 }
 
 // Everything one input shape needs: the primitive, the user (plain) descriptors and the
@@ -313,6 +318,7 @@ class ConvFast final : public Kernel {
     for (bool blocked : {true, false}) {
       if (layout_ == LayoutChoice::kBlocked && !blocked) continue;
       if (layout_ == LayoutChoice::kPlain && blocked) continue;
+      if (layout_ == LayoutChoice::kPreferBlocked && !entry.candidates.empty()) break;
       std::unique_ptr<ConvPlan> plan = BuildPlan(p, blocked);
       if (plan) {
         plan->out_shape = entry.out_shape;
