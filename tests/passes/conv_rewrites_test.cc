@@ -72,6 +72,7 @@ TEST(FoldIntoConvTest, BatchNormMulAddChainFoldsIntoOneConvThatComputesTheSame) 
   auto graph = b.Build();
   const Tensor input = RandomTensor({1, 3, 8, 8}, 10);
   const auto before = RunGraph(*graph, input);
+  const std::string conv_out = conv->name();  // the pass deletes this tensor
 
   auto stats = FoldIntoConv(graph.get());
   ASSERT_TRUE(stats.ok()) << stats.status().ToString();
@@ -82,7 +83,7 @@ TEST(FoldIntoConvTest, BatchNormMulAddChainFoldsIntoOneConvThatComputesTheSame) 
   Operation* c = graph->FindOperation("conv");
   ASSERT_NE(c, nullptr);
   EXPECT_EQ(c->output(0)->name(), sub->name());
-  EXPECT_EQ(graph->FindVariable(conv->name()), nullptr);
+  EXPECT_EQ(graph->FindVariable(conv_out), nullptr);
   // The folded-away parameters are gone; the new weight and bias are the Conv's.
   for (const char* gone : {"w", "bias", "gamma", "beta", "mean", "var", "k", "c", "d", "s"}) {
     EXPECT_EQ(graph->FindVariable(gone), nullptr) << gone;
