@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <functional>
+#include <span>
 #include <thread>
 #include <unordered_map>
 
@@ -49,14 +51,32 @@ StatusOr<CalibrationResult> RunCalibration(const Graph& graph,
   const int hook_threads =
       options.num_threads > 0 ? options.num_threads
                               : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // Large tensors are scanned on the executor's pool, in chunks of at least 32K values.
+  ThreadPool* pool = executor->pool();
+  const Histogram::ChunkRunner on_pool = [pool](size_t chunks,
+                                                const std::function<void(size_t)>& body) {
+    pool->ParallelFor(static_cast<int64_t>(chunks), [&body](int64_t begin, int64_t end) {
+      for (int64_t c = begin; c < end; ++c) body(static_cast<size_t>(c));
+    });
+  };
+  constexpr size_t kMinChunk = size_t{1} << 15;
   // The hook sees each tensor once per sample; non-float or unobserved tensors are skipped.
   std::string failure;
+  bool first_sample = true;
   executor->set_hook([&](const Variable& variable, Tensor& tensor) {
+    if (options.record_shapes && first_sample) result.shapes[variable.name()] = tensor.shape();
     auto it = observed.find(&variable);
     if (it == observed.end() || tensor.dtype() != DataType::kFloat) return;
     Histogram& histogram = it->second->histogram;
     const int64_t non_finite_before = histogram.non_finite();
-    histogram.AddParallel(tensor.values<float>(), hook_threads);
+    std::span<const float> values = tensor.values<float>();
+    const size_t chunks = std::min<size_t>(values.size() / kMinChunk,
+                                           static_cast<size_t>(hook_threads));
+    if (pool != nullptr && chunks > 1) {
+      histogram.AddParallel(values, chunks, on_pool);
+    } else {
+      histogram.Add(values);
+    }
     if (histogram.non_finite() != non_finite_before && failure.empty()) {
       failure = StrCat("tensor '", variable.name(), "' holds NaN or Inf");
       if (variable.producer() != nullptr) {
@@ -74,6 +94,8 @@ StatusOr<CalibrationResult> RunCalibration(const Graph& graph,
                     StrCat(data.SampleName(i), ": ", outputs.status().message()));
     }
     if (!failure.empty()) return InvalidArgumentError(data.SampleName(i), ": ", failure);
+    first_sample = false;
+    if (i < options.keep_outputs) result.outputs.push_back(std::move(*outputs));
     result.peak_bytes = std::max(result.peak_bytes, executor->peak_bytes());
     progress.Update(i + 1);
   }

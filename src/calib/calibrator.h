@@ -41,6 +41,11 @@ struct CalibrationOptions {
   ProgressMode progress = ProgressMode::kAuto;
   std::string progress_label = "calibrate";
   int num_threads = 0;  // executor threads; 0: all cores
+  // Also record the shape of every tensor of the first sample's run (CalibrationResult::shapes),
+  // and keep the graph outputs of the first `keep_outputs` samples, so that a caller needing
+  // either does not run the model again.
+  bool record_shapes = false;
+  size_t keep_outputs = 0;
 };
 
 struct TensorCalibration {
@@ -55,6 +60,8 @@ struct CalibrationResult {
   double seconds = 0.0;      // wall time of the whole run, observers included
   double run_seconds = 0.0;  // of that, loading the samples and running them (with the hooks)
   int64_t peak_bytes = 0;   // the executor's peak live-tensor bytes over the samples
+  std::map<std::string, std::vector<int64_t>> shapes;   // with record_shapes, by tensor name
+  std::vector<std::map<std::string, Tensor>> outputs;  // with keep_outputs, by sample
 };
 
 // Runs every sample of `data` through `graph` and observes `tensors`. Fails naming the sample if

@@ -219,20 +219,26 @@ void Histogram::AddParallel(std::span<const float> values, int num_threads) {
   constexpr size_t kMinChunk = size_t{1} << 18;
   const size_t chunks = std::clamp<size_t>(values.size() / kMinChunk, 1,
                                            static_cast<size_t>(std::max(num_threads, 1)));
+  // body(c) for every chunk, chunk 0 on this thread.
+  AddParallel(values, chunks, [](size_t n, const std::function<void(size_t)>& body) {
+    std::vector<std::thread> threads;
+    for (size_t c = 1; c < n; ++c) threads.emplace_back(body, c);
+    body(0);
+    for (std::thread& t : threads) t.join();
+  });
+}
+
+void Histogram::AddParallel(std::span<const float> values, size_t chunks,
+                            const ChunkRunner& run) {
+  chunks = std::clamp<size_t>(chunks, 1, std::max<size_t>(values.size(), 1));
   const size_t chunk_size = (values.size() + chunks - 1) / chunks;
   auto chunk = [&](size_t c) {
     const size_t begin = std::min(values.size(), c * chunk_size);
     return values.subspan(begin, std::min(chunk_size, values.size() - begin));
   };
-  auto run = [&](auto&& body) {  // body(c) for every chunk, chunk 0 on this thread
-    std::vector<std::thread> threads;
-    for (size_t c = 1; c < chunks; ++c) threads.emplace_back(body, c);
-    body(0);
-    for (std::thread& t : threads) t.join();
-  };
 
   std::vector<BatchRange> ranges(chunks);
-  run([&](size_t c) { ranges[c] = ScanRange(chunk(c)); });
+  run(chunks, [&](size_t c) { ranges[c] = ScanRange(chunk(c)); });
   BatchRange batch;
   for (const BatchRange& r : ranges) {
     batch.min = std::min(batch.min, r.min);
@@ -262,7 +268,7 @@ void Histogram::AddParallel(std::span<const float> values, int num_threads) {
   } else {
     // Each chunk counts into its own bins; the sums of whole counts are exact in any order.
     std::vector<std::vector<double>> local(chunks, std::vector<double>(counts_.size(), 0.0));
-    run([&](size_t c) { BinInto(chunk(c), lo_, width_, local[c]); });
+    run(chunks, [&](size_t c) { BinInto(chunk(c), lo_, width_, local[c]); });
     for (const auto& l : local) {
       for (size_t i = 0; i < counts_.size(); ++i) counts_[i] += l[i];
     }

@@ -22,6 +22,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -49,6 +50,11 @@ class Histogram {
   void Add(std::span<const float> values);
   // The same result as Add, with large inputs split over up to `num_threads` threads.
   void AddParallel(std::span<const float> values, int num_threads);
+  // Runs body(c) for every c in [0, chunks), possibly concurrently (a thread pool's loop).
+  using ChunkRunner =
+      std::function<void(size_t chunks, const std::function<void(size_t chunk)>& body)>;
+  // The same result as Add, with the values split into `chunks` parts handed to `run`.
+  void AddParallel(std::span<const float> values, size_t chunks, const ChunkRunner& run);
   // Adds the counts of `other`, growing this histogram's range to cover it.
   void Merge(const Histogram& other);
 

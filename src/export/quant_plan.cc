@@ -124,13 +124,30 @@ StatusOr<Tensor> FakeQuantizeParameter(const Tensor& data, const QdqParams& para
   return out;
 }
 
-void FakeQuantizeInPlace(Tensor& tensor, const QdqParams& params) {
-  if (tensor.dtype() != DataType::kFloat || params.scale.empty()) return;
+void FakeQuantizeInPlace(std::span<float> values, const QdqParams& params) {
+  if (params.scale.empty()) return;
+  // FakeQuantizeValue, in a form the compiler vectorizes: the same float division, then the
+  // quotient clamped to one step beyond the integer range (which changes no result, as values out
+  // there saturate anyway) so that adding and subtracting 1.5 * 2^23 rounds it half to even in the
+  // default rounding mode; NaN becomes the zero point, as in QuantizeValue.
   const float scale = params.scale[0];
-  const int64_t zp = params.zero_point[0];
-  for (float& x : tensor.values<float>()) {
-    x = FakeQuantizeValue(x, scale, zp, params.quant_min, params.quant_max);
+  const float zp = static_cast<float>(params.zero_point[0]);
+  const float lo = static_cast<float>(params.quant_min) - zp;
+  const float hi = static_cast<float>(params.quant_max) - zp;
+  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23
+  for (float& x : values) {
+    float r = x / scale;
+    r = r == r ? r : 0.0f;
+    r = r < lo - 1.0f ? lo - 1.0f : (r > hi + 1.0f ? hi + 1.0f : r);
+    float q = (r + kRound) - kRound;
+    q = q < lo ? lo : (q > hi ? hi : q);
+    x = q * scale;
   }
+}
+
+void FakeQuantizeInPlace(Tensor& tensor, const QdqParams& params) {
+  if (tensor.dtype() != DataType::kFloat) return;
+  FakeQuantizeInPlace(tensor.values<float>(), params);
 }
 
 namespace {

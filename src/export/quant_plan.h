@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -100,6 +101,8 @@ StatusOr<Tensor> QuantizeParameter(const Tensor& data, const QdqParams& params,
 StatusOr<Tensor> FakeQuantizeParameter(const Tensor& data, const QdqParams& params,
                                        const std::string& what);
 // In place over a float tensor with per-tensor params (activations).
+// Bitwise the same as FakeQuantizeValue per element; zero points must fit a float exactly (8/16-bit).
 void FakeQuantizeInPlace(Tensor& tensor, const QdqParams& params);
+void FakeQuantizeInPlace(std::span<float> values, const QdqParams& params);
 
 }  // namespace qalign

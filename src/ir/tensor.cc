@@ -81,6 +81,16 @@ Tensor::Tensor(DataType dtype, std::vector<int64_t> shape)
   }
 }
 
+Tensor Tensor::ForOverwrite(DataType dtype, std::vector<int64_t> shape) {
+  if (dtype == DataType::kString) return Tensor(dtype, std::move(shape));
+  Tensor t;
+  t.dtype_ = dtype;
+  t.shape_ = std::move(shape);
+  t.bytes_.resize(static_cast<size_t>(std::max<int64_t>(NumElements(t.shape_), 0)) *
+                  DataTypeSize(dtype));
+  return t;
+}
+
 StatusOr<Tensor> Tensor::FromBytes(DataType dtype, std::vector<int64_t> shape, const void* data,
                                    size_t size) {
   Tensor t(dtype, std::move(shape));

@@ -7,6 +7,7 @@
 #include <new>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "qalign/status.h"
@@ -69,6 +70,16 @@ struct AlignedAllocator {
   AlignedAllocator(const AlignedAllocator<U>&) {}  // NOLINT
   T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), kAlignment)); }
   void deallocate(T* p, size_t) { ::operator delete(p, kAlignment); }
+  // resize() without a value default-initializes: for bytes that is no write at all, which is
+  // what Tensor::ForOverwrite needs. assign(n, value) and the other constructors are unchanged.
+  template <typename U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <typename U, typename... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
   template <typename U>
   bool operator==(const AlignedAllocator<U>&) const { return true; }
 };
@@ -78,6 +89,10 @@ class Tensor {
  public:
   Tensor() = default;
   Tensor(DataType dtype, std::vector<int64_t> shape);  // zero-filled
+  // A numeric tensor whose bytes are left as the allocator gave them, for a caller that writes
+  // every element next (kernel outputs: zero-filling first costs a pass over memory). Strings
+  // are still default-constructed.
+  static Tensor ForOverwrite(DataType dtype, std::vector<int64_t> shape);
 
   template <typename T>
   static Tensor FromVector(std::vector<int64_t> shape, const std::vector<T>& values) {

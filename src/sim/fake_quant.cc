@@ -1,6 +1,7 @@
 // FakeQuantSimulator (see fake_quant.h).
 #include "sim/fake_quant.h"
 
+#include <span>
 #include <utility>
 
 #include "onnx/exporter.h"
@@ -96,7 +97,20 @@ StatusOr<std::unique_ptr<FakeQuantSimulator>> FakeQuantSimulator::Create(const G
   FakeQuantSimulator* raw = sim.get();
   sim->executor_->set_hook([raw](const Variable& variable, Tensor& tensor) {
     auto it = raw->hook_params_.find(&variable);
-    if (it != raw->hook_params_.end()) FakeQuantizeInPlace(tensor, it->second);
+    if (it == raw->hook_params_.end() || tensor.dtype() != DataType::kFloat) return;
+    const QdqParams& params = it->second;
+    std::span<float> values = tensor.values<float>();
+    ThreadPool* pool = raw->executor_->pool();
+    if (pool == nullptr) {
+      FakeQuantizeInPlace(values, params);
+      return;
+    }
+    // Element-wise, so any split gives the same bits.
+    constexpr int64_t kMinChunk = int64_t{1} << 14;
+    pool->ParallelFor(static_cast<int64_t>(values.size()), [&](int64_t begin, int64_t end) {
+      FakeQuantizeInPlace(values.subspan(static_cast<size_t>(begin), static_cast<size_t>(end - begin)),
+                          params);
+    }, kMinChunk);
   });
   return sim;
 }

@@ -61,7 +61,7 @@ class QdqKernel : public Kernel {
       } else if (qtype != DataType::kUint8) {
         return UnimplementedError(op.Describe(), ": output type ", DataTypeName(qtype));
       }
-      Tensor out(qtype, x.shape());
+      Tensor out = Tensor::ForOverwrite(qtype, x.shape());
       const float* in = x.data<float>();
       // Element-wise and independent: split over the pool (exactly QuantizeValue per element).
       ParallelFor(ctx.pool, n, [&](int64_t begin, int64_t end) {
@@ -77,7 +77,7 @@ class QdqKernel : public Kernel {
       }, kMinChunk);
       (*ctx.outputs)[0] = std::move(out);
     } else {
-      Tensor out(DataType::kFloat, x.shape());
+      Tensor out = Tensor::ForOverwrite(DataType::kFloat, x.shape());
       float* o = out.data<float>();
       // The integer types QuantizeLinear writes are read directly; others (int32 biases) as int64.
       std::vector<int64_t> wide;

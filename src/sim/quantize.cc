@@ -147,7 +147,13 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
   summary.calibration_samples = static_cast<int64_t>(split.calibration->size());
   summary.holdout_samples = static_cast<int64_t>(holdout);
 
-  // Steps 1-5 (passes/pipeline.h); calibration runs the FP32 model in the executor.
+  // Steps 1-5 (passes/pipeline.h); calibration runs the FP32 model in the executor. The same
+  // runs give the tensor shapes the export needs and, when the summary's SNR is measured on
+  // calibration samples, their FP32 outputs.
+  calib_options.record_shapes = true;
+  if (holdout == 0) calib_options.keep_outputs = static_cast<size_t>(std::max(options.eval_samples, 0));
+  TensorShapes shapes;
+  std::vector<std::map<std::string, Tensor>> fp32_outputs;
   double calibrate_seconds = 0.0;
   CalibrateFn calibrate = [&](const std::vector<const Variable*>& tensors) -> StatusOr<RangeMap> {
     std::vector<ObservedTensor> observed;
@@ -156,6 +162,8 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
     QALIGN_ASSIGN_OR_RETURN(CalibrationResult result,
                             RunCalibration(*graph, observed, *split.calibration, calib_options));
     calibrate_seconds = result.seconds;
+    shapes = std::move(result.shapes);
+    fp32_outputs = std::move(result.outputs);
     return ToRangeMap(result);
   };
   QuantConfigTable table;
@@ -192,10 +200,11 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
   const auto export_start = Clock::now();
   QALIGN_ASSIGN_OR_RETURN(QuantPlan plan,
                           BuildQuantPlan(*graph, table, pipeline->alignment.requantizes));
-  // Shapes from one FP32 run: the opset converter needs ranks static inference cannot give.
-  QALIGN_ASSIGN_OR_RETURN(Sample first, split.calibration->Load(0));
-  QALIGN_ASSIGN_OR_RETURN(TensorShapes shapes,
-                          RecordTensorShapes(*graph, std::move(first), options.num_threads));
+  // Shapes from an FP32 run: the opset converter needs ranks static inference cannot give.
+  if (shapes.empty()) {
+    QALIGN_ASSIGN_OR_RETURN(Sample first, split.calibration->Load(0));
+    QALIGN_ASSIGN_OR_RETURN(shapes, RecordTensorShapes(*graph, std::move(first), options.num_threads));
+  }
   QdqExportStats export_stats;
   QALIGN_RETURN_IF_ERROR(SaveQdqModel(*graph, plan, options.output_path, options.model_path,
                                       &export_stats, &shapes));
@@ -227,14 +236,22 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
   }
   ExecutorOptions exec_options;
   exec_options.num_threads = options.num_threads;
-  QALIGN_ASSIGN_OR_RETURN(auto reference, Executor::Create(*graph, exec_options));
+  std::unique_ptr<Executor> reference;  // only for samples whose FP32 outputs were not kept
+  if (fp32_outputs.size() < evaluated) {
+    QALIGN_ASSIGN_OR_RETURN(reference, Executor::Create(*graph, exec_options));
+  }
   QALIGN_ASSIGN_OR_RETURN(auto simulator, FakeQuantSimulator::Create(*graph, plan, exec_options));
   OutputErrors errors;
   ProgressReporter progress("evaluate", evaluated,
                             options.quiet ? ProgressMode::kQuiet : ProgressMode::kAuto);
   for (size_t i = 0; i < evaluated; ++i) {
     QALIGN_ASSIGN_OR_RETURN(Sample sample, eval_data->Load(i));
-    QALIGN_ASSIGN_OR_RETURN(auto ref_out, reference->Run(sample));
+    std::map<std::string, Tensor> ref_out;
+    if (i < fp32_outputs.size()) {
+      ref_out = std::move(fp32_outputs[i]);  // this calibration sample's outputs
+    } else {
+      QALIGN_ASSIGN_OR_RETURN(ref_out, reference->Run(sample));
+    }
     QALIGN_ASSIGN_OR_RETURN(auto sim_out, simulator->Run(std::move(sample)));
     QALIGN_RETURN_IF_ERROR(AccumulateOutputs(ref_out, sim_out, &errors));
     progress.Update(i + 1);

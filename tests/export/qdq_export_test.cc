@@ -4,9 +4,14 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <limits>
 #include <map>
+#include <random>
 #include <set>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "core/file_util.h"
 #include "export/qdq_export.h"
@@ -222,6 +227,42 @@ TEST(QdqExportTest, QuantizeValueRoundsHalfToEvenAndSaturates) {
   EXPECT_EQ(QuantizeValue(-1000.0f, 1.0f, 3, 0, 255), 0);
   EXPECT_EQ(QuantizeValue(0.25f, 0.1f, 10, 0, 255), 12);  // round(2.5) = 2, + 10
   EXPECT_FLOAT_EQ(FakeQuantizeValue(0.26f, 0.1f, 10, 0, 255), 0.3f);
+}
+
+// The simulator's in-place fake quantization is a vectorizable rewrite of FakeQuantizeValue: it
+// must give the same bits for every input, including ties, saturation, NaN, Inf and tiny scales.
+TEST(QdqExportTest, FakeQuantizeInPlaceMatchesFakeQuantizeValueBitwise) {
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> wide(-300.0f, 300.0f);
+  std::vector<float> inputs = {0.0f, -0.0f, 0.5f, 1.5f, 2.5f, -2.5f, -0.5f, 126.5f, 127.5f,
+                               -128.5f, 1e30f, -1e30f, 1e-30f, std::nanf(""),
+                               std::numeric_limits<float>::infinity(),
+                               -std::numeric_limits<float>::infinity()};
+  for (int i = 0; i < 20000; ++i) inputs.push_back(wide(rng));
+  for (int i = -300; i <= 300; ++i) inputs.push_back(static_cast<float>(i) + 0.5f);  // ties
+  struct Case {
+    float scale;
+    int64_t zero_point, qmin, qmax;
+  };
+  for (const Case& c : {Case{1.0f, 0, -128, 127}, Case{0.37f, -5, -128, 127},
+                        Case{1.0f, 128, 0, 255}, Case{0.0123f, 17, 0, 255},
+                        Case{1e-20f, 0, -128, 127}, Case{3.0f, -128, -128, 127}}) {
+    QdqParams params;
+    params.scale = {c.scale};
+    params.zero_point = {c.zero_point};
+    params.quant_min = c.qmin;
+    params.quant_max = c.qmax;
+    std::vector<float> got = inputs;
+    FakeQuantizeInPlace(std::span<float>(got), params);
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      const float want = FakeQuantizeValue(inputs[i], c.scale, c.zero_point, c.qmin, c.qmax);
+      uint32_t a, b;
+      std::memcpy(&a, &got[i], 4);
+      std::memcpy(&b, &want, 4);
+      ASSERT_EQ(a, b) << "x=" << inputs[i] << " scale=" << c.scale << " zp=" << c.zero_point
+                      << ": " << got[i] << " vs " << want;
+    }
+  }
 }
 
 TEST(QdqExportTest, SaveNeverOverwritesTheInput) {

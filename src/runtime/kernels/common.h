@@ -91,6 +91,13 @@ inline Tensor& SetOutput(KernelContext& ctx, size_t index, DataType dtype,
   out = Tensor(dtype, std::move(shape));
   return out;
 }
+// Allocates output `index` without zero-filling it: for kernels that write every element.
+inline Tensor& SetOutputForOverwrite(KernelContext& ctx, size_t index, DataType dtype,
+                                     std::vector<int64_t> shape) {
+  Tensor& out = (*ctx.outputs)[index];
+  out = Tensor::ForOverwrite(dtype, std::move(shape));
+  return out;
+}
 inline bool WantsOutput(const KernelContext& ctx, size_t index) {
   return index < ctx.op->outputs().size() && ctx.op->outputs()[index] != nullptr;
 }

@@ -57,7 +57,7 @@ KernelFactory SoftmaxFactory(Kind kind) {
       }
       return DispatchFloat(*ctx.op, in->dtype(), [&](auto tag) -> Status {
         using T = decltype(tag);
-        Tensor& out = SetOutput(ctx, 0, in->dtype(), shape);
+        Tensor& out = SetOutputForOverwrite(ctx, 0, in->dtype(), shape);
         const T* x = in->data<T>();
         T* y = out.data<T>();
         ParallelFor(ctx.pool, outer * inner, [&](int64_t begin, int64_t end) {

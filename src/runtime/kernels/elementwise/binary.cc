@@ -30,7 +30,7 @@ template <typename T, typename Out, typename F>
 Status BinaryFast(KernelContext& ctx, const Tensor& a, const Tensor& b, DataType out_type, F f) {
   QALIGN_ASSIGN_OR_RETURN(std::vector<int64_t> shape,
                           BroadcastShapes(*ctx.op, {a.shape(), b.shape()}));
-  Tensor& out = SetOutput(ctx, 0, out_type, shape);
+  Tensor& out = SetOutputForOverwrite(ctx, 0, out_type, shape);
   BroadcastIter it(shape, {a.shape(), b.shape()});
   const T* pa = a.data<T>();
   const T* pb = b.data<T>();
@@ -48,7 +48,7 @@ Status BinaryReference(KernelContext& ctx, const Tensor& a, const Tensor& b, Dat
                        F f) {
   QALIGN_ASSIGN_OR_RETURN(std::vector<int64_t> shape,
                           BroadcastShapes(*ctx.op, {a.shape(), b.shape()}));
-  Tensor& out = SetOutput(ctx, 0, out_type, shape);
+  Tensor& out = SetOutputForOverwrite(ctx, 0, out_type, shape);
   const std::vector<int64_t> stride_a = BroadcastStrides(a.shape(), shape);
   const std::vector<int64_t> stride_b = BroadcastStrides(b.shape(), shape);
   const int64_t total = out.num_elements();
@@ -275,7 +275,7 @@ KernelFactory PowFactory(bool reference) {
       const Tensor& r = scratch[0];
       return DispatchNumeric(*ctx.op, a->dtype(), [&](auto tag) {
         using T = decltype(tag);
-        Tensor& out = SetOutput(ctx, 0, a->dtype(), r.shape());
+        Tensor& out = SetOutputForOverwrite(ctx, 0, a->dtype(), r.shape());
         const double* p = r.data<double>();
         T* q = out.data<T>();
         for (int64_t i = 0; i < r.num_elements(); ++i) q[i] = static_cast<T>(p[i]);

@@ -46,7 +46,7 @@ KernelFactory UnaryFactory(bool reference, MakeFn make) {
           return OpUnimplemented(*ctx.op, "element type ", DataTypeName(in->dtype()),
                                  " is not supported");
         } else {
-          Tensor& out = SetOutput(ctx, 0, in->dtype(), in->shape());
+          Tensor& out = SetOutputForOverwrite(ctx, 0, in->dtype(), in->shape());
           Apply<T, T>(ctx, reference, *in, out, [&f](T x) { return static_cast<T>(f(x)); });
           return Status::Ok();
         }
@@ -70,7 +70,7 @@ KernelFactory PredicateFactory(bool reference, MakeFn make) {
       QALIGN_ASSIGN_OR_RETURN(const Tensor* in, RequiredInput(ctx, 0));
       return DispatchFloat(*ctx.op, in->dtype(), [&](auto tag) -> Status {
         using T = decltype(tag);
-        Tensor& out = SetOutput(ctx, 0, DataType::kBool, in->shape());
+        Tensor& out = SetOutputForOverwrite(ctx, 0, DataType::kBool, in->shape());
         Apply<T, bool>(ctx, reference, *in, out, [&f](T x) { return f(x); });
         return Status::Ok();
       });
@@ -103,7 +103,7 @@ KernelFactory ClipFactory(bool reference) {
             (k == 1 ? lo : hi) = bound->data<T>()[0];
           }
         }
-        Tensor& out = SetOutput(ctx, 0, in->dtype(), in->shape());
+        Tensor& out = SetOutputForOverwrite(ctx, 0, in->dtype(), in->shape());
         Apply<T, T>(ctx, reference, *in, out, [lo, hi](T x) { return x < lo ? lo : (x > hi ? hi : x); });
         return Status::Ok();
       });
@@ -116,7 +116,7 @@ KernelFactory NotFactory() {
     return MakeKernel([](KernelContext& ctx) -> Status {
       QALIGN_ASSIGN_OR_RETURN(const Tensor* in, RequiredInput(ctx, 0));
       if (in->dtype() != DataType::kBool) return OpError(*ctx.op, "input must be bool");
-      Tensor& out = SetOutput(ctx, 0, DataType::kBool, in->shape());
+      Tensor& out = SetOutputForOverwrite(ctx, 0, DataType::kBool, in->shape());
       const uint8_t* p = in->data<uint8_t>();
       uint8_t* q = out.data<uint8_t>();
       for (int64_t i = 0; i < in->num_elements(); ++i) q[i] = p[i] ? 0 : 1;

@@ -36,7 +36,7 @@ StatusOr<std::unique_ptr<Kernel>> MakeWhere(const Operation& op) {
     QALIGN_ASSIGN_OR_RETURN(std::vector<int64_t> shape,
                             BroadcastShapes(*ctx.op, {cond->shape(), x->shape(), y->shape()}));
     QALIGN_ASSIGN_OR_RETURN(size_t size, ElementSize(*ctx.op, *x));
-    Tensor& out = SetOutput(ctx, 0, x->dtype(), shape);
+    Tensor& out = SetOutputForOverwrite(ctx, 0, x->dtype(), shape);
     switch (size) {
       case 1: SelectRows<uint8_t>(ctx, *cond, *x, *y, out); break;
       case 2: SelectRows<uint16_t>(ctx, *cond, *x, *y, out); break;

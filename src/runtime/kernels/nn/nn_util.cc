@@ -207,7 +207,7 @@ Status CheckFloatInput(const KernelContext& context, size_t index, int64_t min_r
 Tensor& PrepareOutput(KernelContext& context, size_t index, const std::vector<int64_t>& shape) {
   Tensor& out = (*context.outputs)[index];
   if (out.dtype() != DataType::kFloat || out.shape() != shape) {
-    out = Tensor(DataType::kFloat, shape);
+    out = Tensor::ForOverwrite(DataType::kFloat, shape);
   }
   return out;
 }

@@ -148,7 +148,7 @@ Tensor ResizeAxis(ThreadPool* pool, const Tensor& in, int64_t axis, const std::v
   for (int64_t d = 0; d < axis; ++d) outer *= shape[d];
   for (int64_t d = axis + 1; d < in.rank(); ++d) inner *= shape[d];
   shape[axis] = out_len;
-  Tensor out(in.dtype(), shape);
+  Tensor out = Tensor::ForOverwrite(in.dtype(), shape);
   const T* src = in.data<T>();
   T* dst = out.data<T>();
   const T extra = static_cast<T>(extrapolation);

@@ -36,7 +36,7 @@ StatusOr<std::unique_ptr<Kernel>> MakeConcat(const Operation& op) {
     int64_t outer = 1, inner = 1;
     for (int64_t d = 0; d < axis; ++d) outer *= shape[d];
     for (int64_t d = axis + 1; d < first.rank(); ++d) inner *= shape[d];
-    Tensor& out = SetOutput(ctx, 0, first.dtype(), shape);
+    Tensor& out = SetOutputForOverwrite(ctx, 0, first.dtype(), shape);
     const size_t out_row = static_cast<size_t>(shape[axis] * inner) * elem;
     uint8_t* dst = static_cast<uint8_t*>(out.raw_data());
     ParallelFor(ctx.pool, outer, [&](int64_t begin, int64_t end) {
@@ -93,7 +93,7 @@ StatusOr<std::unique_ptr<Kernel>> MakeSplit(const Operation& op) {
       shape[axis] = split[k];
       const size_t block = static_cast<size_t>(split[k] * inner) * elem;
       if (WantsOutput(ctx, k)) {
-        Tensor& out = SetOutput(ctx, k, in->dtype(), shape);
+        Tensor& out = SetOutputForOverwrite(ctx, k, in->dtype(), shape);
         uint8_t* dst = static_cast<uint8_t*>(out.raw_data());
         for (int64_t o = 0; o < outer && block; ++o) {
           std::memcpy(dst + o * block, src + o * in_row + at, block);

@@ -13,7 +13,7 @@ StatusOr<std::unique_ptr<Kernel>> MakeExpand(const Operation& op) {
     QALIGN_ASSIGN_OR_RETURN(std::vector<int64_t> shape, ReadInts(*ctx.op, *shape_t, "shape"));
     QALIGN_ASSIGN_OR_RETURN(std::vector<int64_t> out_shape,
                             BroadcastShapes(*ctx.op, {in->shape(), shape}));
-    Tensor& out = SetOutput(ctx, 0, in->dtype(), out_shape);
+    Tensor& out = SetOutputForOverwrite(ctx, 0, in->dtype(), out_shape);
     return StridedCopy(*ctx.op, ctx.pool, *in, 0, out_shape, BroadcastStrides(in->shape(), out_shape),
                        out);
   });
@@ -39,7 +39,7 @@ StatusOr<std::unique_ptr<Kernel>> MakeTile(const Operation& op) {
       view_shape.push_back(in->shape()[d]);
       view_strides.push_back(strides[d]);
     }
-    Tensor& out = SetOutput(ctx, 0, in->dtype(), out_shape);
+    Tensor& out = SetOutputForOverwrite(ctx, 0, in->dtype(), out_shape);
     if (view_shape.empty()) {
       out = *in;
       return Status::Ok();

@@ -66,7 +66,7 @@ StatusOr<std::unique_ptr<Kernel>> MakeSlice(const Operation& op) {
       strides[axis] = in_strides[axis] * step;
       if (len > 0) base += start * in_strides[axis];
     }
-    Tensor& out = SetOutput(ctx, 0, in->dtype(), out_shape);
+    Tensor& out = SetOutputForOverwrite(ctx, 0, in->dtype(), out_shape);
     return StridedCopy(*ctx.op, ctx.pool, *in, base, out_shape, strides, out);
   });
 }

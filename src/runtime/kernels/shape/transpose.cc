@@ -24,7 +24,7 @@ StatusOr<std::unique_ptr<Kernel>> MakeTranspose(const Operation& op) {
     QALIGN_ASSIGN_OR_RETURN(perm, NormalizeAxes(*ctx.op, perm, rank));
     std::vector<int64_t> out_shape(rank);
     for (int64_t i = 0; i < rank; ++i) out_shape[i] = in->shape()[perm[i]];
-    Tensor& out = SetOutput(ctx, 0, in->dtype(), out_shape);
+    Tensor& out = SetOutputForOverwrite(ctx, 0, in->dtype(), out_shape);
     const std::vector<int64_t> strides = Strides(in->shape());
     std::vector<int64_t> in_strides(rank);
     for (int64_t i = 0; i < rank; ++i) in_strides[i] = strides[perm[i]];

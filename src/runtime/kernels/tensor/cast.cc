@@ -32,7 +32,7 @@ Status CastTo(KernelContext& ctx, const Tensor& in, DataType to) {
     (*ctx.outputs)[0] = in;
     return Status::Ok();
   }
-  Tensor& out = SetOutput(ctx, 0, to, in.shape());
+  Tensor& out = SetOutputForOverwrite(ctx, 0, to, in.shape());
   return DispatchWithBool(*ctx.op, in.dtype(), [&](auto from_tag) {
     using From = decltype(from_tag);
     return DispatchWithBool(*ctx.op, to, [&](auto to_tag) {

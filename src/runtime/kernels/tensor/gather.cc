@@ -25,7 +25,7 @@ StatusOr<std::unique_ptr<Kernel>> MakeGather(const Operation& op) {
     int64_t outer = 1, inner = 1;
     for (int64_t d = 0; d < axis; ++d) outer *= data->shape()[d];
     for (int64_t d = axis + 1; d < data->rank(); ++d) inner *= data->shape()[d];
-    Tensor& out = SetOutput(ctx, 0, data->dtype(), shape);
+    Tensor& out = SetOutputForOverwrite(ctx, 0, data->dtype(), shape);
     const int64_t count = static_cast<int64_t>(indices.size());
     if (data->dtype() == DataType::kString) {
       for (int64_t o = 0; o < outer; ++o)
@@ -62,7 +62,7 @@ StatusOr<std::unique_ptr<Kernel>> MakeGatherElements(const Operation& op) {
     const std::vector<int64_t>& shape = indices_t->shape();
     const std::vector<int64_t> strides = Strides(data->shape());
     const int64_t dim = data->shape()[axis];
-    Tensor& out = SetOutput(ctx, 0, data->dtype(), shape);
+    Tensor& out = SetOutputForOverwrite(ctx, 0, data->dtype(), shape);
     const uint8_t* src = static_cast<const uint8_t*>(data->raw_data());
     uint8_t* dst = static_cast<uint8_t*>(out.raw_data());
     for (int64_t i = 0; i < out.num_elements(); ++i) {
