@@ -139,6 +139,8 @@ class Operation {
  public:
   const std::string& type() const { return type_; }
   const std::string& domain() const { return domain_; }
+  // The standard ONNX operator set ("" or "ai.onnx"), as opposed to ai.onnx.ml or a vendor's.
+  bool in_default_domain() const { return domain_.empty() || domain_ == "ai.onnx"; }
   const std::string& name() const { return name_; }
   // The opset version of this op's domain in the model.
   int64_t opset() const { return opset_; }

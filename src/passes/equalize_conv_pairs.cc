@@ -7,8 +7,6 @@
 namespace qalign {
 namespace {
 
-bool IsDefaultDomain(const Operation& op) { return op.domain().empty() || op.domain() == "ai.onnx"; }
-
 // A float parameter only `op` reads, so it can be rewritten in place.
 Tensor* OwnFloatParameter(Variable* v, const Operation* op) {
   if (v == nullptr || !v->is_parameter() || v->data()->dtype() != DataType::kFloat) return nullptr;
@@ -24,12 +22,12 @@ Tensor* OwnFloatParameter(Variable* v, const Operation* op) {
 StatusOr<EqualizeStats> EqualizeConvPairs(Graph* graph) {
   EqualizeStats stats;
   for (Operation* a : graph->operations()) {
-    if (a->type() != "Conv" || !IsDefaultDomain(*a) || a->outputs().size() != 1) continue;
+    if (a->type() != "Conv" || !a->in_default_domain() || a->outputs().size() != 1) continue;
     Variable* mid = a->output(0);
     if (mid == nullptr || mid->is_graph_output() || mid->uses().size() != 1) continue;
     const Use use = mid->uses()[0];
     Operation* b = use.op;
-    if (use.index != 0 || b->type() != "Conv" || !IsDefaultDomain(*b) || b->GetInt("group", 1) != 1) {
+    if (use.index != 0 || b->type() != "Conv" || !b->in_default_domain() || b->GetInt("group", 1) != 1) {
       continue;
     }
     Tensor* wa = OwnFloatParameter(a->input(1), a);

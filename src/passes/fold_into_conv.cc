@@ -10,8 +10,6 @@
 namespace qalign {
 namespace {
 
-bool IsDefaultDomain(const Operation& op) { return op.domain().empty() || op.domain() == "ai.onnx"; }
-
 const Tensor* FloatParameter(const Variable* v) {
   if (v == nullptr || !v->is_parameter() || v->data()->dtype() != DataType::kFloat) return nullptr;
   return v->data();
@@ -175,7 +173,7 @@ StatusOr<bool> FoldOnce(Graph* graph, Operation* conv, FoldIntoConvStats* stats,
   Variable* y = conv->output(0);
   if (y == nullptr || y->is_graph_output() || y->uses().size() != 1) return false;
   const Use use = y->uses()[0];
-  if (use.implicit() || !IsDefaultDomain(*use.op)) return false;
+  if (use.implicit() || !use.op->in_default_domain()) return false;
   Operation* next = use.op;
   Variable* z = next->output(0);
   if (z == nullptr || next->outputs().size() != 1) return false;
@@ -210,7 +208,7 @@ StatusOr<FoldIntoConvStats> FoldIntoConv(Graph* graph) {
   std::unordered_set<const Operation*> removed;
   for (Operation* op : graph->operations()) {
     if (removed.count(op) != 0) continue;  // a folded Mul/Add/... (freed): never a Conv
-    if (op->type() != "Conv" || !IsDefaultDomain(*op)) continue;
+    if (op->type() != "Conv" || !op->in_default_domain()) continue;
     for (;;) {
       QALIGN_ASSIGN_OR_RETURN(bool folded, FoldOnce(graph, op, &stats, &removed));
       if (!folded) break;

@@ -101,10 +101,6 @@ bool IsWeightOp(const std::string& t) {
   return t == "Conv" || t == "ConvTranspose" || t == "Gemm" || t == "MatMul";
 }
 
-bool IsDefaultDomain(const Operation& op) {
-  return op.domain().empty() || op.domain() == "ai.onnx";
-}
-
 // Integer and bool tensors are shapes, indices or masks.
 bool IsIntegerOrBool(DataType t) {
   switch (t) {
@@ -269,7 +265,7 @@ StatusOr<DispatchStats> DispatchQuantization(const Graph& graph, const TargetPro
   };
 
   for (Operation* op : graph.operations()) {
-    const bool quantized = IsDefaultDomain(*op) && profile.Quantizes(op->type());
+    const bool quantized = op->in_default_domain() && profile.Quantizes(op->type());
     ++(quantized ? stats.quantized_ops : stats.fp32_ops);
     // Every port gets its slot, so the op's config has one entry per input and output.
     table->ForOp(op);
