@@ -420,6 +420,47 @@ const char* KindLabel(RuleKind k) {
   return "?";
 }
 
+// Appends the reason a group's deciding rules give, as the report shows it: the first rule of
+// `sorted` (the deciding rules sorted by op name), how many more there are, and when their
+// methods differ (`mixed`) the conflict and how it was resolved.
+void AppendRuleReason(std::string* out, std::span<const AlignmentNotes::ConflictRule> sorted,
+                      AlignMethod chosen, bool mixed) {
+  const AlignmentNotes::ConflictRule& first = sorted.front();
+  *out += first.op->type();
+  *out += " '";
+  *out += first.op->name();
+  *out += "' ";
+  *out += SourceLabel(first.source);
+  *out += " (";
+  *out += KindLabel(first.kind);
+  *out += ')';
+  if (sorted.size() > 1) {
+    *out += " and ";
+    *out += std::to_string(sorted.size() - 1);
+    *out += " more";
+  }
+  if (!mixed) return;
+  *out += "; methods conflict (";
+  for (size_t k = 0; k < sorted.size(); ++k) {
+    if (k > 0) *out += ", ";
+    AppendDescribe(out, *sorted[k].op);
+    *out += " wants ";
+    *out += AlignMethodName(sorted[k].method);
+  }
+  *out += "), chose ";
+  *out += AlignMethodName(chosen);
+  *out += " by priority large > output > input";
+}
+
+// Sorts deciding rules by op name, so a reason reads the same whatever the storage order.
+void SortByOpName(std::vector<AlignmentNotes::ConflictRule>* rules) {
+  if (rules->size() < 2) return;
+  std::sort(rules->begin(), rules->end(),
+            [](const AlignmentNotes::ConflictRule& x, const AlignmentNotes::ConflictRule& y) {
+              return x.op->name() < y.op->name();
+            });
+}
+
 // The range a member contributes: its calibration stats, or a parameter's own data.
 bool MemberRange(const TQC& t, float* min, float* max) {
   if (t.stats.has_range) {
@@ -1162,54 +1203,27 @@ class AlignmentPass {
             chosen = rules_[ri].rule.method;
           }
         }
-        // Sort the deciding ops by name so the reason reads the same whatever the storage order.
-        if (deciding.size() > 1) {
-          std::sort(deciding.begin(), deciding.end(), [this](int32_t x, int32_t y) {
-            return rules_[x].op->name() < rules_[y].op->name();
-          });
-        }
         bool mixed = false;
         for (int32_t ri : deciding) mixed |= rules_[ri].rule.method != chosen;
-        // The reason is read by the group list and by the note on mixed methods; without either
-        // (collect_groups off, one method) building it would be wasted work.
-        const bool want_reason = options_.collect_groups || mixed;
-        const RuleInstance& first = rules_[deciding.front()];
-        if (want_reason) {
-          reason.reserve(96);
-          reason += first.op->type();
-          reason += " '";
-          reason += first.op->name();
-          reason += "' ";
-          reason += SourceLabel(first.rule.source);
-          reason += " (";
-          reason += KindLabel(first.rule.kind);
-          reason += ')';
-          if (deciding.size() > 1) {
-            reason += " and ";
-            reason += std::to_string(deciding.size() - 1);
-            reason += " more";
+        // The reason is read only by the group list; the note on mixed methods keeps the deciding
+        // rules and is rendered when read.
+        const bool want_reason = options_.collect_groups;
+        if (mixed || want_reason) {
+          std::vector<AlignmentNotes::ConflictRule>& named = named_rules_;  // scratch
+          named.clear();
+          for (int32_t ri : deciding) {
+            const RuleInstance& r = rules_[ri];
+            named.push_back({r.op, r.rule.method, r.rule.source, r.rule.kind});
           }
-        }
-        if (mixed) {
-          ++result_.counters.method_conflicts;
-          // Appended in place: on large graphs many groups take this branch.
-          reason += "; methods conflict (";
-          for (size_t k = 0; k < deciding.size(); ++k) {
-            const RuleInstance& r = rules_[deciding[k]];
-            if (k > 0) reason += ", ";
-            AppendDescribe(&reason, *r.op);
-            reason += " wants ";
-            reason += AlignMethodName(r.rule.method);
+          if (mixed) {
+            ++result_.counters.method_conflicts;
+            result_.notes.AddMethodConflict(table_->Get(g->root), named, chosen);
           }
-          reason += "), chose ";
-          reason += AlignMethodName(chosen);
-          reason += " by priority large > output > input";
-          std::string& note = result_.notes.emplace_back();
-          note.reserve(reason.size() + 96);
-          note += "group of ";
-          AppendDescribeTqc(&note, *table_->Get(g->root));
-          note += ": ";
-          note += reason;
+          if (want_reason) {
+            SortByOpName(&named);
+            reason.reserve(96);
+            AppendRuleReason(&reason, named, chosen, mixed);
+          }
         }
         AlignMethod effective = chosen;
         if (chosen == AlignMethod::kOptimal) {
@@ -1460,10 +1474,41 @@ class AlignmentPass {
   std::vector<GroupState> groups_;
   std::vector<int32_t> group_rules_;                    // rule indices, bucketed by group
   std::vector<int32_t> deciding_;
+  std::vector<AlignmentNotes::ConflictRule> named_rules_;
   AlignmentResult result_;
 };
 
 }  // namespace
+
+std::string AlignmentNotes::operator[](size_t i) const {
+  const Note& note = notes_[i];
+  if (note.root == nullptr) return note.text;
+  std::vector<ConflictRule> sorted(rules_.begin() + note.first,
+                                   rules_.begin() + note.first + note.count);
+  SortByOpName(&sorted);
+  std::string text;
+  text.reserve(256);
+  text += "group of ";
+  AppendDescribeTqc(&text, *note.root);
+  text += ": ";
+  AppendRuleReason(&text, sorted, note.chosen, /*mixed=*/true);
+  return text;
+}
+
+void AlignmentNotes::push_back(std::string text) {
+  Note& note = notes_.emplace_back();
+  note.text = std::move(text);
+}
+
+void AlignmentNotes::AddMethodConflict(const TQC* root, std::span<const ConflictRule> rules,
+                                       AlignMethod chosen) {
+  Note& note = notes_.emplace_back();
+  note.root = root;
+  note.first = static_cast<uint32_t>(rules_.size());
+  note.count = static_cast<uint32_t>(rules.size());
+  note.chosen = chosen;
+  rules_.insert(rules_.end(), rules.begin(), rules.end());
+}
 
 StatusOr<AlignmentResult> RunAlignmentPass(const Graph& graph, const TargetProfile& profile,
                                            const AlignmentOptions& options,

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -122,10 +123,75 @@ struct AlignmentCounters {
   bool changed = false;         // any link or param changed
 };
 
+// The pass's notes (fallbacks and conflicts), one line each, in the order the pass made them.
+// A note on rules with different methods meeting in one group is kept as the data that names it
+// (the group's root TQC, the deciding rules' ops and methods) and rendered when read: a large graph
+// can have such a group per block, and building the text (about 250 characters) for each was a
+// quarter of the pass's time for callers that never read it. Reading a note reads the names of
+// the ops and tensors it mentions, so the graph and table must outlive the result (as they must
+// for the groups' TQC pointers and the requantize edges).
+class AlignmentNotes {
+ public:
+  // One rule of a group whose rules' methods conflict, as the note names it.
+  struct ConflictRule {
+    const Operation* op = nullptr;
+    AlignMethod method = AlignMethod::kNone;
+    RuleSource source = RuleSource::kProfile;
+    RuleKind kind = RuleKind::kShareInputsAndOutput;
+  };
+
+  bool empty() const { return notes_.empty(); }
+  size_t size() const { return notes_.size(); }
+  // The text of note i.
+  std::string operator[](size_t i) const;
+  void push_back(std::string text);
+  // "group of <root>: <first rule> ... and N more; methods conflict (<op> wants <method>, ...),
+  // chose <chosen> by priority large > output > input"; `rules` in the pass's order (the text
+  // lists them sorted by op name).
+  void AddMethodConflict(const TQC* root, std::span<const ConflictRule> rules, AlignMethod chosen);
+
+  // Iterates the rendered texts: `for (const std::string& note : result.notes)`.
+  class const_iterator {
+   public:
+    using value_type = std::string;
+    using difference_type = std::ptrdiff_t;
+    const_iterator() = default;
+    const_iterator(const AlignmentNotes* notes, size_t i) : notes_(notes), i_(i) {}
+    std::string operator*() const { return (*notes_)[i_]; }
+    const_iterator& operator++() {
+      ++i_;
+      return *this;
+    }
+    const_iterator operator++(int) {
+      const_iterator old = *this;
+      ++i_;
+      return old;
+    }
+    bool operator==(const const_iterator& o) const { return i_ == o.i_; }
+
+   private:
+    const AlignmentNotes* notes_ = nullptr;
+    size_t i_ = 0;
+  };
+  const_iterator begin() const { return {this, 0}; }
+  const_iterator end() const { return {this, notes_.size()}; }
+
+ private:
+  struct Note {
+    std::string text;            // a note made as text; empty for a method conflict
+    const TQC* root = nullptr;   // a method conflict: the group's root
+    uint32_t first = 0;          // its rules: rules_[first, first + count)
+    uint32_t count = 0;
+    AlignMethod chosen = AlignMethod::kNone;
+  };
+  std::vector<Note> notes_;
+  std::vector<ConflictRule> rules_;
+};
+
 struct AlignmentResult {
   std::vector<AlignmentGroup> groups;          // by id
   std::vector<RequantizeEdge> requantizes;     // sorted by (tensor, consumer)
-  std::vector<std::string> notes;              // fallbacks and conflicts, one line each
+  AlignmentNotes notes;                        // fallbacks and conflicts, one line each
   AlignmentCounters counters;
 };
 

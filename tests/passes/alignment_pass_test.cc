@@ -629,9 +629,27 @@ TEST(AlignmentPass, MethodConflictResolvedByPriorityAndReported) {
   AlignmentResult r = RunOk(*g, TfliteLike(true, AlignMethod::kLarge), t.get());
   ASSERT_EQ(r.groups.size(), 1u);
   EXPECT_EQ(r.groups[0].method, "large");
-  EXPECT_NE(r.groups[0].reason.find("methods conflict"), std::string::npos);
+  EXPECT_EQ(r.groups[0].reason,
+            "Concat 'cat' target rule (inputs and output share) and 1 more; methods conflict "
+            "(Concat 'cat' wants large, MaxPool 'pool' wants output), chose large by priority "
+            "large > output > input");
   EXPECT_EQ(r.counters.method_conflicts, 1);
   ExpectParams(*t, Out(*t, *g, "pool"), Params(Int8Asym(), 0, 5));
+  // The note names the group by its root and gives the same reason; it is rendered when read,
+  // also when the group list (and so the group's reason) is not built.
+  ASSERT_EQ(r.notes.size(), 1u);
+  const std::string note = r.notes[0];
+  EXPECT_EQ(note.rfind("group of ", 0), 0u) << note;
+  EXPECT_EQ(note.substr(note.find(": ") + 2), r.groups[0].reason);
+  AlignmentOptions no_list;
+  no_list.collect_groups = false;
+  AlignmentResult again = RunOk(*g, TfliteLike(true, AlignMethod::kLarge), t.get(), no_list);
+  EXPECT_TRUE(again.groups.empty());
+  ASSERT_EQ(again.notes.size(), 1u);
+  EXPECT_EQ(again.notes[0], note);
+  std::vector<std::string> iterated;
+  for (const std::string& n : again.notes) iterated.push_back(n);
+  EXPECT_EQ(iterated, std::vector<std::string>{note});
 }
 
 TEST(AlignmentPass, BakedMemberBeatsRuleMethodButNotUserOverride) {
