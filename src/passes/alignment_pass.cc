@@ -7,7 +7,6 @@
 #include <cmath>
 #include <numeric>
 #include <span>
-#include <string_view>
 #include <tuple>
 #include <unordered_map>
 #include <unordered_set>
@@ -562,20 +561,21 @@ class AlignmentPass {
     return Status::Ok();
   }
 
-  // The effective rule of `op`. Without a node override it depends on the op type only, so
-  // ResolveRule runs once per type and the result is reused; ops named by a node override are
-  // resolved one by one.
-  StatusOr<const EffectiveRule*> RuleOf(const Operation& op) {
+  // The effective rule of op i. Without a node override it depends on the op type only, so
+  // ResolveRule runs once per type (interned by the table) and the result is reused; only ops
+  // named by a node override are read and resolved one by one.
+  StatusOr<const EffectiveRule*> RuleOf(size_t i) {
+    const Operation& op = *ops_[i];
     if (!options_.method_by_node.empty() && options_.method_by_node.count(op.name()) != 0) {
       QALIGN_ASSIGN_OR_RETURN(node_rule_, ResolveRule(op, profile_, options_));
       return &node_rule_;
     }
-    auto it = rule_by_type_.find(op.type());
-    if (it == rule_by_type_.end()) {
-      QALIGN_ASSIGN_OR_RETURN(EffectiveRule rule, ResolveRule(op, profile_, options_));
-      it = rule_by_type_.emplace(op.type(), rule).first;
+    const size_t type = static_cast<size_t>(configs_[i]->type_id);
+    if (type >= rule_by_type_.size()) rule_by_type_.resize(table_->num_op_types());
+    if (!rule_by_type_[type]) {
+      QALIGN_ASSIGN_OR_RETURN(rule_by_type_[type], ResolveRule(op, profile_, options_));
     }
-    return &it->second;
+    return &*rule_by_type_[type];
   }
 
   // One sweep over the TQCs in id order: the dense copy every later step reads, and the short
@@ -711,11 +711,10 @@ class AlignmentPass {
   Status CollectRules() {
     force_overlap_ = options_.force_overlap.value_or(profile_.force_overlap);
     for (size_t i = 0; i < ops_.size(); ++i) {
-      if (i + kAhead < ops_.size()) Prefetch(ops_[i + kAhead]);
       const OperationQuantConfig* config = configs_[i];
       if (config == nullptr) continue;
       Operation* op = ops_[i];
-      QALIGN_ASSIGN_OR_RETURN(const EffectiveRule* resolved, RuleOf(*op));
+      QALIGN_ASSIGN_OR_RETURN(const EffectiveRule* resolved, RuleOf(i));
       const EffectiveRule& rule = *resolved;
       if (!rule.present) continue;
       if (rule.kind == RuleKind::kFixedOutput) {
@@ -1450,7 +1449,7 @@ class AlignmentPass {
   bool changed_derived_ = false;
   std::vector<Operation*> ops_;                         // graph order
   std::vector<const OperationQuantConfig*> configs_;    // configs_[i] of ops_[i], or nullptr
-  std::unordered_map<std::string_view, EffectiveRule> rule_by_type_;
+  std::vector<std::optional<EffectiveRule>> rule_by_type_;  // by the table's op type id
   EffectiveRule node_rule_;                             // the last node-override rule
   std::vector<RuleInstance> rules_;
   std::vector<int32_t> rule_members_;                   // member ids of all rules_, back to back

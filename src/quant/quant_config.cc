@@ -284,6 +284,12 @@ OperationQuantConfig& QuantConfigTable::ForOp(Operation* op) {
   }
   OperationQuantConfig& config = op_configs_.emplace_back();
   config.op = op;
+  auto type = op_type_ids_.find(op->type());
+  if (type == op_type_ids_.end()) {
+    type = op_type_ids_.emplace(op->type(), static_cast<int32_t>(op_types_.size())).first;
+    op_types_.push_back(op->type());
+  }
+  config.type_id = type->second;
   config.inputs.assign(op->inputs().size(), nullptr);
   config.outputs.assign(op->outputs().size(), nullptr);
   op_slot_keys_[slot] = op;

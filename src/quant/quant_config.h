@@ -131,6 +131,9 @@ std::string DescribeTqc(const TQC& tqc);
 // The TQCs of one operation, one per input and output port (nullptr where a port is absent).
 struct OperationQuantConfig {
   Operation* op = nullptr;
+  // op->type() interned by the table (QuantConfigTable::op_type(type_id) is it), so a pass that
+  // looks up rules by op type needs neither a string hash nor a read of the Operation per op.
+  int32_t type_id = -1;
   std::vector<TQC*> inputs;
   std::vector<TQC*> outputs;
 };
@@ -173,6 +176,12 @@ class QuantConfigTable {
   OperationQuantConfig& ForOp(Operation* op);
   const OperationQuantConfig* FindOp(const Operation* op) const;
   std::vector<OperationQuantConfig*> op_configs();
+  // The op types of the configs, by OperationQuantConfig::type_id (0, 1, ... in order of first
+  // appearance).
+  const std::string& op_type(int32_t type_id) const {
+    return op_types_[static_cast<size_t>(type_id)];
+  }
+  size_t num_op_types() const { return op_types_.size(); }
 
   // Group root of a TQC (path compression makes repeated reads O(1) amortized).
   TQC* Root(const TQC* tqc);
@@ -228,6 +237,8 @@ class QuantConfigTable {
   std::vector<int32_t> op_slot_values_;         // index into op_configs_
   size_t OpSlot(const Operation* op) const;     // the slot holding op, or the free slot for it
   void GrowOpIndex();
+  std::vector<std::string> op_types_;                        // by type id
+  std::unordered_map<std::string, int32_t> op_type_ids_;     // type -> id
 };
 
 // ---------------------------------------------------------------- params from a range
