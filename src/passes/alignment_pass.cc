@@ -164,9 +164,6 @@ bool IsJoinable(const TQC& tqc) {
   return tqc.role == TensorRole::kActivation || tqc.role == TensorRole::kWeight;
 }
 
-namespace {
-
-// Appends the joinable ports a rule ties to `members`, in port order (inputs first).
 void AppendRuleMembers(const OperationQuantConfig& config, RuleKind kind,
                        std::vector<TQC*>* members) {
   auto add = [members](TQC* t) {
@@ -188,8 +185,6 @@ void AppendRuleMembers(const OperationQuantConfig& config, RuleKind kind,
       break;
   }
 }
-
-}  // namespace
 
 std::vector<TQC*> RuleMembers(const OperationQuantConfig& config, RuleKind kind) {
   std::vector<TQC*> members;
@@ -496,8 +491,13 @@ void Widen(bool* has, float* min, float* max, float lo, float hi) {
 template <typename T>
 void Prefetch(const T* p) {
   if (p == nullptr) return;
-  const char* c = reinterpret_cast<const char*>(p);
-  for (size_t offset = 0; offset < sizeof(T); offset += 64) __builtin_prefetch(c + offset);
+  // Every 64-byte line the object touches: an object that does not start on a line boundary
+  // spills into one more line than sizeof(T) / 64.
+  const uintptr_t first = reinterpret_cast<uintptr_t>(p) & ~uintptr_t{63};
+  const uintptr_t last = reinterpret_cast<uintptr_t>(p) + sizeof(T) - 1;
+  for (uintptr_t line = first; line <= last; line += 64) {
+    __builtin_prefetch(reinterpret_cast<const void*>(line));
+  }
 }
 constexpr size_t kAhead = 8;  // iterations between a prefetch and the use
 
@@ -1284,14 +1284,14 @@ class AlignmentPass {
     std::vector<float> converted, mins, maxs;
     std::vector<uint8_t> seen;
     for (size_t k = 0; k < weight_ids_.size(); ++k) {
-      // Three levels ahead: the TQC, its Variable, the weight data.
-      if (k + 2 * kAhead < weight_ids_.size()) Prefetch(table_->Get(weight_ids_[k + 2 * kAhead]));
-      if (k + kAhead < weight_ids_.size()) {
-        Prefetch(tensor_[static_cast<size_t>(weight_ids_[k + kAhead])]);
+      // Two levels ahead: the Variable (its address is in the dense tensor_), then the TQC and
+      // the weight data, whose address is in the Variable requested kAhead iterations before.
+      if (k + 2 * kAhead < weight_ids_.size()) {
+        Prefetch(tensor_[static_cast<size_t>(weight_ids_[k + 2 * kAhead])]);
       }
-      if (k + kAhead / 2 < weight_ids_.size()) {
-        // Its Variable was requested kAhead / 2 iterations ago.
-        const Variable* ahead = tensor_[static_cast<size_t>(weight_ids_[k + kAhead / 2])];
+      if (k + kAhead < weight_ids_.size()) {
+        Prefetch(table_->Get(weight_ids_[k + kAhead]));
+        const Variable* ahead = tensor_[static_cast<size_t>(weight_ids_[k + kAhead])];
         if (ahead != nullptr && ahead->is_parameter()) __builtin_prefetch(ahead->data()->raw_data());
       }
       const int32_t id = weight_ids_[k];

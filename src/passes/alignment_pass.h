@@ -81,6 +81,9 @@ StatusOr<EffectiveRule> ResolveRule(const Operation& op, const TargetProfile& pr
 
 // The ports a rule ties, restricted to TQCs that may join a group, in port order (inputs first).
 std::vector<TQC*> RuleMembers(const OperationQuantConfig& config, RuleKind kind);
+// The same, appended to *members (a caller looping over ops reuses one vector).
+void AppendRuleMembers(const OperationQuantConfig& config, RuleKind kind,
+                       std::vector<TQC*>* members);
 
 // True when a TQC may be a member of an alignment group: quantized (not FP32 / SOI / OVERLAPPED),
 // linear, per-tensor, and an activation or a per-tensor parameter (not a bias).

@@ -1,13 +1,11 @@
 // VerifyAlignment: rules, fixed ranges, producer/consumer edges, membership, schemes, cycles, bias.
 #include "passes/alignment_verifier.h"
 
+#include <algorithm>
 #include <cmath>
 #include <optional>
-#include <set>
 #include <span>
-#include <string_view>
 #include <tuple>
-#include <unordered_map>
 
 namespace qalign {
 namespace {
@@ -36,12 +34,16 @@ std::vector<AlignmentViolation> VerifyAlignment(const Graph& graph, QuantConfigT
   auto add = [&out](const char* check, std::string message) {
     out.push_back({check, std::move(message)});
   };
-  // (tensor, producer, consumer) of every recorded requantize.
-  std::set<std::tuple<const Variable*, const Operation*, const Operation*>> edges;
-  for (const RequantizeEdge& e : requantizes) edges.emplace(e.tensor, e.producer, e.consumer);
+  // (tensor, producer, consumer) of every recorded requantize, sorted for binary search (one
+  // array instead of a tree node per edge).
+  using Edge = std::tuple<const Variable*, const Operation*, const Operation*>;
+  std::vector<Edge> edges;
+  edges.reserve(requantizes.size());
+  for (const RequantizeEdge& e : requantizes) edges.emplace_back(e.tensor, e.producer, e.consumer);
+  std::sort(edges.begin(), edges.end());
   auto relaxed_at = [&edges](const Variable* t, const Operation* op) {
     // A requantize on tensor t with op as its consumer (an input edge) or as its producer.
-    for (auto it = edges.lower_bound({t, nullptr, nullptr});
+    for (auto it = std::lower_bound(edges.begin(), edges.end(), Edge{t, nullptr, nullptr});
          it != edges.end() && std::get<0>(*it) == t; ++it) {
       if (std::get<2>(*it) == op || std::get<1>(*it) == op) return true;
     }
@@ -66,8 +68,10 @@ std::vector<AlignmentViolation> VerifyAlignment(const Graph& graph, QuantConfigT
   }
   if (cyclic) return out;
 
-  // Without a node override an op's rule depends on its type only: resolve each type once.
-  std::unordered_map<std::string_view, StatusOr<EffectiveRule>> rule_by_type;
+  // Without a node override an op's rule depends on its type only: resolve each type once, by
+  // the type id the table interned (so the Operation is not read for its type).
+  std::vector<std::optional<StatusOr<EffectiveRule>>> rule_by_type(table.num_op_types());
+  std::vector<TQC*> members;
   for (Operation* op : graph.operations()) {
     const OperationQuantConfig* config = table.FindOp(op);
     if (config == nullptr) continue;
@@ -77,11 +81,10 @@ std::vector<AlignmentViolation> VerifyAlignment(const Graph& graph, QuantConfigT
       node_rule.emplace(ResolveRule(*op, profile, options));
       resolved = &*node_rule;
     } else {
-      auto it = rule_by_type.find(op->type());
-      if (it == rule_by_type.end()) {
-        it = rule_by_type.emplace(op->type(), ResolveRule(*op, profile, options)).first;
-      }
-      resolved = &it->second;
+      std::optional<StatusOr<EffectiveRule>>& cached =
+          rule_by_type[static_cast<size_t>(config->type_id)];
+      if (!cached) cached.emplace(ResolveRule(*op, profile, options));
+      resolved = &*cached;
       if (!resolved->ok()) {
         // Errors name the op: resolve this one for its own message.
         node_rule.emplace(ResolveRule(*op, profile, options));
@@ -107,7 +110,8 @@ std::vector<AlignmentViolation> VerifyAlignment(const Graph& graph, QuantConfigT
         }
       }
     } else if (rule->present && rule->method != AlignMethod::kNone) {
-      std::vector<TQC*> members = RuleMembers(*config, rule->kind);
+      members.clear();
+      AppendRuleMembers(*config, rule->kind, &members);
       for (size_t i = 1; i < members.size(); ++i) {
         if (table.SameGroup(members[0], members[i])) continue;
         if (relaxed_at(members[i]->port.tensor, op) || relaxed_at(members[0]->port.tensor, op)) {
@@ -131,7 +135,7 @@ std::vector<AlignmentViolation> VerifyAlignment(const Graph& graph, QuantConfigT
       const TQC* p = pi < pc->outputs.size() ? pc->outputs[pi] : nullptr;
       if (p == nullptr || !IsJoinable(*p)) continue;
       if (table.SameGroup(p, c) || SameParams(table, p, c)) continue;
-      if (edges.count({t, producer, op})) continue;
+      if (std::binary_search(edges.begin(), edges.end(), Edge{t, producer, op})) continue;
       add("edge", StrCat(DescribeTqc(*c), " reads tensor '", t->name(), "' with params other than ",
                          DescribeTqc(*p), " and no requantize is recorded"));
     }
@@ -168,15 +172,15 @@ std::vector<AlignmentViolation> VerifyAlignment(const Graph& graph, QuantConfigT
     ++first[static_cast<size_t>(root_of[i]) + 1];
   }
   for (size_t r = 0; r < n; ++r) first[r + 1] += first[r];
-  std::vector<TQC*> members(n);
+  std::vector<TQC*> by_group(n);
   {
     std::vector<uint32_t> fill(first.begin(), first.end() - 1);
     for (size_t i = 0; i < n; ++i) {
-      members[fill[static_cast<size_t>(root_of[i])]++] = table.Get(static_cast<int32_t>(i));
+      by_group[fill[static_cast<size_t>(root_of[i])]++] = table.Get(static_cast<int32_t>(i));
     }
   }
   for (size_t r = 0; r < n; ++r) {
-    const std::span<TQC* const> group(members.data() + first[r], first[r + 1] - first[r]);
+    const std::span<TQC* const> group(by_group.data() + first[r], first[r + 1] - first[r]);
     if (group.size() < 2) continue;
     for (const TQC* m : group) {
       if (!IsJoinable(*m)) {
