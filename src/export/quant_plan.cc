@@ -166,11 +166,6 @@ void FakeQuantizeInPlace(std::span<float> values, const QdqParams& params) {
   }
 }
 
-void FakeQuantizeInPlace(Tensor& tensor, const QdqParams& params) {
-  if (tensor.dtype() != DataType::kFloat) return;
-  FakeQuantizeInPlace(tensor.values<float>(), params);
-}
-
 namespace {
 
 bool IsPointState(const TQC* t) {

@@ -100,9 +100,8 @@ StatusOr<Tensor> QuantizeParameter(const Tensor& data, const QdqParams& params,
 // The float tensor a DequantizeLinear of QuantizeParameter's result gives.
 StatusOr<Tensor> FakeQuantizeParameter(const Tensor& data, const QdqParams& params,
                                        const std::string& what);
-// In place over a float tensor with per-tensor params (activations).
-// Bitwise the same as FakeQuantizeValue per element; zero points must fit a float exactly (8/16-bit).
-void FakeQuantizeInPlace(Tensor& tensor, const QdqParams& params);
+// In place over float values with per-tensor params (activations), bitwise the same as
+// FakeQuantizeValue per element; zero points must fit a float exactly (8/16-bit).
 void FakeQuantizeInPlace(std::span<float> values, const QdqParams& params);
 
 }  // namespace qalign
