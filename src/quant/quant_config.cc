@@ -224,13 +224,67 @@ bool UnionFind::Union(int32_t a, int32_t b) {
 
 // ---------------------------------------------------------------- the table
 
+// ---------------------------------------------------------------- TQC storage
+
+namespace {
+
+// Chunk c of TqcChunks: its bytes, and whether they come from AllocateHuge.
+size_t ChunkBytes(size_t c, size_t first_chunk_bits) {
+  return (size_t{1} << (first_chunk_bits + c)) * sizeof(TQC);
+}
+
+}  // namespace
+
+TqcChunks::TqcChunks(TqcChunks&& other) noexcept
+    : chunks_(std::move(other.chunks_)), size_(std::exchange(other.size_, 0)) {
+  other.chunks_.clear();
+}
+
+TqcChunks& TqcChunks::operator=(TqcChunks&& other) noexcept {
+  if (this != &other) {
+    Clear();
+    chunks_ = std::move(other.chunks_);
+    size_ = std::exchange(other.size_, 0);
+    other.chunks_.clear();
+  }
+  return *this;
+}
+
+TqcChunks::~TqcChunks() { Clear(); }
+
+void TqcChunks::Clear() {
+  for (size_t i = 0; i < size_; ++i) Get(i)->~TensorQuantConfig();
+  for (size_t c = 0; c < chunks_.size(); ++c) {
+    const size_t bytes = ChunkBytes(c, kFirstChunkBits);
+    if (bytes >= kHugeAllocationMin) {
+      FreeHuge(chunks_[c], bytes);
+    } else {
+      ::operator delete(chunks_[c], std::align_val_t{alignof(TQC)});
+    }
+  }
+  chunks_.clear();
+  size_ = 0;
+}
+
+TensorQuantConfig* TqcChunks::Append() {
+  const size_t capacity = ((size_t{1} << chunks_.size()) - 1) << kFirstChunkBits;
+  if (size_ == capacity) {
+    const size_t bytes = ChunkBytes(chunks_.size(), kFirstChunkBits);
+    void* memory = bytes >= kHugeAllocationMin
+                       ? AllocateHuge(bytes)
+                       : ::operator new(bytes, std::align_val_t{alignof(TQC)});
+    chunks_.push_back(static_cast<TQC*>(memory));
+  }
+  TQC* tqc = new (Get(size_)) TQC();
+  ++size_;
+  return tqc;
+}
+
+// ---------------------------------------------------------------- the table
+
 TQC* QuantConfigTable::Create(const Port& port, TensorRole role, const QuantScheme& scheme,
                               QuantState state) {
-  if ((num_tqcs_ & (kTqcChunkSize - 1)) == 0) {
-    tqc_chunks_.push_back(std::make_unique<TQC[]>(kTqcChunkSize));
-  }
-  TQC* raw = &tqc_chunks_.back()[num_tqcs_ & (kTqcChunkSize - 1)];
-  ++num_tqcs_;
+  TQC* raw = tqcs_.Append();
   raw->id = union_find_.Add();
   raw->port = port;
   raw->role = role;
@@ -249,8 +303,8 @@ TQC* QuantConfigTable::Create(const Port& port, TensorRole role, const QuantSche
 
 std::vector<TQC*> QuantConfigTable::all() const {
   std::vector<TQC*> out;
-  out.reserve(num_tqcs_);
-  for (size_t i = 0; i < num_tqcs_; ++i) out.push_back(Get(static_cast<int32_t>(i)));
+  out.reserve(tqcs_.size());
+  for (size_t i = 0; i < tqcs_.size(); ++i) out.push_back(Get(static_cast<int32_t>(i)));
   return out;
 }
 
@@ -397,7 +451,7 @@ bool QuantConfigTable::SameGroup(const TQC* a, const TQC* b) {
 
 std::vector<std::vector<TQC*>> QuantConfigTable::Groups() {
   // Bucket by root: slot[root] is the group's index, assigned in increasing root id.
-  const size_t n = num_tqcs_;
+  const size_t n = tqcs_.size();
   std::vector<int32_t> root_of(n);
   std::vector<int32_t> slot(n, -1);
   for (size_t i = 0; i < n; ++i) root_of[i] = union_find_.Find(static_cast<int32_t>(i));
@@ -462,21 +516,12 @@ void QuantConfigTable::SetGroupParams(const TQC* member, std::vector<float> scal
 
 // ---------------------------------------------------------------- params from a range
 
-Status ComputeParams(const QuantScheme& scheme, float min, float max, float* scale,
-                     int64_t* zero_point) {
-  if (!std::isfinite(min) || !std::isfinite(max)) {
-    return InvalidArgumentError("cannot compute quantization params of range [", min, ", ", max,
-                                "]: it is not finite");
-  }
-  if (min > max) {
-    return InvalidArgumentError("cannot compute quantization params of range [", min, ", ", max,
-                                "]: min is above max");
-  }
-  QALIGN_RETURN_IF_ERROR(ValidateScheme(scheme));
-  if (scheme.policy.Has(kFloating)) {
-    return InvalidArgumentError("scheme ", scheme.ToString(),
-                                " is floating-point: it has no integer scale and zero point");
-  }
+namespace {
+
+// The body of ComputeParams once its inputs are checked. *raw_scale is the scale before the
+// conversion to float, for the message when float cannot hold it (then it returns false).
+bool ComputeCheckedParams(const QuantScheme& scheme, float min, float max, double* raw_scale,
+                          float* scale, int64_t* zero_point) {
   // Widen to include 0 so that 0.0 (padding, ReLU's floor) quantizes without error.
   const double lo = std::min(0.0, static_cast<double>(min));
   const double hi = std::max(0.0, static_cast<double>(max));
@@ -501,14 +546,43 @@ Status ComputeParams(const QuantScheme& scheme, float min, float max, float* sca
     const double z = RoundWith(scheme.rounding, qmin - lo / s);
     zp = static_cast<int64_t>(std::clamp(z, qmin, qmax));
   }
+  *raw_scale = s;
   const float s32 = static_cast<float>(s);
-  if (!std::isfinite(s32) || !std::isfinite(1.0f / s32)) {
+  if (!std::isfinite(s32) || !std::isfinite(1.0f / s32)) return false;
+  *scale = s32;
+  *zero_point = zp;
+  return true;
+}
+
+}  // namespace
+
+Status ComputeParams(const QuantScheme& scheme, float min, float max, float* scale,
+                     int64_t* zero_point) {
+  if (!std::isfinite(min) || !std::isfinite(max)) {
+    return InvalidArgumentError("cannot compute quantization params of range [", min, ", ", max,
+                                "]: it is not finite");
+  }
+  if (min > max) {
+    return InvalidArgumentError("cannot compute quantization params of range [", min, ", ", max,
+                                "]: min is above max");
+  }
+  QALIGN_RETURN_IF_ERROR(ValidateScheme(scheme));
+  if (scheme.policy.Has(kFloating)) {
+    return InvalidArgumentError("scheme ", scheme.ToString(),
+                                " is floating-point: it has no integer scale and zero point");
+  }
+  double s = 0.0;
+  if (!ComputeCheckedParams(scheme, min, max, &s, scale, zero_point)) {
     return InvalidArgumentError("range [", min, ", ", max, "] under ", scheme.ToString(),
                                 " gives scale ", s, ", which float cannot hold");
   }
-  *scale = s32;
-  *zero_point = zp;
   return Status::Ok();
+}
+
+bool ComputeParamsUnchecked(const QuantScheme& scheme, float min, float max, float* scale,
+                            int64_t* zero_point) {
+  double s = 0.0;
+  return ComputeCheckedParams(scheme, min, max, &s, scale, zero_point);
 }
 
 }  // namespace qalign

@@ -6,6 +6,7 @@
 // ROOT (union by rank, path compression), and reading the params of any member reads its root's.
 #pragma once
 
+#include <bit>
 #include <cstdint>
 #include <deque>
 #include <limits>
@@ -14,6 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/huge_pages.h"
 #include "ir/graph.h"
 #include "qalign/status.h"
 
@@ -66,7 +68,7 @@ Status ValidateScheme(const QuantScheme& scheme);
 
 // ---------------------------------------------------------------- states and roles
 
-enum class QuantState {
+enum class QuantState : uint8_t {
   kInitial,       // no params yet
   kActivated,     // owns params (a group root with its own calibration)
   kPassive,       // quantizes with its group root's params
@@ -82,7 +84,7 @@ const char* QuantStateName(QuantState state);  // "INITIAL", "ACTIVATED", ..., "
 // FP32 and SOI members never join a group.
 bool IsQuantizedState(QuantState state);
 
-enum class TensorRole { kActivation, kWeight, kBias, kShape };
+enum class TensorRole : uint8_t { kActivation, kWeight, kBias, kShape };
 inline constexpr int kNumTensorRoles = 4;
 const char* TensorRoleName(TensorRole role);  // "activation", "weight", "bias", "shape"
 
@@ -95,36 +97,36 @@ struct Port {
   std::string ToString() const;  // "input:0" / "output:1"
 };
 
-// Calibration statistics of one TQC's tensor (kept per member so group params can be recomputed).
+// Calibration range of one TQC's tensor (kept per member so group params can be recomputed).
+// A histogram read from ranges.json stays in the RangeMap: no step after calibration reads it.
 struct CalibrationStats {
   bool has_range = false;
   float min = std::numeric_limits<float>::infinity();
   float max = -std::numeric_limits<float>::infinity();
-  // Optional histogram of values over [hist_min, hist_max], uniform bins.
-  std::vector<float> histogram;
-  float hist_min = 0.0f;
-  float hist_max = 0.0f;
 };
 
 // ---------------------------------------------------------------- TQC
 
-struct TensorQuantConfig {
+// The fields are ordered so that what the alignment pass reads of every TQC (state, role, port,
+// range, scheme, whether it has params) lies in its first two 64-byte lines, and the struct is
+// aligned to a line: a pass over hundreds of thousands of TQCs is bound by the lines it loads.
+struct alignas(64) TensorQuantConfig {
   int32_t id = -1;  // index in its QuantConfigTable, also its union-find node
-  Port port;
-  TensorRole role = TensorRole::kActivation;
-  QuantScheme scheme;
-  int channel_axis = -1;          // for per-channel schemes
-  std::string observer = "minmax";
   QuantState state = QuantState::kInitial;
+  TensorRole role = TensorRole::kActivation;
+  Port port;
+  CalibrationStats stats;
+  int channel_axis = -1;  // for per-channel schemes
+  QuantScheme scheme;
   // Own params; meaningful on the group root. Read group params through the table.
   std::vector<float> scale;
   std::vector<int64_t> offset;
-  CalibrationStats stats;
 
   bool per_channel() const { return scheme.policy.Has(kPerChannel); }
   bool floating() const { return scheme.policy.Has(kFloating); }
 };
 using TQC = TensorQuantConfig;
+static_assert(sizeof(TQC) == 128, "a TQC is two cache lines; keep hot fields in front");
 // "Conv 'c1' output:0 (tensor 'x')" for messages.
 std::string DescribeTqc(const TQC& tqc);
 
@@ -154,8 +156,35 @@ class UnionFind {
   uint8_t rank(int32_t x) const { return rank_[static_cast<size_t>(x)]; }
 
  private:
-  std::vector<int32_t> parent_;
-  std::vector<uint8_t> rank_;
+  HugeVector<int32_t> parent_;
+  HugeVector<uint8_t> rank_;
+};
+
+// TQC storage in chunks that never move, so TQC pointers stay valid as the table grows. Chunk c
+// holds kFirstChunk << c TQCs: ids are contiguous within a chunk (the passes sweep TQCs by id),
+// a small table stays small, and a large one lives in a few chunks of huge pages.
+class TqcChunks {
+ public:
+  TqcChunks() = default;
+  TqcChunks(TqcChunks&& other) noexcept;
+  TqcChunks& operator=(TqcChunks&& other) noexcept;
+  ~TqcChunks();
+
+  TensorQuantConfig* Get(size_t i) const {
+    const size_t q = (i >> kFirstChunkBits) + 1;
+    const int c = std::bit_width(q) - 1;
+    const size_t first = ((size_t{1} << c) - 1) << kFirstChunkBits;
+    return chunks_[static_cast<size_t>(c)] + (i - first);
+  }
+  // A default TQC in the next slot.
+  TensorQuantConfig* Append();
+  size_t size() const { return size_; }
+
+ private:
+  static constexpr size_t kFirstChunkBits = 8;
+  void Clear();
+  std::vector<TensorQuantConfig*> chunks_;
+  size_t size_ = 0;
 };
 
 // ---------------------------------------------------------------- the table
@@ -165,17 +194,18 @@ class QuantConfigTable {
  public:
   TQC* Create(const Port& port, TensorRole role, const QuantScheme& scheme,
               QuantState state = QuantState::kInitial);
-  TQC* Get(int32_t id) const {
-    const size_t i = static_cast<size_t>(id);
-    return &tqc_chunks_[i >> kTqcChunkBits][i & (kTqcChunkSize - 1)];
-  }
-  size_t size() const { return num_tqcs_; }
+  TQC* Get(int32_t id) const { return tqcs_.Get(static_cast<size_t>(id)); }
+  size_t size() const { return tqcs_.size(); }
   std::vector<TQC*> all() const;
 
   // Per-operation configs.
   OperationQuantConfig& ForOp(Operation* op);
   const OperationQuantConfig* FindOp(const Operation* op) const;
   std::vector<OperationQuantConfig*> op_configs();
+  // The configs in the order they were made (DispatchQuantization makes them in graph order),
+  // without building a list.
+  size_t num_op_configs() const { return op_configs_.size(); }
+  const OperationQuantConfig& op_config(size_t k) const { return op_configs_[k]; }
   // The op types of the configs, by OperationQuantConfig::type_id (0, 1, ... in order of first
   // appearance).
   const std::string& op_type(int32_t type_id) const {
@@ -218,17 +248,13 @@ class QuantConfigTable {
   int32_t next_member(int32_t id) const { return next_member_[static_cast<size_t>(id)]; }
 
  private:
-  // TQCs in id order, in fixed-size chunks: contiguous in memory (the passes sweep them by id and
-  // follow producer -> consumer links between nearby ids), and never moved once created, so TQC
-  // pointers stay valid as the table grows.
-  static constexpr size_t kTqcChunkBits = 8;
-  static constexpr size_t kTqcChunkSize = size_t{1} << kTqcChunkBits;
-  std::vector<std::unique_ptr<TQC[]>> tqc_chunks_;
-  size_t num_tqcs_ = 0;
+  // TQCs in id order (the passes sweep them by id and follow producer -> consumer links between
+  // nearby ids).
+  TqcChunks tqcs_;
   UnionFind union_find_;
   // Circular list of each group's members (next_member_[id]); two groups' rings are spliced in
   // O(1) on Link, so Members() and the state updates never scan the whole table.
-  std::vector<int32_t> next_member_;
+  HugeVector<int32_t> next_member_;
   // Per-operation configs in insertion order (a deque keeps references stable as it grows),
   // found by op pointer through an open-addressing index: FindOp runs once per op port in the
   // alignment pass, so it is one hash and usually one probe, with no node allocation.
@@ -262,5 +288,11 @@ class QuantConfigTable {
 inline constexpr float kMinScale = 1.1920928955078125e-07f;  // 2^-23
 Status ComputeParams(const QuantScheme& scheme, float min, float max, float* scale,
                      int64_t* zero_point);
+// ComputeParams without the checks of its inputs, for a caller that has made them once (the
+// alignment pass validates each distinct scheme once, not once per group or channel): `scheme`
+// passed ValidateScheme and is linear, min and max are finite and min <= max. Returns false, and
+// sets nothing, when the scale is not representable (ComputeParams then names the failure).
+bool ComputeParamsUnchecked(const QuantScheme& scheme, float min, float max, float* scale,
+                            int64_t* zero_point);
 
 }  // namespace qalign

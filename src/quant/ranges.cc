@@ -216,11 +216,6 @@ StatusOr<ApplyRangesStats> ApplyRanges(const RangeMap& ranges, QuantConfigTable*
     if (const TensorRange* r = ranges.Find(v->name())) {
       cs.min = r->min;
       cs.max = r->max;
-      if (r->has_histogram) {
-        cs.histogram = r->counts;
-        cs.hist_min = r->hist_min;
-        cs.hist_max = r->hist_max;
-      }
     } else {
       RangeOfParameter(*v, &cs.min, &cs.max);
       stats.from_parameters += static_cast<int64_t>(it->second.size());
