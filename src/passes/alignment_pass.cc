@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <deque>
 #include <numeric>
 #include <span>
 #include <tuple>
@@ -12,6 +13,7 @@
 #include <unordered_set>
 
 #include "core/file_util.h"
+#include "core/huge_pages.h"
 #include "core/logging.h"
 
 namespace qalign {
@@ -249,31 +251,51 @@ struct Pin {
   bool Same(const Pin& o) const { return scale == o.scale && zero_point == o.zero_point; }
 };
 
-// One constraint: TQCs a and b must share params.
-// The ids are what the hot loops read, so they never touch the TQC objects themselves.
+// One constraint: the TQCs with ids a and b must share params. 12 bytes: a graph has about as
+// many constraints as TQCs, and the hot loops read only the ids.
 struct Constraint {
-  TQC* a = nullptr;
-  TQC* b = nullptr;
-  Operation* rule_op = nullptr;  // the op whose rule ties them; nullptr for a default edge
-  int32_t a_id = -1;
-  int32_t b_id = -1;
+  int32_t a = -1;
+  int32_t b = -1;
+  int32_t rule = -1;  // index of the rule instance that ties them; -1 for a default edge
 };
 
-// What the pass reads of every TQC, copied once into one dense array (16 bytes per TQC) so the
-// later steps do not walk the TQC objects again.
+// What the pass reads and writes of every TQC, in one dense array (16 bytes per TQC) so the
+// later steps do not walk the TQC objects again. The TQC states live here from GatherTqcs until
+// FlushStates writes the changed ones back.
 struct TqcInfo {
-  float min = 0.0f;     // MemberRange of a joinable TQC, when has_range
+  enum Flag : uint8_t {
+    kJoinable = 1 << 0,
+    kHasRange = 1 << 1,
+    kIsInput = 1 << 2,    // a consumer-side port
+    kHasParams = 1 << 3,  // the TQC holds params (its scale is not empty)
+    kDirty = 1 << 4,      // the state changed
+    kRelaxed = 1 << 5,    // cascade control keeps it out of its producer's group
+  };
+  float min = 0.0f;     // MemberRange of a joinable TQC, when kHasRange
   float max = 0.0f;
   int32_t pin = -1;     // index of its Pin, or -1
   uint16_t scheme = 0;  // index into the pass's list of distinct schemes
-  uint8_t joinable = 0;
-  uint8_t has_range = 0;
-  uint8_t is_input = 0;  // a consumer-side port
+  QuantState state = QuantState::kInitial;
+  uint8_t flags = 0;
+  bool joinable() const { return (flags & kJoinable) != 0; }
+  bool has_range() const { return (flags & kHasRange) != 0; }
+  bool is_input() const { return (flags & kIsInput) != 0; }
+  bool has_params() const { return (flags & kHasParams) != 0; }
+  bool relaxed() const { return (flags & kRelaxed) != 0; }
 };
+static_assert(sizeof(TqcInfo) == 16);
 
 // Sort key for conflict resolution: rule ties first (by op name and port), then default edges (by
 // tensor and consumer port), so a conflict drops the same constraint whatever the storage order.
-bool ConstraintLess(const Constraint& x, const Constraint& y) {
+// A constraint with its TQCs and rule op resolved, for the rare steps that name them.
+struct NamedConstraint {
+  TQC* a = nullptr;
+  TQC* b = nullptr;
+  Operation* rule_op = nullptr;  // nullptr for a default edge
+  Constraint ids;
+};
+
+bool ConstraintLess(const NamedConstraint& x, const NamedConstraint& y) {
   const bool xr = x.rule_op != nullptr, yr = y.rule_op != nullptr;
   if (xr != yr) return xr;
   if (xr) {
@@ -305,7 +327,7 @@ class ScratchSets {
   void Reset(int32_t x) { parent_[x] = x; }
 
  private:
-  std::vector<int32_t> parent_;
+  HugeVector<int32_t> parent_;
 };
 
 // One op whose rule ties ports. Its members live in one flat array shared by all rules
@@ -313,7 +335,7 @@ class ScratchSets {
 struct RuleInstance {
   Operation* op = nullptr;
   const OperationQuantConfig* config = nullptr;
-  EffectiveRule rule;
+  const EffectiveRule* rule = nullptr;  // shared by the ops of one type (see RuleOf)
   uint32_t first = 0;  // member ids are rule_members_[first, first + count)
   uint32_t count = 0;
 };
@@ -321,7 +343,7 @@ struct RuleInstance {
 // A consumer-side TQC that may join a group, with the producer-side TQC of its tensor (-1 when
 // the tensor has no quantized producer port), in graph order.
 struct InputEdge {
-  Operation* op = nullptr;
+  uint32_t op = 0;  // index in graph order
   int32_t consumer = -1;
   int32_t producer = -1;
 };
@@ -330,7 +352,7 @@ struct InputEdge {
 // a consumer's producer reads neither the Variable nor the producing op.
 class TensorIndex {
  public:
-  void Build(const std::vector<std::pair<const Variable*, int32_t>>& entries) {
+  void Build(const HugeVector<std::pair<const Variable*, int32_t>>& entries) {
     size_t capacity = 64;
     while (capacity < 2 * entries.size()) capacity <<= 1;  // load factor at most 1/2
     keys_.assign(capacity, nullptr);
@@ -364,11 +386,22 @@ class TensorIndex {
     while (keys_[slot] != nullptr && keys_[slot] != v) slot = (slot + 1) & mask;
     return slot;
   }
-  std::vector<const Variable*> keys_;
-  std::vector<int32_t> values_;
+  HugeVector<const Variable*> keys_;
+  HugeVector<int32_t> values_;
+};
+
+// A per-channel weight whose params the pass derives from its data, with what GatherTqcs read of
+// its TQC, so the derivation step reads the TQC only to write the params.
+struct WeightItem {
+  const Variable* tensor = nullptr;
+  int32_t id = -1;
+  int channel_axis = -1;
+  uint16_t scheme = 0;  // scheme class
 };
 
 // Everything the pass knows about one final group while choosing its params.
+// (One per group of the whole graph, singletons included: kept small; the reason a reported group
+// gives is kept apart, and only when the group list is built.)
 struct GroupState {
   int32_t root = -1;
   // Indices of the rule instances touching this group: group_rules_[rules_first, + rules_count).
@@ -381,7 +414,6 @@ struct GroupState {
   float max = 0.0f;
   // Set only for groups a rule formed (the reported ones).
   const char* method = "";
-  std::string reason;
 };
 
 int MethodPriority(AlignMethod m) {
@@ -522,8 +554,7 @@ class AlignmentPass {
     QALIGN_RETURN_IF_ERROR(ValidateOverrides());
     // Every later step walks the ops in graph order with their configs: look each up once.
     ops_ = graph_.operations();
-    configs_.resize(ops_.size());
-    for (size_t i = 0; i < ops_.size(); ++i) configs_[i] = table_->FindOp(ops_[i]);
+    FindConfigs();
     GatherTqcs();
     AssignSlotIds();
     QALIGN_RETURN_IF_ERROR(CollectRules());
@@ -543,7 +574,6 @@ class AlignmentPass {
     return std::move(result_);
   }
 
- private:
   Status ValidateOverrides() {
     for (const auto& [name, method] : options_.method_by_node) {
       if (graph_.FindOperation(name) == nullptr) {
@@ -561,16 +591,39 @@ class AlignmentPass {
     return Status::Ok();
   }
 
+  // configs_[i] = the config of ops_[i], or nullptr. Dispatch makes the configs in graph order, so
+  // walking both lists side by side finds them all without a hash lookup; when every config was
+  // met in order, the ops skipped have none. Any other order falls back to the table's index.
+  // type_ids_[i] is the config's op type id (-1 without a config), for RuleOf.
+  void FindConfigs() {
+    configs_.assign(ops_.size(), nullptr);
+    type_ids_.assign(ops_.size(), -1);
+    const size_t count = table_->num_op_configs();
+    size_t k = 0;
+    for (size_t i = 0; i < ops_.size() && k < count; ++i) {
+      const OperationQuantConfig& config = table_->op_config(k);
+      if (config.op != ops_[i]) continue;
+      configs_[i] = &config;
+      type_ids_[i] = config.type_id;
+      ++k;
+    }
+    if (k == count) return;
+    for (size_t i = 0; i < ops_.size(); ++i) {
+      configs_[i] = table_->FindOp(ops_[i]);
+      type_ids_[i] = configs_[i] == nullptr ? -1 : configs_[i]->type_id;
+    }
+  }
+
   // The effective rule of op i. Without a node override it depends on the op type only, so
   // ResolveRule runs once per type (interned by the table) and the result is reused; only ops
   // named by a node override are read and resolved one by one.
   StatusOr<const EffectiveRule*> RuleOf(size_t i) {
     const Operation& op = *ops_[i];
     if (!options_.method_by_node.empty() && options_.method_by_node.count(op.name()) != 0) {
-      QALIGN_ASSIGN_OR_RETURN(node_rule_, ResolveRule(op, profile_, options_));
-      return &node_rule_;
+      QALIGN_ASSIGN_OR_RETURN(EffectiveRule rule, ResolveRule(op, profile_, options_));
+      return &node_rules_.emplace_back(rule);
     }
-    const size_t type = static_cast<size_t>(configs_[i]->type_id);
+    const size_t type = static_cast<size_t>(type_ids_[i]);
     if (type >= rule_by_type_.size()) rule_by_type_.resize(table_->num_op_types());
     if (!rule_by_type_[type]) {
       QALIGN_ASSIGN_OR_RETURN(rule_by_type_[type], ResolveRule(op, profile_, options_));
@@ -584,10 +637,8 @@ class AlignmentPass {
     const size_t n = table_->size();
     info_.assign(n, TqcInfo{});
     tensor_.resize(n);
-    state_.resize(n);
-    has_params_.resize(n);
-    dirty_.assign(n, 0);
-    std::vector<std::pair<const Variable*, int32_t>> producers;
+    HugeVector<std::pair<const Variable*, int32_t>> producers;
+    producers.reserve(n);  // reserved, not touched: only what is used is paged in
     const QuantScheme* last_scheme = nullptr;
     uint16_t last_class = 0;
     for (size_t id = 0; id < n; ++id) {
@@ -595,9 +646,10 @@ class AlignmentPass {
       const TQC* t = table_->Get(static_cast<int32_t>(id));
       TqcInfo& info = info_[id];
       tensor_[id] = t->port.tensor;
-      state_[id] = t->state;
-      has_params_[id] = t->scale.empty() ? 0 : 1;
-      info.is_input = t->port.is_input ? 1 : 0;
+      info.state = t->state;
+      uint8_t flags = 0;
+      if (!t->scale.empty()) flags |= TqcInfo::kHasParams;
+      if (t->port.is_input) flags |= TqcInfo::kIsInput;
       // A producer-side port registered in its op's config (as Create does).
       if (!t->port.is_input && t->port.op != nullptr && t->port.index >= 0 &&
           t->port.tensor != nullptr) {
@@ -612,11 +664,11 @@ class AlignmentPass {
         last_class = static_cast<uint16_t>(k);
       }
       info.scheme = last_class;
-      info.joinable = IsJoinable(*t) ? 1 : 0;
-      if (info.joinable) {
+      if (IsJoinable(*t)) {
+        flags |= TqcInfo::kJoinable;
         float lo, hi;
         if (MemberRange(*t, &lo, &hi)) {
-          info.has_range = 1;
+          flags |= TqcInfo::kHasRange;
           info.min = lo;
           info.max = hi;
         }
@@ -624,13 +676,22 @@ class AlignmentPass {
           baked_ids_.push_back(static_cast<int32_t>(id));
         }
       }
+      info.flags = flags;
       if (t->role == TensorRole::kWeight && t->per_channel()) {
-        weight_ids_.push_back(static_cast<int32_t>(id));
+        // Derived from its data unless floating, not quantized, BAKED or OVERLAPPED.
+        if (!t->floating() && IsQuantizedState(t->state) && !IsBaked(t->state) &&
+            t->state != QuantState::kOverlapped && t->port.tensor != nullptr) {
+          weights_.push_back({t->port.tensor, static_cast<int32_t>(id), t->channel_axis,
+                              last_class});
+        }
       } else if (t->role == TensorRole::kBias) {
         bias_ids_.push_back(static_cast<int32_t>(id));
       }
     }
     producer_of_.Build(producers);
+    for (const QuantScheme* scheme : schemes_) {
+      scheme_valid_.push_back(ValidateScheme(*scheme).ok() && !scheme->policy.Has(kFloating));
+    }
   }
 
   // The ids of every op's ports (inputs, then outputs; -1 for an empty slot) in one array. Dispatch
@@ -673,7 +734,7 @@ class AlignmentPass {
   // Appends the ids of the joinable ports op i's rule ties, like RuleMembers.
   void AppendRuleMemberIds(size_t i, RuleKind kind) {
     auto add = [this](int32_t id) {
-      if (id >= 0 && info_[static_cast<size_t>(id)].joinable) rule_members_.push_back(id);
+      if (id >= 0 && info_[static_cast<size_t>(id)].joinable()) rule_members_.push_back(id);
     };
     const std::span<const int32_t> inputs = InputIds(i), outputs = OutputIds(i);
     switch (kind) {
@@ -710,6 +771,9 @@ class AlignmentPass {
   // Step 1a: the effective rule of every quantized op.
   Status CollectRules() {
     force_overlap_ = options_.force_overlap.value_or(profile_.force_overlap);
+    // Upper bounds, reserved but not touched: growing by doubling would page in twice the memory.
+    rules_.reserve(ops_.size());
+    rule_members_.reserve(table_->size());
     for (size_t i = 0; i < ops_.size(); ++i) {
       const OperationQuantConfig* config = configs_[i];
       if (config == nullptr) continue;
@@ -720,7 +784,7 @@ class AlignmentPass {
       if (rule.kind == RuleKind::kFixedOutput) {
         bool any = false;
         for (int32_t out_id : OutputIds(i)) {
-          if (out_id < 0 || !info_[static_cast<size_t>(out_id)].joinable) continue;
+          if (out_id < 0 || !info_[static_cast<size_t>(out_id)].joinable()) continue;
           TQC* out = table_->Get(out_id);
           if (rule.fixed_zero_point < out->scheme.quant_min ||
               rule.fixed_zero_point > out->scheme.quant_max || !(rule.fixed_scale > 0.0f)) {
@@ -761,7 +825,7 @@ class AlignmentPass {
       RuleInstance instance;
       instance.op = op;
       instance.config = config;
-      instance.rule = rule;
+      instance.rule = &rule;
       instance.first = static_cast<uint32_t>(first);
       instance.count = static_cast<uint32_t>(count);
       rules_.push_back(instance);
@@ -781,7 +845,6 @@ class AlignmentPass {
 
   // Step 1b + 2: rule ties and default producer -> consumer edges, with cascade control.
   void CollectConstraints() {
-    relaxed_.assign(table_->size(), 0);
     if (!force_overlap_) {
       for (const RuleInstance& r : rules_) {
         for (uint32_t k = r.first; k < r.first + r.count; ++k) {
@@ -789,7 +852,7 @@ class AlignmentPass {
             Prefetch(tensor_[static_cast<size_t>(rule_members_[k + kAhead])]);
           }
           const int32_t m = rule_members_[k];
-          if (!info_[static_cast<size_t>(m)].is_input) continue;
+          if (!info_[static_cast<size_t>(m)].is_input()) continue;
           const Variable* t = tensor_[static_cast<size_t>(m)];
           // Any consumer other than the rule's op that reads the values (not just the shape).
           bool others = false;
@@ -799,20 +862,20 @@ class AlignmentPass {
               break;
             }
           }
-          if (others || t->is_graph_output()) relaxed_[static_cast<size_t>(m)] = 1;
+          if (others || t->is_graph_output()) info_[static_cast<size_t>(m)].flags |= TqcInfo::kRelaxed;
         }
       }
     }
     size_t ties = 0;
     for (const RuleInstance& r : rules_) ties += r.count > 0 ? r.count - 1 : 0;
     // The joinable consumer-side TQCs in graph order, each with its producer-side TQC.
-    std::vector<InputEdge> edges;
+    HugeVector<InputEdge> edges;
     edges.reserve(table_->size() / 2);
     for (size_t i = 0; i < ops_.size(); ++i) {
       if (configs_[i] == nullptr) continue;
       for (int32_t c : InputIds(i)) {
-        if (c < 0 || !info_[static_cast<size_t>(c)].joinable) continue;
-        edges.push_back({ops_[i], c, -1});
+        if (c < 0 || !info_[static_cast<size_t>(c)].joinable()) continue;
+        edges.push_back({static_cast<uint32_t>(i), c, -1});
       }
     }
     for (size_t k = 0; k < edges.size(); ++k) {
@@ -822,23 +885,23 @@ class AlignmentPass {
       edges[k].producer = producer_of_.Find(tensor_[static_cast<size_t>(edges[k].consumer)]);
     }
     constraints_.reserve(ties + edges.size());
-    auto add = [this](int32_t a, int32_t b, Operation* rule_op) {
-      constraints_.push_back({table_->Get(a), table_->Get(b), rule_op, a, b});
-    };
-    for (const RuleInstance& r : rules_) {
-      std::span<const int32_t> members = MembersOf(r);
-      for (size_t i = 1; i < members.size(); ++i) add(members[0], members[i], r.op);
+    auto add = [this](int32_t a, int32_t b, int32_t rule) { constraints_.push_back({a, b, rule}); };
+    for (size_t r = 0; r < rules_.size(); ++r) {
+      std::span<const int32_t> members = MembersOf(rules_[r]);
+      for (size_t i = 1; i < members.size(); ++i) {
+        add(members[0], members[i], static_cast<int32_t>(r));
+      }
     }
     // Default sharing: every consumer-side TQC of a tensor shares the producer-side TQC; when the
     // producer side is not quantized, the consumers share one quantization among themselves,
     // anchored at the first consumer port by name (so conflicts replay the same constraints
     // whatever the storage order).
     auto producer_joins = [this](const InputEdge& e) {
-      return e.producer >= 0 && info_[static_cast<size_t>(e.producer)].joinable;
+      return e.producer >= 0 && info_[static_cast<size_t>(e.producer)].joinable();
     };
     std::unordered_map<const Variable*, int32_t> anchor;
     for (const InputEdge& e : edges) {
-      if (relaxed_[static_cast<size_t>(e.consumer)] || producer_joins(e)) continue;
+      if (info_[static_cast<size_t>(e.consumer)].relaxed() || producer_joins(e)) continue;
       auto [it, inserted] = anchor.emplace(tensor_[static_cast<size_t>(e.consumer)], e.consumer);
       if (!inserted && PortLess(table_->Get(e.consumer), table_->Get(it->second))) {
         it->second = e.consumer;
@@ -846,20 +909,21 @@ class AlignmentPass {
     }
     for (const InputEdge& e : edges) {
       const int32_t c = e.consumer;
-      if (relaxed_[static_cast<size_t>(c)]) {
+      if (info_[static_cast<size_t>(c)].relaxed()) {
         if (producer_joins(e)) {
+          Operation* op = ops_[e.op];
           Variable* t = table_->Get(c)->port.tensor;
           RequantizeEdge edge;
           edge.tensor = t;
           edge.producer = t->producer();
-          edge.consumer = e.op;
+          edge.consumer = op;
           // Appended in place: this runs once per relaxed edge on million-op graphs.
           std::string& why = edge.reason;
           why.reserve(160);
           why += "force_overlap off: ";
-          why += e.op->type();
+          why += op->type();
           why += " '";
-          why += e.op->name();
+          why += op->name();
           why += "''s rule ties input:";
           why += std::to_string(table_->Get(c)->port.index);
           why += " but tensor '";
@@ -874,10 +938,10 @@ class AlignmentPass {
         continue;
       }
       if (producer_joins(e)) {
-        add(e.producer, c, nullptr);
+        add(e.producer, c, -1);
       } else {
         const int32_t a = anchor.at(tensor_[static_cast<size_t>(c)]);
-        if (a != c) add(a, c, nullptr);
+        if (a != c) add(a, c, -1);
       }
     }
     result_.counters.constraints = static_cast<int64_t>(constraints_.size());
@@ -896,14 +960,31 @@ class AlignmentPass {
     return count;
   }
 
-  // Step 3: union. Look ahead with a scratch partition: groups without a conflict (the usual case)
-  // are linked in any order, since the partition does not depend on it; groups with two
-  // different pinned values or two schemes are replayed in canonical order, dropping (and
-  // recording) each constraint that would join incompatible parts.
+  // Step 3: union. A part of the partition can only be conflicted when it holds two schemes or
+  // two different pinned values. When no constraint joins two schemes and all pins agree (the
+  // usual case), every constraint is linked in order: the partition does not depend on the order.
+  // Otherwise look ahead with a scratch partition: groups without a conflict are still linked in
+  // any order; groups with one are replayed in canonical order, dropping (and recording) each
+  // constraint that would join incompatible parts.
   Status FormGroups() {
+    bool may_conflict = false;
+    for (const Pin& pin : pins_) may_conflict |= !pin.Same(pins_.front());
+    for (size_t k = 0; k < constraints_.size() && !may_conflict; ++k) {
+      const Constraint& c = constraints_[k];
+      may_conflict = info_[static_cast<size_t>(c.a)].scheme != info_[static_cast<size_t>(c.b)].scheme;
+    }
+    UnionFind& uf = table_->union_find();
+    if (!may_conflict) {
+      for (const Constraint& c : constraints_) {
+        // Both TQCs are joinable with one scheme, so Link would not refuse them.
+        if (uf.Find(c.a) == uf.Find(c.b)) continue;
+        QALIGN_RETURN_IF_ERROR(LinkTable(c));
+      }
+      return Status::Ok();
+    }
     const size_t n = table_->size();
     ScratchSets look(n);
-    for (const Constraint& c : constraints_) look.Union(c.a_id, c.b_id);
+    for (const Constraint& c : constraints_) look.Union(c.a, c.b);
     // Per part of the look-ahead partition: its scheme class (or -1) and pin; parts that see two
     // schemes or two different pins are conflicted.
     std::vector<int32_t> scheme_rep(n, -1);
@@ -926,19 +1007,18 @@ class AlignmentPass {
       }
     };
     for (const Constraint& c : constraints_) {
-      visit(c.a_id);
-      visit(c.b_id);
+      visit(c.a);
+      visit(c.b);
     }
-    std::vector<Constraint> replay;
-    UnionFind& uf = table_->union_find();
+    std::vector<NamedConstraint> replay;
     for (size_t k = 0; k < constraints_.size(); ++k) {
       const Constraint& c = constraints_[k];
-      if (conflicted[look.Find(c.a_id)]) {
-        replay.push_back(c);
+      if (conflicted[look.Find(c.a)]) {
+        replay.push_back({table_->Get(c.a), table_->Get(c.b),
+                          c.rule < 0 ? nullptr : rules_[static_cast<size_t>(c.rule)].op, c});
         continue;
       }
-      // Both TQCs are joinable with one scheme (checked above), so Link would not refuse them.
-      if (uf.Find(c.a_id) == uf.Find(c.b_id)) continue;
+      if (uf.Find(c.a) == uf.Find(c.b)) continue;
       QALIGN_RETURN_IF_ERROR(LinkTable(c));
     }
     if (replay.empty()) return Status::Ok();
@@ -954,7 +1034,7 @@ class AlignmentPass {
       if (const Pin* pin = PinOf(t->id); pin != nullptr) pin_of.emplace(r, pin);
       return r;
     };
-    for (const Constraint& c : replay) {
+    for (const NamedConstraint& c : replay) {
       const int32_t ra = part_of(c.a), rb = part_of(c.b);
       if (ra == rb) continue;
       const TQC* sa = scheme_of[ra];
@@ -989,7 +1069,7 @@ class AlignmentPass {
       const int32_t other = r == ra ? rb : ra;
       scheme_of[r] = sa;
       if (pin_of.find(r) == pin_of.end() && pin_of.count(other)) pin_of[r] = pin_of[other];
-      QALIGN_RETURN_IF_ERROR(LinkTable(c));
+      QALIGN_RETURN_IF_ERROR(LinkTable(c.ids));
     }
     return Status::Ok();
   }
@@ -999,14 +1079,14 @@ class AlignmentPass {
   // them; its state changes are applied to state_ instead of the TQCs.
   Status LinkTable(const Constraint& c) {
     int32_t root = -1, child = -1;
-    if (!table_->UnionIds(c.a_id, c.b_id, &root, &child)) return Status::Ok();
+    if (!table_->UnionIds(c.a, c.b, &root, &child)) return Status::Ok();
     ++result_.counters.links_made;
-    const bool root_params = has_params_[static_cast<size_t>(root)] != 0;
-    SetState(child, PassiveStateOf(state_[static_cast<size_t>(child)], root_params));
-    if (root_params != (has_params_[static_cast<size_t>(child)] != 0)) {
+    const bool root_params = info_[static_cast<size_t>(root)].has_params();
+    SetState(child, PassiveStateOf(info_[static_cast<size_t>(child)].state, root_params));
+    if (root_params != info_[static_cast<size_t>(child)].has_params()) {
       // The child's former members (after the splice: from the root's next up to the child).
       for (int32_t m = table_->next_member(root); m != child; m = table_->next_member(m)) {
-        SetState(m, PassiveStateOf(state_[static_cast<size_t>(m)], root_params));
+        SetState(m, PassiveStateOf(info_[static_cast<size_t>(m)].state, root_params));
       }
     }
     return Status::Ok();
@@ -1026,16 +1106,18 @@ class AlignmentPass {
   }
 
   void SetState(int32_t id, QuantState state) {
-    const size_t i = static_cast<size_t>(id);
-    if (state_[i] == state) return;
-    state_[i] = state;
-    dirty_[i] = 1;
+    TqcInfo& info = info_[static_cast<size_t>(id)];
+    if (info.state == state) return;
+    info.state = state;
+    info.flags |= TqcInfo::kDirty;
   }
 
   // Writes the changed states back to their TQCs, in id order.
   void FlushStates() {
-    for (size_t id = 0; id < dirty_.size(); ++id) {
-      if (dirty_[id]) table_->Get(static_cast<int32_t>(id))->state = state_[id];
+    for (size_t id = 0; id < info_.size(); ++id) {
+      if (info_[id].flags & TqcInfo::kDirty) {
+        table_->Get(static_cast<int32_t>(id))->state = info_[id].state;
+      }
     }
   }
 
@@ -1043,7 +1125,7 @@ class AlignmentPass {
   // QuantConfigTable::SetGroupParams's state changes go to state_.
   bool SetRootParamsIfChanged(int32_t root_id, float scale, int64_t zero_point) {
     TQC* root = table_->Get(root_id);
-    const QuantState rs = state_[static_cast<size_t>(root_id)];
+    const QuantState rs = info_[static_cast<size_t>(root_id)].state;
     const bool changed = !(root->scale.size() == 1 && root->scale[0] == scale) ||
                          !(root->offset.size() == 1 && root->offset[0] == zero_point) ||
                          (rs != QuantState::kActivated && !IsBaked(rs) &&
@@ -1051,19 +1133,19 @@ class AlignmentPass {
     if (!changed) return false;
     root->scale.assign(1, scale);
     root->offset.assign(1, zero_point);
-    has_params_[static_cast<size_t>(root_id)] = 1;
+    info_[static_cast<size_t>(root_id)].flags |= TqcInfo::kHasParams;
     if (rs != QuantState::kBaked && rs != QuantState::kOverlapped) {
       SetState(root_id, QuantState::kActivated);
     }
     for (int32_t m = table_->next_member(root_id); m != root_id; m = table_->next_member(m)) {
-      if (state_[static_cast<size_t>(m)] == QuantState::kPassiveInit) {
+      if (info_[static_cast<size_t>(m)].state == QuantState::kPassiveInit) {
         SetState(m, QuantState::kPassive);
       }
     }
     return true;
   }
 
-  void RecordDroppedConstraint(const Constraint& c, const std::string& why) {
+  void RecordDroppedConstraint(const NamedConstraint& c, const std::string& why) {
     ++result_.counters.conflicts;
     RequantizeEdge edge;
     if (c.rule_op == nullptr) {
@@ -1093,7 +1175,8 @@ class AlignmentPass {
   // Step 4: params per group.
   Status ChooseParams() {
     const size_t n = table_->size();
-    std::vector<int32_t> group_of_root(n, -1);
+    HugeVector<int32_t> group_of_root(n, -1);
+    groups_.reserve(n);
     UnionFind& uf = table_->union_find();
     auto group_for = [&](int32_t id) -> int32_t {
       const int32_t r = uf.Find(id);
@@ -1107,9 +1190,9 @@ class AlignmentPass {
     };
     for (size_t id = 0; id < n; ++id) {
       const TqcInfo& info = info_[id];
-      if (!info.joinable) continue;
+      if (!info.joinable()) continue;
       GroupState& g = groups_[static_cast<size_t>(group_for(static_cast<int32_t>(id)))];
-      if (info.has_range) Widen(&g.has_range, &g.min, &g.max, info.min, info.max);
+      if (info.has_range()) Widen(&g.has_range, &g.min, &g.max, info.min, info.max);
       if (const Pin* pin = PinOf(static_cast<int32_t>(id)); pin != nullptr) {
         const Pin*& slot = pin->fixed ? g.fixed_pin : g.baked_pin;
         if (slot == nullptr || PortLess(pin->source, slot->source)) slot = pin;
@@ -1117,7 +1200,7 @@ class AlignmentPass {
     }
     // The rules touching each group, in rule order: a rule's members normally lie in one group,
     // a dropped constraint can split them. Bucketed into one array (counting sort by group).
-    std::vector<std::pair<int32_t, int32_t>> touches;  // (group, rule)
+    HugeVector<std::pair<int32_t, int32_t>> touches;  // (group, rule)
     touches.reserve(rules_.size());
     for (size_t i = 0; i < rules_.size(); ++i) {
       const size_t first = touches.size();
@@ -1140,18 +1223,16 @@ class AlignmentPass {
       GroupState& group = groups_[static_cast<size_t>(g)];
       group_rules_[group.rules_first + group.rules_count++] = rule;
     }
+    if (options_.collect_groups) reasons_.resize(groups_.size());
     for (size_t k = 0; k < groups_.size(); ++k) {
       if (k + kAhead < groups_.size()) {
-        // The root gets the params; the ops of the group's rules name the reason.
+        // The root gets the params: its scale and offset share the TQC's second line. The ops
+        // of the group's rules name the reason, when there is one to build.
         const GroupState& ahead = groups_[k + kAhead];
-        Prefetch(table_->Get(ahead.root));
-        for (int32_t ri : RulesOf(ahead)) Prefetch(rules_[static_cast<size_t>(ri)].op);
-      }
-      if (k + kAhead / 2 < groups_.size()) {
-        // The root's op and tensor, for notes (its TQC was requested kAhead / 2 groups ago).
-        const TQC* root = table_->Get(groups_[k + kAhead / 2].root);
-        Prefetch(root->port.op);
-        Prefetch(root->port.tensor);
+        __builtin_prefetch(&table_->Get(ahead.root)->scale, 1);
+        if (options_.collect_groups) {
+          for (int32_t ri : RulesOf(ahead)) Prefetch(rules_[static_cast<size_t>(ri)].op);
+        }
       }
       QALIGN_RETURN_IF_ERROR(ChooseSharedParams(&groups_[k]));
     }
@@ -1163,7 +1244,6 @@ class AlignmentPass {
   }
 
   Status ChooseSharedParams(GroupState* g) {
-    const QuantScheme& root_scheme = *schemes_[info_[static_cast<size_t>(g->root)].scheme];
     const std::span<const int32_t> group_rules = RulesOf(*g);
     const char* method = "";
     std::string reason;
@@ -1183,7 +1263,7 @@ class AlignmentPass {
       // The strongest rule source present decides; a BAKED member beats the target's own rules
       // but not an explicit user override.
       RuleSource best = RuleSource::kProfile;
-      for (int32_t ri : group_rules) best = std::max(best, rules_[ri].rule.source);
+      for (int32_t ri : group_rules) best = std::max(best, rules_[ri].rule->source);
       const bool overridden = !group_rules.empty() && best != RuleSource::kProfile;
       if (!overridden && g->baked_pin != nullptr) {
         method = "baked";
@@ -1196,14 +1276,14 @@ class AlignmentPass {
         std::vector<int32_t>& deciding = deciding_;  // scratch, reused across groups
         deciding.clear();
         for (int32_t ri : group_rules) {
-          if (rules_[ri].rule.source != best) continue;
+          if (rules_[ri].rule->source != best) continue;
           deciding.push_back(ri);
-          if (MethodPriority(rules_[ri].rule.method) > MethodPriority(chosen)) {
-            chosen = rules_[ri].rule.method;
+          if (MethodPriority(rules_[ri].rule->method) > MethodPriority(chosen)) {
+            chosen = rules_[ri].rule->method;
           }
         }
         bool mixed = false;
-        for (int32_t ri : deciding) mixed |= rules_[ri].rule.method != chosen;
+        for (int32_t ri : deciding) mixed |= rules_[ri].rule->method != chosen;
         // The reason is read only by the group list; the note on mixed methods keeps the deciding
         // rules and is rendered when read.
         const bool want_reason = options_.collect_groups;
@@ -1212,7 +1292,7 @@ class AlignmentPass {
           named.clear();
           for (int32_t ri : deciding) {
             const RuleInstance& r = rules_[ri];
-            named.push_back({r.op, r.rule.method, r.rule.source, r.rule.kind});
+            named.push_back({r.op, r.rule->method, r.rule->source, r.rule->kind});
           }
           if (mixed) {
             ++result_.counters.method_conflicts;
@@ -1237,7 +1317,7 @@ class AlignmentPass {
           hi = g->max;
         } else {
           for (int32_t ri : deciding) {
-            if (rules_[ri].rule.method != chosen) continue;
+            if (rules_[ri].rule->method != chosen) continue;
             const auto& ports = effective == AlignMethod::kOutput ? rules_[ri].config->outputs
                                                                   : rules_[ri].config->inputs;
             float a, b;
@@ -1262,12 +1342,13 @@ class AlignmentPass {
         hi = g->max;
       }
       if (!have && has) {
-        QALIGN_RETURN_IF_ERROR(ComputeParams(root_scheme, lo, hi, &scale, &zero_point));
+        QALIGN_RETURN_IF_ERROR(
+            Params(info_[static_cast<size_t>(g->root)].scheme, lo, hi, &scale, &zero_point));
         have = true;
       }
     }
     g->method = method;
-    g->reason = std::move(reason);
+    if (options_.collect_groups) reasons_[static_cast<size_t>(g - groups_.data())] = std::move(reason);
     if (!have) {
       ++result_.counters.groups_without_range;
       return Status::Ok();
@@ -1279,30 +1360,47 @@ class AlignmentPass {
     return Status::Ok();
   }
 
+  // ComputeParams under scheme class k; a scheme GatherTqcs validated is not checked again.
+  Status Params(uint16_t k, float min, float max, float* scale, int64_t* zero_point) const {
+    const QuantScheme& scheme = *schemes_[k];
+    if (scheme_valid_[k] && std::isfinite(min) && std::isfinite(max) && min <= max &&
+        ComputeParamsUnchecked(scheme, min, max, scale, zero_point)) {
+      return Status::Ok();
+    }
+    return ComputeParams(scheme, min, max, scale, zero_point);  // names what is wrong
+  }
+
   // Step 5a: per-channel weights from their own data, symmetric under the weight scheme.
+  // GatherTqcs listed the weights to derive; a weight's data is read through its Variable
+  // (which holds the Tensor) and the Tensor's shape and value buffers: three dependent loads per
+  // weight, started kAhead, 2 * kAhead and 3 * kAhead weights early.
   Status DeriveWeightParams() {
     std::vector<float> converted, mins, maxs;
     std::vector<uint8_t> seen;
-    for (size_t k = 0; k < weight_ids_.size(); ++k) {
-      // Two levels ahead: the Variable (its address is in the dense tensor_), then the TQC and
-      // the weight data, whose address is in the Variable requested kAhead iterations before.
-      if (k + 2 * kAhead < weight_ids_.size()) {
-        Prefetch(tensor_[static_cast<size_t>(weight_ids_[k + 2 * kAhead])]);
+    const size_t count = weights_.size();
+    auto variable = [this](size_t k) { return weights_[k].tensor; };
+    for (size_t k = 0; k < count; ++k) {
+      if (k + 3 * kAhead < count) {
+        // The Tensor inside the Variable: stored after its uses, up to the end of the object
+        // (where the optional's flag is). Only a hint: the layout is not relied on.
+        const Variable* v = variable(k + 3 * kAhead);
+        const uintptr_t end = reinterpret_cast<uintptr_t>(v) + sizeof(Variable) - 1;
+        for (uintptr_t line = reinterpret_cast<uintptr_t>(&v->uses()) & ~uintptr_t{63}; line <= end;
+             line += 64) {
+          __builtin_prefetch(reinterpret_cast<const void*>(line));
+        }
       }
-      if (k + kAhead < weight_ids_.size()) {
-        Prefetch(table_->Get(weight_ids_[k + kAhead]));
-        const Variable* ahead = tensor_[static_cast<size_t>(weight_ids_[k + kAhead])];
-        if (ahead != nullptr && ahead->is_parameter()) __builtin_prefetch(ahead->data()->raw_data());
+      if (k + 2 * kAhead < count) {
+        if (const Tensor* data = variable(k + 2 * kAhead)->data(); data != nullptr) {
+          __builtin_prefetch(data->shape().data());
+          __builtin_prefetch(data->raw_data());
+        }
       }
-      const int32_t id = weight_ids_[k];
-      TQC* t = table_->Get(id);
-      if (t->role != TensorRole::kWeight || !t->per_channel() || t->floating()) continue;
-      if (!IsQuantizedState(t->state) || IsBaked(t->state) || t->state == QuantState::kOverlapped) {
-        continue;
-      }
-      const Variable* v = t->port.tensor;
-      if (v == nullptr || !v->is_parameter()) continue;
-      const Tensor& data = *v->data();
+      if (k + kAhead < count) Prefetch(table_->Get(weights_[k + kAhead].id));  // gets the params
+      const WeightItem& weight = weights_[k];
+      TQC* t = table_->Get(weight.id);
+      if (!variable(k)->is_parameter()) continue;
+      const Tensor& data = *variable(k)->data();
       if (data.rank() == 0) continue;
       // Float weights are read in place; other types are converted once.
       std::span<const float> values;
@@ -1314,7 +1412,7 @@ class AlignmentPass {
         converted = std::move(as_floats).value();
         values = converted;
       }
-      int axis = t->channel_axis < 0 ? 0 : t->channel_axis;
+      int axis = weight.channel_axis < 0 ? 0 : weight.channel_axis;
       if (axis >= data.rank()) {
         return InvalidArgumentError(DescribeTqc(*t), ": channel axis ", axis,
                                     " out of range for weight shape ",
@@ -1344,10 +1442,11 @@ class AlignmentPass {
           }
         }
       }
+      const uint16_t scheme = weight.scheme;
       std::vector<float> scales(static_cast<size_t>(channels));
       std::vector<int64_t> zps(static_cast<size_t>(channels));
       for (int64_t c = 0; c < channels; ++c) {
-        Status s = ComputeParams(t->scheme, mins[c], maxs[c], &scales[c], &zps[c]);
+        Status s = Params(scheme, mins[c], maxs[c], &scales[c], &zps[c]);
         if (!s.ok()) return InvalidArgumentError(DescribeTqc(*t), " channel ", c, ": ", s.message());
       }
       ++result_.counters.weights;
@@ -1428,7 +1527,7 @@ class AlignmentPass {
       group.distinct_tensors =
           static_cast<int>(std::unique(tensors.begin(), tensors.end()) - tensors.begin());
       group.method = g.method;
-      group.reason = g.reason;
+      group.reason = std::move(reasons_[static_cast<size_t>(&g - groups_.data())]);
       result_.counters.members += static_cast<int64_t>(group.members.size());
       listed.push_back(std::move(group));
     }
@@ -1448,30 +1547,28 @@ class AlignmentPass {
   bool force_overlap_ = true;
   bool changed_derived_ = false;
   std::vector<Operation*> ops_;                         // graph order
-  std::vector<const OperationQuantConfig*> configs_;    // configs_[i] of ops_[i], or nullptr
+  HugeVector<const OperationQuantConfig*> configs_;    // configs_[i] of ops_[i], or nullptr
+  HugeVector<int32_t> type_ids_;                       // configs_[i]->type_id, or -1
   std::vector<std::optional<EffectiveRule>> rule_by_type_;  // by the table's op type id
-  EffectiveRule node_rule_;                             // the last node-override rule
-  std::vector<RuleInstance> rules_;
-  std::vector<int32_t> rule_members_;                   // member ids of all rules_, back to back
-  std::vector<int32_t> slot_ids_;                       // port ids of every op, see AssignSlotIds
-  std::vector<uint32_t> slot_first_;                    // op i's ports start at slot_first_[i]
-  std::vector<uint32_t> slot_inputs_;                   // op i's number of input slots
-  std::vector<const Variable*> tensor_;                 // by TQC id: its port's tensor
+  std::deque<EffectiveRule> node_rules_;                // rules of ops named by a node override
+  HugeVector<RuleInstance> rules_;
+  HugeVector<int32_t> rule_members_;                   // member ids of all rules_, back to back
+  HugeVector<int32_t> slot_ids_;                       // port ids of every op, see AssignSlotIds
+  HugeVector<uint32_t> slot_first_;                    // op i's ports start at slot_first_[i]
+  HugeVector<uint32_t> slot_inputs_;                   // op i's number of input slots
+  HugeVector<const Variable*> tensor_;                 // by TQC id: its port's tensor
   TensorIndex producer_of_;
-  std::vector<TqcInfo> info_;                           // by TQC id
-  // By TQC id, from FormGroups to the end of ChooseParams: the state (the TQCs' own are written
-  // back by FlushStates), whether the TQC has params, and whether its state changed.
-  std::vector<QuantState> state_;
-  std::vector<uint8_t> has_params_;
-  std::vector<uint8_t> dirty_;
+  HugeVector<TqcInfo> info_;                           // by TQC id
   std::vector<const QuantScheme*> schemes_;             // distinct schemes, TqcInfo::scheme
-  std::vector<int32_t> baked_ids_, weight_ids_, bias_ids_;
+  std::vector<uint8_t> scheme_valid_;                   // by scheme class: valid and linear
+  std::vector<int32_t> baked_ids_, bias_ids_;
+  std::vector<WeightItem> weights_;                     // per-channel weights to derive
   std::vector<Pin> pins_;
-  std::vector<uint8_t> relaxed_;
-  std::vector<Constraint> constraints_;
+  HugeVector<Constraint> constraints_;
   std::vector<RequantizeEdge> requantizes_;
-  std::vector<GroupState> groups_;
-  std::vector<int32_t> group_rules_;                    // rule indices, bucketed by group
+  HugeVector<GroupState> groups_;
+  std::vector<std::string> reasons_;                    // by group, when the list is built
+  HugeVector<int32_t> group_rules_;                    // rule indices, bucketed by group
   std::vector<int32_t> deciding_;
   std::vector<AlignmentNotes::ConflictRule> named_rules_;
   AlignmentResult result_;
