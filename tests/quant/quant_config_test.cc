@@ -407,5 +407,76 @@ TEST_F(TableTest, RandomLinksKeepRingsAndUnionFindConsistent) {
   EXPECT_EQ(total, 400u);
 }
 
+// ---------------------------------------------------------------- storage
+
+// Enough TQCs to fill chunks from 32 KiB up to the huge-page ones (1 MiB and more): ids stay
+// dense, pointers stay put as the table grows, and a moved table keeps them.
+TEST(TableStorageTest, TqcsAcrossChunksKeepIdsAndAddressesAndSurviveAMove) {
+  testing::GraphBuilder builder;
+  Variable* x = builder.Input("x", {1, 4});
+  Variable* y = builder.Op("Relu", "relu", {x});
+  Operation* relu = y->producer();
+  auto table = std::make_unique<QuantConfigTable>();
+  QuantScheme scheme;
+  constexpr int kCount = 70'000;  // chunks of 256, 512, ..., 65536 TQCs: the 9th is 8 MiB
+  std::vector<TQC*> made;
+  for (int i = 0; i < kCount; ++i) {
+    // Ports without an op, so the op's config is not resized 70k times.
+    Port port{nullptr, i % 2 == 0, i, i % 2 == 0 ? x : y};
+    made.push_back(table->Create(port, TensorRole::kActivation, scheme));
+    made.back()->stats.min = static_cast<float>(i);
+  }
+  table->Create(Port{relu, true, 0, x}, TensorRole::kActivation, scheme);
+  ASSERT_EQ(table->size(), static_cast<size_t>(kCount) + 1);
+  for (int i = 0; i < kCount; ++i) {
+    ASSERT_EQ(table->Get(i), made[static_cast<size_t>(i)]) << i;
+    ASSERT_EQ(made[static_cast<size_t>(i)]->id, i);
+    ASSERT_EQ(reinterpret_cast<uintptr_t>(made[static_cast<size_t>(i)]) % 64, 0u);
+  }
+  ASSERT_TRUE(table->Link(made[100], made[kCount - 1]).ok());
+  QuantConfigTable moved = std::move(*table);
+  table.reset();  // the moved-from table frees nothing the new one holds
+  EXPECT_EQ(moved.size(), static_cast<size_t>(kCount) + 1);
+  EXPECT_EQ(moved.Get(kCount - 1)->stats.min, static_cast<float>(kCount - 1));
+  EXPECT_TRUE(moved.SameGroup(moved.Get(100), moved.Get(kCount - 1)));
+  EXPECT_EQ(moved.FindOp(relu)->inputs[0], moved.Get(kCount));
+}
+
+// The unchecked form gives bitwise what ComputeParams gives, for every scheme kind.
+TEST(ComputeParamsUncheckedTest, MatchesComputeParams) {
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> lo(-50.0f, 1.0f), width(0.0f, 80.0f);
+  std::vector<QuantScheme> schemes(4);
+  schemes[1].policy.flags = kPerTensor | kSymmetric | kLinear;
+  schemes[1].quant_min = -127;
+  schemes[2].policy.flags = kPerTensor | kAsymmetric | kLinear | kPowerOf2;
+  schemes[3].quant_min = 0;
+  schemes[3].quant_max = 255;
+  schemes[3].rounding = RoundingMode::kHalfUp;
+  for (const QuantScheme& scheme : schemes) {
+    for (int i = 0; i < 500; ++i) {
+      const float min = lo(rng), max = min + width(rng);
+      float s1 = 0, s2 = 0;
+      int64_t z1 = 0, z2 = 0;
+      ASSERT_TRUE(ComputeParams(scheme, min, max, &s1, &z1).ok());
+      ASSERT_TRUE(ComputeParamsUnchecked(scheme, min, max, &s2, &z2));
+      ASSERT_EQ(s1, s2) << scheme.ToString() << " [" << min << ", " << max << "]";
+      ASSERT_EQ(z1, z2);
+    }
+  }
+  // A scale float cannot hold (2^128 after power-of-2 rounding): false, and the checked form
+  // names the range.
+  QuantScheme narrow;
+  narrow.policy.flags = kPerTensor | kAsymmetric | kLinear | kPowerOf2;
+  narrow.num_bits = 2;
+  narrow.quant_min = -2;
+  narrow.quant_max = 1;
+  float s = 0;
+  int64_t z = 0;
+  EXPECT_FALSE(ComputeParamsUnchecked(narrow, -3e38f, 3e38f, &s, &z));
+  Status status = ComputeParams(narrow, -3e38f, 3e38f, &s, &z);
+  EXPECT_NE(status.message().find("which float cannot hold"), std::string::npos) << status.message();
+}
+
 }  // namespace
 }  // namespace qalign
