@@ -917,22 +917,9 @@ class AlignmentPass {
           edge.tensor = t;
           edge.producer = t->producer();
           edge.consumer = op;
-          // Appended in place: this runs once per relaxed edge on million-op graphs.
-          std::string& why = edge.reason;
-          why.reserve(160);
-          why += "force_overlap off: ";
-          why += op->type();
-          why += " '";
-          why += op->name();
-          why += "''s rule ties input:";
-          why += std::to_string(table_->Get(c)->port.index);
-          why += " but tensor '";
-          why += t->name();
-          why += "' has ";
-          why += std::to_string(CountValueConsumers(*t));
-          why += " consumer(s)";
-          if (t->is_graph_output()) why += " and is a graph output";
-          why += "; the producer keeps its own params";
+          edge.cascade_port = table_->Get(c)->port.index;
+          edge.cascade_consumers = static_cast<int32_t>(CountValueConsumers(*t));
+          edge.cascade_graph_output = t->is_graph_output();
           requantizes_.push_back(std::move(edge));
         }
         continue;
@@ -1166,7 +1153,7 @@ class AlignmentPass {
         edge.consumer = nullptr;
       }
     }
-    edge.reason = why;
+    edge.text = why;
     result_.notes.push_back(StrCat("constraint ", DescribeTqc(*c.a), " ~ ", DescribeTqc(*c.b),
                                    " dropped: ", why));
     requantizes_.push_back(std::move(edge));
@@ -1486,16 +1473,61 @@ class AlignmentPass {
     }
   }
 
+  // Sorts requantizes_ by (tensor name, consumer name, producer name; no op sorts first). Each
+  // edge's three names are copied once into one buffer as "tensor\0consumer\0producer" (a name
+  // holds no NUL, so comparing these strings compares the triples); the edges are sorted by the
+  // first 8 bytes of that string as an integer and only runs that tie there compare the rest. A
+  // comparison sort reading the names where they live missed the cache on every comparison.
+  void SortRequantizes() {
+    const size_t count = requantizes_.size();
+    if (count < 2) return;
+    std::string names;
+    std::vector<uint32_t> start(count + 1);
+    for (size_t i = 0; i < count; ++i) {
+      const RequantizeEdge& e = requantizes_[i];
+      start[i] = static_cast<uint32_t>(names.size());
+      names += e.tensor->name();
+      names += '\0';
+      if (e.consumer != nullptr) names += e.consumer->name();
+      names += '\0';
+      if (e.producer != nullptr) names += e.producer->name();
+    }
+    start[count] = static_cast<uint32_t>(names.size());
+    auto key = [&](size_t i) {
+      const std::string_view text(names.data() + start[i], start[i + 1] - start[i]);
+      return text;
+    };
+    std::vector<std::pair<uint64_t, uint32_t>> order(count);
+    for (size_t i = 0; i < count; ++i) {
+      uint64_t prefix = 0;
+      const std::string_view text = key(i);
+      for (size_t b = 0; b < 8; ++b) {
+        prefix = (prefix << 8) | (b < text.size() ? static_cast<unsigned char>(text[b]) : 0u);
+      }
+      order[i] = {prefix, static_cast<uint32_t>(i)};
+    }
+    std::sort(order.begin(), order.end());
+    for (size_t lo = 0; lo < count;) {
+      size_t hi = lo + 1;
+      while (hi < count && order[hi].first == order[lo].first) ++hi;
+      if (hi - lo > 1) {
+        std::sort(order.begin() + static_cast<ptrdiff_t>(lo), order.begin() + static_cast<ptrdiff_t>(hi),
+                  [&](const auto& x, const auto& y) {
+                    const int c = key(x.second).compare(key(y.second));
+                    return c != 0 ? c < 0 : x.second < y.second;
+                  });
+      }
+      lo = hi;
+    }
+    std::vector<RequantizeEdge> sorted;
+    sorted.reserve(count);
+    for (const auto& [prefix, i] : order) sorted.push_back(std::move(requantizes_[i]));
+    requantizes_ = std::move(sorted);
+  }
+
   void Finish() {
     // Requantize edges: one per (tensor, producer, consumer), sorted by names.
-    static const std::string kNoName;
-    auto name = [](const Operation* op) -> const std::string& { return op ? op->name() : kNoName; };
-    auto less = [&](const RequantizeEdge& x, const RequantizeEdge& y) {
-      if (int c = x.tensor->name().compare(y.tensor->name()); c != 0) return c < 0;
-      if (int c = name(x.consumer).compare(name(y.consumer)); c != 0) return c < 0;
-      return name(x.producer) < name(y.producer);
-    };
-    std::sort(requantizes_.begin(), requantizes_.end(), less);
+    SortRequantizes();
     result_.requantizes.reserve(requantizes_.size());
     for (RequantizeEdge& e : requantizes_) {
       const RequantizeEdge* last = result_.requantizes.empty() ? nullptr : &result_.requantizes.back();
@@ -1575,6 +1607,26 @@ class AlignmentPass {
 };
 
 }  // namespace
+
+std::string RequantizeEdge::reason() const {
+  if (cascade_port < 0) return text;
+  std::string why;
+  why.reserve(160);
+  why += "force_overlap off: ";
+  why += consumer->type();
+  why += " '";
+  why += consumer->name();
+  why += "''s rule ties input:";
+  why += std::to_string(cascade_port);
+  why += " but tensor '";
+  why += tensor->name();
+  why += "' has ";
+  why += std::to_string(cascade_consumers);
+  why += " consumer(s)";
+  if (cascade_graph_output) why += " and is a graph output";
+  why += "; the producer keeps its own params";
+  return why;
+}
 
 std::string AlignmentNotes::operator[](size_t i) const {
   const Note& note = notes_[i];

@@ -96,7 +96,20 @@ struct RequantizeEdge {
   Variable* tensor = nullptr;
   Operation* producer = nullptr;
   Operation* consumer = nullptr;
-  std::string reason;
+
+  // Why the edge exists, one line. An edge that cascade control made (force_overlap off) keeps
+  // the numbers that name it and renders the text when read, from the names of its consumer and
+  // tensor: a large graph can have one per block, and building the text for each was a large
+  // share of the pass's time. (So the graph must outlive the edge, as for the pointers above.)
+  std::string reason() const;
+
+  // The text of an edge made for another reason (a dropped constraint); empty for a cascade edge.
+  std::string text;
+  // A cascade edge: the consumer's input port the rule ties, the tensor's consumers that read its
+  // values, and whether it is a graph output.
+  int32_t cascade_port = -1;
+  int32_t cascade_consumers = 0;
+  bool cascade_graph_output = false;
 };
 
 // A group formed by alignment rules (or spanning more than one tensor), for the report.

@@ -128,7 +128,7 @@ TEST(SeedExample, ForceOverlapOffKeepsProducerAndRecordsRequantize) {
   EXPECT_EQ(r.requantizes[0].tensor->name(), "Conv2_out");
   EXPECT_EQ(r.requantizes[0].producer->name(), "Conv2");
   EXPECT_EQ(r.requantizes[0].consumer->name(), "Add1");
-  EXPECT_NE(r.requantizes[0].reason.find("force_overlap"), std::string::npos);
+  EXPECT_NE(r.requantizes[0].reason().find("force_overlap"), std::string::npos);
   ExpectParams(t, add0, Params(Int8Asym(), -2, 6));
   ExpectParams(t, Out(t, g, "Conv2"), Params(Int8Asym(), -1, 6));
   // Without the recorded requantize the verifier flags the edge.
@@ -446,7 +446,7 @@ TEST(OriginalMistakes, NoSchemeCheckLetsInt8AndUint8Share) {
     ASSERT_EQ(r.requantizes.size(), 1u);
     EXPECT_EQ(r.requantizes[0].tensor->name(), "q_out");
     EXPECT_EQ(r.requantizes[0].consumer->name(), "cat");
-    EXPECT_NE(r.requantizes[0].reason.find("scheme mismatch"), std::string::npos);
+    EXPECT_NE(r.requantizes[0].reason().find("scheme mismatch"), std::string::npos);
     EXPECT_EQ(r.counters.conflicts, 1);
   }
 }
@@ -487,7 +487,7 @@ TEST(OriginalMistakes, CascadeGuardIgnoresGraphOutputs) {
     } else {
       ASSERT_EQ(r.requantizes.size(), 1u);
       EXPECT_EQ(r.requantizes[0].tensor->name(), "p_out");
-      EXPECT_NE(r.requantizes[0].reason.find("graph output"), std::string::npos);
+      EXPECT_NE(r.requantizes[0].reason().find("graph output"), std::string::npos);
       // The graph output keeps its own range's params.
       ExpectParams(*t, Out(*t, *g, "p"),
                    Params(Int8Asym(), Out(*t, *g, "p")->stats.min, Out(*t, *g, "p")->stats.max));
@@ -581,7 +581,7 @@ TEST(OriginalMistakes, ConflictsBecomeInvisibleDoubleQuantization) {
   AlignmentResult r = RunOk(*g, profile, t.get());
   // Sigmoid (1/256, -128) and Tanh (1/128, 0) cannot share: one edge is requantized, reported.
   ASSERT_EQ(r.requantizes.size(), 1u);
-  EXPECT_NE(r.requantizes[0].reason.find("conflicting fixed params"), std::string::npos);
+  EXPECT_NE(r.requantizes[0].reason().find("conflicting fixed params"), std::string::npos);
   EXPECT_EQ(r.counters.conflicts, 1);
   EXPECT_FALSE(r.notes.empty());
   // Both fixed outputs keep their fixed params; the Concat takes exactly one of them.
