@@ -13,7 +13,7 @@
 #include "ir/tensor.h"
 #include "qalign/status.h"
 #include "runtime/kernel.h"
-#include "runtime/thread_pool.h"
+#include "core/thread_pool.h"
 
 namespace qalign {
 

@@ -6,7 +6,7 @@
 #include <memory>
 
 #include "export/quant_plan.h"
-#include "runtime/thread_pool.h"
+#include "core/thread_pool.h"
 
 namespace qalign {
 namespace {

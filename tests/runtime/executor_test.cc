@@ -5,7 +5,7 @@
 #include <set>
 
 #include "runtime/executor.h"
-#include "runtime/thread_pool.h"
+#include "core/thread_pool.h"
 #include "testing/graph_builder.h"
 #include "op_runner.h"
 

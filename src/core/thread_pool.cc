@@ -1,5 +1,5 @@
 // ThreadPool: workers sleep on a condition variable and pull chunks of the current job.
-#include "runtime/thread_pool.h"
+#include "core/thread_pool.h"
 
 #include <algorithm>
 
