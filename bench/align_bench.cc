@@ -4,7 +4,9 @@
 // consumers (cascade control). Goal: 100k ops under 50 ms, growing linearly.
 // Timed: RunAlignmentPass (BM_AlignmentPass) or VerifyAlignment on the pass's output
 // (BM_VerifyAlignment). Not timed: building the graph, dispatch and ranges (a fresh table per
-// iteration), freeing the table. Second argument: force_overlap on (1) or off (0).
+// iteration), freeing the table. Second argument: force_overlap on (1) or off (0). Third
+// argument of BM_AlignmentPass: threads (1: the calling thread only; 2: a ThreadPool of 2 passed
+// as AlignmentOptions::pool). Times are wall clock; CPU is the whole process's, all threads.
 //
 //   ./build/bench/align_bench --benchmark_counters_tabular=true
 #include <benchmark/benchmark.h>
@@ -14,6 +16,7 @@
 #include <random>
 
 #include "ir/graph.h"
+#include "core/thread_pool.h"
 #include "passes/alignment_pass.h"
 #include "passes/alignment_verifier.h"
 #include "quant/dispatch.h"
@@ -101,10 +104,16 @@ std::unique_ptr<QuantConfigTable> FreshTable(const Graph& g, const TargetProfile
 void BM_AlignmentPass(benchmark::State& state) {
   const int64_t num_ops = state.range(0);
   const bool force_overlap = state.range(1) != 0;
+  const int threads = static_cast<int>(state.range(2));
   auto graph = BuildBlocks(num_ops);
   const TargetProfile profile = BenchProfile(force_overlap);
   AlignmentOptions options;
   options.collect_groups = false;
+  std::unique_ptr<ThreadPool> pool;
+  if (threads > 1) {
+    pool = std::make_unique<ThreadPool>(threads);
+    options.pool = pool.get();
+  }
   AlignmentCounters counters;
   for (auto _ : state) {
     state.PauseTiming();
@@ -154,9 +163,11 @@ void BM_VerifyAlignment(benchmark::State& state) {
 }
 
 BENCHMARK(BM_AlignmentPass)
-    ->ArgsProduct({{10'000, 100'000, 1'000'000}, {1, 0}})
+    ->ArgsProduct({{10'000, 100'000, 1'000'000}, {1, 0}, {1, 2}})
     ->Unit(benchmark::kMillisecond)
-    ->Iterations(3);
+    ->Iterations(3)
+    ->UseRealTime()
+    ->MeasureProcessCPUTime();
 BENCHMARK(BM_VerifyAlignment)
     ->ArgsProduct({{10'000, 100'000, 1'000'000}, {1, 0}})
     ->Unit(benchmark::kMillisecond)

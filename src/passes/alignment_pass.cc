@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <deque>
+#include <functional>
 #include <numeric>
 #include <span>
 #include <tuple>
@@ -14,6 +15,7 @@
 
 #include "core/file_util.h"
 #include "core/huge_pages.h"
+#include "core/thread_pool.h"
 #include "core/logging.h"
 
 namespace qalign {
@@ -635,16 +637,65 @@ class AlignmentPass {
   // lists of TQCs that later steps visit (BAKED, per-channel weights, biases).
   void GatherTqcs() {
     const size_t n = table_->size();
-    info_.assign(n, TqcInfo{});
+    info_.resize(n);
     tensor_.resize(n);
+    // Slices of the id range are gathered on the pool, each into its own lists with its own
+    // scheme classes; joined in slice order, the lists and classes are those of one sweep in id
+    // order.
+    const size_t slices = Slices(n);
+    std::vector<GatherSlice> parts(slices);
+    ForSlices(slices, [&](size_t k) { Gather(n * k / slices, n * (k + 1) / slices, &parts[k]); });
     HugeVector<std::pair<const Variable*, int32_t>> producers;
-    producers.reserve(n);  // reserved, not touched: only what is used is paged in
+    size_t num_producers = 0;
+    for (const GatherSlice& part : parts) num_producers += part.producers.size();
+    producers.reserve(num_producers);
+    for (size_t k = 0; k < slices; ++k) {
+      GatherSlice& part = parts[k];
+      // The slice's scheme classes as global ones (first appearance in id order).
+      std::vector<uint16_t> global(part.schemes.size());
+      bool renumber = false;
+      for (size_t c = 0; c < part.schemes.size(); ++c) {
+        size_t g = 0;
+        while (g < schemes_.size() && !(*schemes_[g] == *part.schemes[c])) ++g;
+        if (g == schemes_.size()) schemes_.push_back(part.schemes[c]);
+        global[c] = static_cast<uint16_t>(g);
+        renumber |= g != c;
+      }
+      if (renumber) {
+        for (size_t id = n * k / slices; id < n * (k + 1) / slices; ++id) {
+          info_[id].scheme = global[info_[id].scheme];
+        }
+        for (WeightItem& w : part.weights) w.scheme = global[w.scheme];
+      }
+      producers.insert(producers.end(), part.producers.begin(), part.producers.end());
+      baked_ids_.insert(baked_ids_.end(), part.baked.begin(), part.baked.end());
+      weights_.insert(weights_.end(), part.weights.begin(), part.weights.end());
+      bias_ids_.insert(bias_ids_.end(), part.biases.begin(), part.biases.end());
+      weights_alone_ &= part.weights_alone;
+    }
+    producer_of_.Build(producers);
+    for (const QuantScheme* scheme : schemes_) {
+      scheme_valid_.push_back(ValidateScheme(*scheme).ok() && !scheme->policy.Has(kFloating));
+    }
+  }
+
+  // What Gather collects from one slice of the TQCs.
+  struct GatherSlice {
+    std::vector<const QuantScheme*> schemes;  // the slice's scheme classes
+    std::vector<std::pair<const Variable*, int32_t>> producers;
+    std::vector<int32_t> baked, biases;
+    std::vector<WeightItem> weights;
+    bool weights_alone = true;  // every weight listed is a group of one
+  };
+
+  void Gather(size_t begin, size_t end, GatherSlice* out) {
+    std::vector<const QuantScheme*>& schemes = out->schemes;
     const QuantScheme* last_scheme = nullptr;
     uint16_t last_class = 0;
-    for (size_t id = 0; id < n; ++id) {
-      if (id + kAhead < n) Prefetch(table_->Get(static_cast<int32_t>(id + kAhead)));
+    for (size_t id = begin; id < end; ++id) {
+      if (id + kAhead < end) Prefetch(table_->Get(static_cast<int32_t>(id + kAhead)));
       const TQC* t = table_->Get(static_cast<int32_t>(id));
-      TqcInfo& info = info_[id];
+      TqcInfo info;
       tensor_[id] = t->port.tensor;
       info.state = t->state;
       uint8_t flags = 0;
@@ -653,14 +704,14 @@ class AlignmentPass {
       // A producer-side port registered in its op's config (as Create does).
       if (!t->port.is_input && t->port.op != nullptr && t->port.index >= 0 &&
           t->port.tensor != nullptr) {
-        producers.emplace_back(t->port.tensor, static_cast<int32_t>(id));
+        out->producers.emplace_back(t->port.tensor, static_cast<int32_t>(id));
       }
       // Schemes are few (activation, weight, bias): compare with the last one first.
       if (last_scheme == nullptr || !(*last_scheme == t->scheme)) {
         size_t k = 0;
-        while (k < schemes_.size() && !(*schemes_[k] == t->scheme)) ++k;
-        if (k == schemes_.size()) schemes_.push_back(&t->scheme);
-        last_scheme = schemes_[k];
+        while (k < schemes.size() && !(*schemes[k] == t->scheme)) ++k;
+        if (k == schemes.size()) schemes.push_back(&t->scheme);
+        last_scheme = schemes[k];
         last_class = static_cast<uint16_t>(k);
       }
       info.scheme = last_class;
@@ -673,25 +724,46 @@ class AlignmentPass {
           info.max = hi;
         }
         if (IsBaked(t->state) && t->scale.size() == 1 && t->offset.size() == 1) {
-          baked_ids_.push_back(static_cast<int32_t>(id));
+          out->baked.push_back(static_cast<int32_t>(id));
         }
       }
       info.flags = flags;
+      info_[id] = info;
       if (t->role == TensorRole::kWeight && t->per_channel()) {
         // Derived from its data unless floating, not quantized, BAKED or OVERLAPPED.
         if (!t->floating() && IsQuantizedState(t->state) && !IsBaked(t->state) &&
             t->state != QuantState::kOverlapped && t->port.tensor != nullptr) {
-          weights_.push_back({t->port.tensor, static_cast<int32_t>(id), t->channel_axis,
-                              last_class});
+          out->weights.push_back({t->port.tensor, static_cast<int32_t>(id), t->channel_axis,
+                                  last_class});
+          // Per-channel TQCs never join a group (Link refuses them), so each weight's params are
+          // its own and weights can be derived on several threads; checked, not assumed.
+          out->weights_alone &= table_->next_member(static_cast<int32_t>(id)) ==
+                                static_cast<int32_t>(id);
         }
       } else if (t->role == TensorRole::kBias) {
-        bias_ids_.push_back(static_cast<int32_t>(id));
+        out->biases.push_back(static_cast<int32_t>(id));
       }
     }
-    producer_of_.Build(producers);
-    for (const QuantScheme* scheme : schemes_) {
-      scheme_valid_.push_back(ValidateScheme(*scheme).ok() && !scheme->policy.Has(kFloating));
+  }
+
+  // The number of slices a sweep over n items is split into: one per pool thread, or 1 without a
+  // pool or for a graph too small to gain from threads.
+  size_t Slices(size_t n) const {
+    constexpr size_t kMinPerThread = 16384;
+    if (options_.pool == nullptr || options_.pool->num_threads() < 2 || n < 2 * kMinPerThread) {
+      return 1;
     }
+    return std::min(static_cast<size_t>(options_.pool->num_threads()), n / kMinPerThread);
+  }
+  // Runs fn(k) for k in [0, slices), on the pool when there is more than one slice.
+  void ForSlices(size_t slices, const std::function<void(size_t)>& fn) const {
+    if (slices == 1) {
+      fn(0);
+      return;
+    }
+    options_.pool->ParallelFor(static_cast<int64_t>(slices), [&](int64_t begin, int64_t end) {
+      for (int64_t k = begin; k < end; ++k) fn(static_cast<size_t>(k));
+    });
   }
 
   // The ids of every op's ports (inputs, then outputs; -1 for an empty slot) in one array. Dispatch
@@ -1101,11 +1173,15 @@ class AlignmentPass {
 
   // Writes the changed states back to their TQCs, in id order.
   void FlushStates() {
-    for (size_t id = 0; id < info_.size(); ++id) {
-      if (info_[id].flags & TqcInfo::kDirty) {
-        table_->Get(static_cast<int32_t>(id))->state = info_[id].state;
+    const size_t n = info_.size();
+    const size_t slices = Slices(n);
+    ForSlices(slices, [&](size_t k) {
+      for (size_t id = n * k / slices; id < n * (k + 1) / slices; ++id) {
+        if (info_[id].flags & TqcInfo::kDirty) {
+          table_->Get(static_cast<int32_t>(id))->state = info_[id].state;
+        }
       }
-    }
+    });
   }
 
   // SetParamsIfChanged for per-tensor params of the group rooted at `root`, on the dense states:
@@ -1357,17 +1433,40 @@ class AlignmentPass {
     return ComputeParams(scheme, min, max, scale, zero_point);  // names what is wrong
   }
 
-  // Step 5a: per-channel weights from their own data, symmetric under the weight scheme.
-  // GatherTqcs listed the weights to derive; a weight's data is read through its Variable
-  // (which holds the Tensor) and the Tensor's shape and value buffers: three dependent loads per
-  // weight, started kAhead, 2 * kAhead and 3 * kAhead weights early.
+  // Step 5a: per-channel weights from their own data, symmetric under the weight scheme. Slices
+  // of the list run on the pool (each weight is a group of its own, so they write disjoint TQCs);
+  // an error is the one of the first failing weight in list order.
   Status DeriveWeightParams() {
+    const size_t count = weights_.size();
+    const size_t slices = weights_alone_ ? Slices(count * 8) : 1;  // a weight is ~8 TQCs' work
+    std::vector<WeightSlice> parts(slices);
+    ForSlices(slices, [&](size_t k) {
+      DeriveWeights(count * k / slices, count * (k + 1) / slices, &parts[k]);
+    });
+    for (const WeightSlice& part : parts) {
+      if (!part.status.ok()) return part.status;
+      result_.counters.weights += part.weights;
+      changed_derived_ |= part.changed;
+    }
+    return Status::Ok();
+  }
+
+  struct WeightSlice {
+    Status status;
+    int64_t weights = 0;
+    bool changed = false;
+  };
+
+  // Derives weights_[begin, end) into out; stops at the first error.
+  // A weight's data is read through its Variable (which holds the Tensor) and the Tensor's shape
+  // and value buffers: three dependent loads per weight, started kAhead, 2 * kAhead and
+  // 3 * kAhead weights early.
+  void DeriveWeights(size_t begin, size_t end, WeightSlice* out) {
     std::vector<float> converted, mins, maxs;
     std::vector<uint8_t> seen;
-    const size_t count = weights_.size();
     auto variable = [this](size_t k) { return weights_[k].tensor; };
-    for (size_t k = 0; k < count; ++k) {
-      if (k + 3 * kAhead < count) {
+    for (size_t k = begin; k < end; ++k) {
+      if (k + 3 * kAhead < end) {
         // The Tensor inside the Variable: stored after its uses, up to the end of the object
         // (where the optional's flag is). Only a hint: the layout is not relied on.
         const Variable* v = variable(k + 3 * kAhead);
@@ -1377,13 +1476,13 @@ class AlignmentPass {
           __builtin_prefetch(reinterpret_cast<const void*>(line));
         }
       }
-      if (k + 2 * kAhead < count) {
+      if (k + 2 * kAhead < end) {
         if (const Tensor* data = variable(k + 2 * kAhead)->data(); data != nullptr) {
           __builtin_prefetch(data->shape().data());
           __builtin_prefetch(data->raw_data());
         }
       }
-      if (k + kAhead < count) Prefetch(table_->Get(weights_[k + kAhead].id));  // gets the params
+      if (k + kAhead < end) Prefetch(table_->Get(weights_[k + kAhead].id));  // gets the params
       const WeightItem& weight = weights_[k];
       TQC* t = table_->Get(weight.id);
       if (!variable(k)->is_parameter()) continue;
@@ -1401,9 +1500,10 @@ class AlignmentPass {
       }
       int axis = weight.channel_axis < 0 ? 0 : weight.channel_axis;
       if (axis >= data.rank()) {
-        return InvalidArgumentError(DescribeTqc(*t), ": channel axis ", axis,
-                                    " out of range for weight shape ",
-                                    ShapeToString(data.shape()));
+        out->status = InvalidArgumentError(DescribeTqc(*t), ": channel axis ", axis,
+                                           " out of range for weight shape ",
+                                           ShapeToString(data.shape()));
+        return;
       }
       const int64_t channels = data.shape()[axis];
       int64_t outer = 1, inner = 1;
@@ -1434,12 +1534,14 @@ class AlignmentPass {
       std::vector<int64_t> zps(static_cast<size_t>(channels));
       for (int64_t c = 0; c < channels; ++c) {
         Status s = Params(scheme, mins[c], maxs[c], &scales[c], &zps[c]);
-        if (!s.ok()) return InvalidArgumentError(DescribeTqc(*t), " channel ", c, ": ", s.message());
+        if (!s.ok()) {
+          out->status = InvalidArgumentError(DescribeTqc(*t), " channel ", c, ": ", s.message());
+          return;
+        }
       }
-      ++result_.counters.weights;
-      if (SetParamsIfChanged(table_, t, std::move(scales), std::move(zps))) changed_derived_ = true;
+      ++out->weights;
+      if (SetParamsIfChanged(table_, t, std::move(scales), std::move(zps))) out->changed = true;
     }
-    return Status::Ok();
   }
 
   // Step 5b: bias params after alignment: scale[c] = input_scale * weight_scale[c], zero_point 0.
@@ -1595,6 +1697,7 @@ class AlignmentPass {
   std::vector<uint8_t> scheme_valid_;                   // by scheme class: valid and linear
   std::vector<int32_t> baked_ids_, bias_ids_;
   std::vector<WeightItem> weights_;                     // per-channel weights to derive
+  bool weights_alone_ = true;                           // each is a group of one
   std::vector<Pin> pins_;
   HugeVector<Constraint> constraints_;
   std::vector<RequantizeEdge> requantizes_;

@@ -32,6 +32,8 @@
 
 namespace qalign {
 
+class ThreadPool;
+
 // User overrides of the target's rules (CLI flags or an --align-config JSON file).
 struct AlignmentOptions {
   std::map<std::string, AlignMethod> method_by_op_type;  // --align Concat=large
@@ -44,6 +46,9 @@ struct AlignmentOptions {
   bool derive_weight_and_bias = true;
   // Build the group list for the report (the benchmark switches it off to time the pass alone).
   bool collect_groups = true;
+  // Threads for the sweeps over every TQC and weight on large graphs (nullptr: the calling thread
+  // only). The result does not depend on it.
+  ThreadPool* pool = nullptr;
 };
 
 // Parses "KEY=METHOD" (the last '=' separates) into `out`.

@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "core/file_util.h"
 #include "core/logging.h"
+#include "core/thread_pool.h"
 #include "export/alignment_report.h"
 #include "onnx/importer.h"
 #include "passes/alignment_pass.h"
@@ -71,6 +72,12 @@ int RunAlign(const AlignFlags& flags) {
   if (!dispatched.ok()) return ReportError(dispatched.status());
   auto applied = ApplyRanges(*ranges, &table, flags.allow_missing);
   if (!applied.ok()) return ReportError(applied.status());
+  // Large graphs sweep their TQCs on all cores; small ones would only pay for starting threads.
+  std::unique_ptr<ThreadPool> pool;
+  if (table.size() >= 32768) {
+    pool = std::make_unique<ThreadPool>();
+    options.pool = pool.get();
+  }
   auto result = RunAlignmentPass(**graph, *profile, options, &table);
   if (!result.ok()) {
     return ReportError(Status(result.status().code(),
