@@ -1,11 +1,24 @@
-// Large arrays in transparent huge pages (see huge_pages.h).
+// Large arrays in transparent huge pages, and the cache of freed blocks (see huge_pages.h).
 #include "core/huge_pages.h"
 
 #include <cstdint>
 #include <cstdlib>
+#include <mutex>
+#include <vector>
 
 #if defined(__linux__)
 #include <sys/mman.h>
+#endif
+
+#if defined(__SANITIZE_ADDRESS__)
+#define QALIGN_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define QALIGN_ASAN 1
+#endif
+#endif
+#if defined(QALIGN_ASAN)
+#include <sanitizer/asan_interface.h>
 #endif
 
 namespace qalign {
@@ -13,12 +26,27 @@ namespace {
 
 size_t RoundUpToHugePage(size_t bytes) { return (bytes + kHugePageSize - 1) & ~(kHugePageSize - 1); }
 
-}  // namespace
+// A cached block is poisoned under AddressSanitizer, so a use after FreeHuge is still reported.
+void Poison(void* p, size_t size) {
+#if defined(QALIGN_ASAN)
+  ASAN_POISON_MEMORY_REGION(p, size);
+#else
+  (void)p;
+  (void)size;
+#endif
+}
+void Unpoison(void* p, size_t size) {
+#if defined(QALIGN_ASAN)
+  ASAN_UNPOISON_MEMORY_REGION(p, size);
+#else
+  (void)p;
+  (void)size;
+#endif
+}
 
 #if defined(__linux__)
 
-void* AllocateHuge(size_t bytes) {
-  const size_t size = RoundUpToHugePage(bytes);
+void* MapHuge(size_t size) {
   // Map one huge page more than needed, then unmap the ends so the block starts on a 2 MiB
   // boundary: only aligned 2 MiB ranges can be huge pages.
   const size_t mapped = size + kHugePageSize;
@@ -34,20 +62,114 @@ void* AllocateHuge(size_t bytes) {
   return p;
 }
 
-void FreeHuge(void* p, size_t bytes) {
-  if (p != nullptr) munmap(p, RoundUpToHugePage(bytes));
-}
+void UnmapHuge(void* p, size_t size) { munmap(p, size); }
 
 #else
 
-void* AllocateHuge(size_t bytes) {
-  void* p = std::aligned_alloc(kHugePageSize, RoundUpToHugePage(bytes));
+void* MapHuge(size_t size) {
+  void* p = std::aligned_alloc(kHugePageSize, size);
   if (p == nullptr) throw std::bad_alloc();
   return p;
 }
 
-void FreeHuge(void* p, size_t) { std::free(p); }
+void UnmapHuge(void* p, size_t) { std::free(p); }
 
 #endif
+
+// Freed blocks by age (oldest first), at most kHugeCacheBytes in all.
+class BlockCache {
+ public:
+  // A cached block of exactly `size` bytes (the most recently freed), or nullptr.
+  void* Take(size_t size) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (size_t i = blocks_.size(); i-- > 0;) {
+      if (blocks_[i].size != size) continue;
+      void* p = blocks_[i].p;
+      blocks_.erase(blocks_.begin() + static_cast<std::ptrdiff_t>(i));
+      bytes_ -= size;
+      Unpoison(p, size);
+      return p;
+    }
+    return nullptr;
+  }
+
+  // Keeps the block, unmapping the oldest ones while the cache is over its limit.
+  void Put(void* p, size_t size) {
+    std::vector<Block> evicted;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (size > kHugeCacheBytes) {
+        evicted.push_back({p, size});
+      } else {
+        Poison(p, size);
+        blocks_.push_back({p, size});
+        bytes_ += size;
+        size_t drop = 0;
+        while (bytes_ > kHugeCacheBytes) bytes_ -= blocks_[drop++].size;
+        evicted.assign(blocks_.begin(), blocks_.begin() + static_cast<std::ptrdiff_t>(drop));
+        blocks_.erase(blocks_.begin(), blocks_.begin() + static_cast<std::ptrdiff_t>(drop));
+      }
+    }
+    Unmap(evicted);
+  }
+
+  size_t Release() {
+    std::vector<Block> all;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      all.swap(blocks_);
+      bytes_ = 0;
+    }
+    return Unmap(all);
+  }
+
+  size_t bytes() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return bytes_;
+  }
+
+ private:
+  struct Block {
+    void* p;
+    size_t size;
+  };
+
+  // Outside the lock: unmapping takes the kernel's time, not other threads'.
+  static size_t Unmap(const std::vector<Block>& blocks) {
+    size_t total = 0;
+    for (const Block& b : blocks) {
+      Unpoison(b.p, b.size);  // the address range may be mapped again for someone else
+      UnmapHuge(b.p, b.size);
+      total += b.size;
+    }
+    return total;
+  }
+
+  std::mutex mu_;
+  std::vector<Block> blocks_;
+  size_t bytes_ = 0;
+};
+
+// Never destroyed: blocks freed by static destructors after main still find it.
+BlockCache& Cache() {
+  static BlockCache* cache = new BlockCache();
+  return *cache;
+}
+
+}  // namespace
+
+void* AllocateHuge(size_t bytes) {
+  const size_t size = RoundUpToHugePage(bytes);
+  if (void* p = Cache().Take(size)) return p;
+  return MapHuge(size);
+}
+
+void FreeHuge(void* p, size_t bytes) {
+  if (p != nullptr) Cache().Put(p, RoundUpToHugePage(bytes));
+}
+
+size_t ReleaseCachedHugeBlocks() { return Cache().Release(); }
+
+size_t CachedHugeBytes() { return Cache().bytes(); }
 
 }  // namespace qalign

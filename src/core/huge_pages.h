@@ -7,6 +7,13 @@
 // mapped on their own, aligned to 2 MiB and marked MADV_HUGEPAGE, so the kernel backs them with
 // huge pages where it can (one fault per 2 MiB, fewer TLB misses); smaller ones use operator new.
 // Without huge-page support the mapping still works with ordinary pages.
+//
+// The kernel zeroes every page it faults in, so paging in tens of megabytes is still about a
+// quarter of such a pass's time. Freed blocks are therefore kept, up to kHugeCacheBytes in all,
+// and handed out again for a request of the same rounded size: a pass that runs again in the same
+// process (over the same or a similar graph: the benchmark, a tool aligning several models, a
+// search over options) reuses pages already faulted in. The oldest blocks are unmapped first when
+// the cache is full; ReleaseCachedHugeBlocks() unmaps them all.
 #pragma once
 
 #include <cstddef>
@@ -17,12 +24,19 @@ namespace qalign {
 
 inline constexpr size_t kHugePageSize = size_t{2} << 20;
 inline constexpr size_t kHugeAllocationMin = size_t{1} << 20;
+inline constexpr size_t kHugeCacheBytes = size_t{256} << 20;
 
 // `bytes` (>= kHugeAllocationMin) of memory aligned to kHugePageSize, backed by huge
 // pages where the kernel allows. Throws std::bad_alloc when the system has no memory left.
 void* AllocateHuge(size_t bytes);
-// Releases memory from AllocateHuge; `bytes` is the size it was asked for.
+// Releases memory from AllocateHuge; `bytes` is the size it was asked for. The block is kept
+// for reuse while the cache has room. Its contents are not cleared: AllocateHuge may return
+// memory holding old values (callers construct what they use, as with operator new).
 void FreeHuge(void* p, size_t bytes);
+// Unmaps every block the cache keeps; returns how many bytes that gave back.
+size_t ReleaseCachedHugeBlocks();
+// Bytes the cache keeps now.
+size_t CachedHugeBytes();
 
 // A std::allocator that sends large arrays to AllocateHuge. Stateless: any two compare equal.
 template <typename T>

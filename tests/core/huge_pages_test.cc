@@ -4,8 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <numeric>
+#include <vector>
 
 namespace qalign {
 namespace {
@@ -48,6 +50,62 @@ TEST(HugePagesTest, AllocateHugeReturnsAlignedWritableMemory) {
   EXPECT_EQ(wrong, 0u);
   EXPECT_EQ(p[bytes - 1], 42);
   FreeHuge(p, bytes);
+}
+
+TEST(HugePagesTest, AFreedBlockIsReusedForTheSameSizeAndReleasedOnRequest) {
+  ReleaseCachedHugeBlocks();
+  ASSERT_EQ(CachedHugeBytes(), 0u);
+  const size_t bytes = 3 * kHugePageSize - 100;  // rounds up to three huge pages
+  auto* first = static_cast<unsigned char*>(AllocateHuge(bytes));
+  first[0] = 1;
+  FreeHuge(first, bytes);
+  EXPECT_EQ(CachedHugeBytes(), 3 * kHugePageSize);
+  // Another size does not take it; the same rounded size does.
+  void* other = AllocateHuge(kHugePageSize);
+  EXPECT_NE(other, first);
+  EXPECT_EQ(CachedHugeBytes(), 3 * kHugePageSize);
+  auto* again = static_cast<unsigned char*>(AllocateHuge(3 * kHugePageSize));
+  EXPECT_EQ(again, first);
+  EXPECT_EQ(CachedHugeBytes(), 0u);
+  again[bytes - 1] = 7;  // writable again (and unpoisoned under ASan)
+  FreeHuge(again, 3 * kHugePageSize);
+  FreeHuge(other, kHugePageSize);
+  EXPECT_EQ(CachedHugeBytes(), 4 * kHugePageSize);
+  EXPECT_EQ(ReleaseCachedHugeBlocks(), 4 * kHugePageSize);
+  EXPECT_EQ(CachedHugeBytes(), 0u);
+}
+
+TEST(HugePagesTest, TheCacheKeepsAtMostItsLimitDroppingTheOldestBlocks) {
+  ReleaseCachedHugeBlocks();
+  const size_t block = kHugeCacheBytes / 4;
+  std::vector<void*> blocks;
+  for (int i = 0; i < 6; ++i) blocks.push_back(AllocateHuge(block));
+  for (void* p : blocks) FreeHuge(p, block);
+  EXPECT_EQ(CachedHugeBytes(), kHugeCacheBytes);
+  // The four most recently freed are kept, the newest handed out first.
+  EXPECT_EQ(AllocateHuge(block), blocks[5]);
+  EXPECT_EQ(AllocateHuge(block), blocks[4]);
+  EXPECT_EQ(AllocateHuge(block), blocks[3]);
+  EXPECT_EQ(AllocateHuge(block), blocks[2]);
+  EXPECT_EQ(CachedHugeBytes(), 0u);
+  for (int i = 2; i < 6; ++i) FreeHuge(blocks[static_cast<size_t>(i)], block);
+  // A block larger than the whole cache is unmapped at once.
+  void* huge = AllocateHuge(kHugeCacheBytes + kHugePageSize);
+  FreeHuge(huge, kHugeCacheBytes + kHugePageSize);
+  EXPECT_EQ(CachedHugeBytes(), kHugeCacheBytes);
+  ReleaseCachedHugeBlocks();
+}
+
+TEST(HugePagesTest, VectorsReuseTheCachedBlocksOfEarlierOnes) {
+  ReleaseCachedHugeBlocks();
+  const int32_t* first = nullptr;
+  {
+    HugeVector<int32_t> v(1'000'000, 5);
+    first = v.data();
+  }
+  HugeVector<int32_t> w(1'000'000, 9);  // same rounded size: the same pages, refilled
+  EXPECT_EQ(w.data(), first);
+  EXPECT_EQ(std::count(w.begin(), w.end(), 9), 1'000'000);
 }
 
 }  // namespace
