@@ -272,6 +272,7 @@ struct TqcInfo {
     kHasParams = 1 << 3,  // the TQC holds params (its scale is not empty)
     kDirty = 1 << 4,      // the state changed
     kRelaxed = 1 << 5,    // cascade control keeps it out of its producer's group
+    kParamsSet = 1 << 6,  // a group root whose params the pass set
   };
   float min = 0.0f;     // MemberRange of a joinable TQC, when kHasRange
   float max = 0.0f;
@@ -351,45 +352,45 @@ struct InputEdge {
 };
 
 // Tensor -> id of its producer-side TQC: open addressing over the Variable pointers, so finding
-// a consumer's producer reads neither the Variable nor the producing op.
+// a consumer's producer reads neither the Variable nor the producing op. A slot holds the key and
+// its value together: a lookup is one miss, not two.
 class TensorIndex {
  public:
   void Build(const HugeVector<std::pair<const Variable*, int32_t>>& entries) {
     size_t capacity = 64;
     while (capacity < 2 * entries.size()) capacity <<= 1;  // load factor at most 1/2
-    keys_.assign(capacity, nullptr);
-    values_.assign(capacity, -1);
+    slots_.assign(capacity, Entry{});
     for (const auto& [v, id] : entries) {
-      const size_t slot = Slot(v);
-      keys_[slot] = v;
-      values_[slot] = id;  // a later TQC for the same port wins, as in the op's config
+      Entry& e = slots_[SlotOf(v)];
+      e.key = v;
+      e.value = id;  // a later TQC for the same port wins, as in the op's config
     }
   }
   void Prefetch(const Variable* v) const {
-    if (keys_.empty()) return;
-    const size_t slot = Hash(v) & (keys_.size() - 1);
-    __builtin_prefetch(&keys_[slot]);
-    __builtin_prefetch(&values_[slot]);
+    if (!slots_.empty()) __builtin_prefetch(&slots_[Hash(v) & (slots_.size() - 1)]);
   }
   int32_t Find(const Variable* v) const {
-    if (keys_.empty()) return -1;
-    const size_t slot = Slot(v);
-    return keys_[slot] == v ? values_[slot] : -1;
+    if (slots_.empty()) return -1;
+    const Entry& e = slots_[SlotOf(v)];
+    return e.key == v ? e.value : -1;
   }
 
  private:
+  struct Entry {
+    const Variable* key = nullptr;
+    int32_t value = -1;
+  };
   static size_t Hash(const Variable* v) {
     return static_cast<size_t>((reinterpret_cast<uintptr_t>(v) >> 4) *
                                uint64_t{0x9E3779B97F4A7C15} >> 32);
   }
-  size_t Slot(const Variable* v) const {
-    const size_t mask = keys_.size() - 1;
+  size_t SlotOf(const Variable* v) const {
+    const size_t mask = slots_.size() - 1;
     size_t slot = Hash(v) & mask;
-    while (keys_[slot] != nullptr && keys_[slot] != v) slot = (slot + 1) & mask;
+    while (slots_[slot].key != nullptr && slots_[slot].key != v) slot = (slot + 1) & mask;
     return slot;
   }
-  HugeVector<const Variable*> keys_;
-  HugeVector<int32_t> values_;
+  HugeVector<Entry> slots_;
 };
 
 // A per-channel weight whose params the pass derives from its data, with what GatherTqcs read of
@@ -534,6 +535,9 @@ void Prefetch(const T* p) {
   }
 }
 constexpr size_t kAhead = 8;  // iterations between a prefetch and the use
+// The same for loops whose iterations are only a few instructions: a miss to memory (~200 ns
+// measured here) spans dozens of them.
+constexpr size_t kFarAhead = 32;
 
 // Sets a group's params, reporting whether they changed.
 bool SetParamsIfChanged(QuantConfigTable* table, const TQC* member, std::vector<float> scale,
@@ -556,24 +560,50 @@ class AlignmentPass {
     QALIGN_RETURN_IF_ERROR(ValidateOverrides());
     // Every later step walks the ops in graph order with their configs: look each up once.
     ops_ = graph_.operations();
-    FindConfigs();
-    GatherTqcs();
-    AssignSlotIds();
+    // Finding each op's config and its ports' ids reads the configs, gathering reads the TQCs:
+    // with a pool, the first runs as one more task beside the slices of the second.
+    GatherTqcs([this] {
+      FindConfigs();
+      AssignSlotIds();
+    });
+    // Per-channel weights never join a group, so their params come from their data alone: with a
+    // pool they are derived on a second thread while the activations are aligned. The result is
+    // the same (they write only their own TQCs and counter), except that on an alignment error
+    // the weights may already hold their params.
+    Status status, weights_status;
+    const bool derive = options_.derive_weight_and_bias;
+    if (derive && weights_alone_ && Slices(weights_.size() * 8) > 1) {
+      ForSlices(2, [&](size_t k) {
+        if (k == 0) {
+          status = AlignActivations();
+        } else {
+          weights_status = DeriveWeightParams();
+        }
+      });
+    } else {
+      status = AlignActivations();
+      if (status.ok() && derive) weights_status = DeriveWeightParams();
+    }
+    QALIGN_RETURN_IF_ERROR(status);
+    if (derive) {
+      QALIGN_RETURN_IF_ERROR(weights_status);
+      DeriveBiasParams();
+    }
+    Finish();
+    return std::move(result_);
+  }
+
+  // Steps 1-4 over the TQCs GatherTqcs listed.
+  Status AlignActivations() {
     QALIGN_RETURN_IF_ERROR(CollectRules());
     CollectConstraints();
-    // Linking and setting group params update the states in state_; they are written back to the
+    // Linking and setting group params update the states in info_; they are written back to the
     // TQCs once, in id order, whether or not the steps succeed (as if each change went straight
     // to its TQC).
     Status status = FormGroups();
     if (status.ok()) status = ChooseParams();
     FlushStates();
-    QALIGN_RETURN_IF_ERROR(status);
-    if (options_.derive_weight_and_bias) {
-      QALIGN_RETURN_IF_ERROR(DeriveWeightParams());
-      DeriveBiasParams();
-    }
-    Finish();
-    return std::move(result_);
+    return status;
   }
 
   Status ValidateOverrides() {
@@ -603,6 +633,8 @@ class AlignmentPass {
     const size_t count = table_->num_op_configs();
     size_t k = 0;
     for (size_t i = 0; i < ops_.size() && k < count; ++i) {
+      // The configs were allocated among other objects: the hardware prefetcher cannot follow.
+      if (k + kFarAhead < count) __builtin_prefetch(&table_->op_config(k + kFarAhead));
       const OperationQuantConfig& config = table_->op_config(k);
       if (config.op != ops_[i]) continue;
       configs_[i] = &config;
@@ -634,17 +666,26 @@ class AlignmentPass {
   }
 
   // One sweep over the TQCs in id order: the dense copy every later step reads, and the short
-  // lists of TQCs that later steps visit (BAKED, per-channel weights, biases).
-  void GatherTqcs() {
+  // lists of TQCs that later steps visit (BAKED, per-channel weights, biases). `alongside` runs
+  // too, as one more task of the same parallel loop (first, as it is the longest one).
+  void GatherTqcs(const std::function<void()>& alongside) {
     const size_t n = table_->size();
     info_.resize(n);
     tensor_.resize(n);
     // Slices of the id range are gathered on the pool, each into its own lists with its own
     // scheme classes; joined in slice order, the lists and classes are those of one sweep in id
-    // order.
-    const size_t slices = Slices(n);
+    // order. Two slices per thread let a thread that finished `alongside` take some of them.
+    const size_t threads = Slices(n);
+    const size_t slices = threads == 1 ? 1 : 2 * threads;
     std::vector<GatherSlice> parts(slices);
-    ForSlices(slices, [&](size_t k) { Gather(n * k / slices, n * (k + 1) / slices, &parts[k]); });
+    ForSlices(slices + 1, [&](size_t k) {
+      if (k == 0) {
+        alongside();
+      } else {
+        --k;
+        Gather(n * k / slices, n * (k + 1) / slices, &parts[k]);
+      }
+    });
     HugeVector<std::pair<const Variable*, int32_t>> producers;
     size_t num_producers = 0;
     for (const GatherSlice& part : parts) num_producers += part.producers.size();
@@ -755,10 +796,11 @@ class AlignmentPass {
     }
     return std::min(static_cast<size_t>(options_.pool->num_threads()), n / kMinPerThread);
   }
-  // Runs fn(k) for k in [0, slices), on the pool when there is more than one slice.
+  // Runs fn(k) for k in [0, slices): on the pool when there is one and more than one slice,
+  // otherwise in order on the calling thread.
   void ForSlices(size_t slices, const std::function<void(size_t)>& fn) const {
-    if (slices == 1) {
-      fn(0);
+    if (slices == 1 || options_.pool == nullptr) {
+      for (size_t k = 0; k < slices; ++k) fn(k);
       return;
     }
     options_.pool->ParallelFor(static_cast<int64_t>(slices), [&](int64_t begin, int64_t end) {
@@ -782,6 +824,8 @@ class AlignmentPass {
       return id;
     };
     for (size_t i = 0; i < ops_.size(); ++i) {
+      // Two dependent loads: the config (for where its port lists are), then the lists.
+      if (i + kFarAhead < ops_.size()) __builtin_prefetch(configs_[i + kFarAhead]);
       if (i + kAhead < ops_.size() && configs_[i + kAhead] != nullptr) {
         __builtin_prefetch(configs_[i + kAhead]->inputs.data());
         __builtin_prefetch(configs_[i + kAhead]->outputs.data());
@@ -951,8 +995,8 @@ class AlignmentPass {
       }
     }
     for (size_t k = 0; k < edges.size(); ++k) {
-      if (k + kAhead < edges.size()) {
-        producer_of_.Prefetch(tensor_[static_cast<size_t>(edges[k + kAhead].consumer)]);
+      if (k + kFarAhead < edges.size()) {
+        producer_of_.Prefetch(tensor_[static_cast<size_t>(edges[k + kFarAhead].consumer)]);
       }
       edges[k].producer = producer_of_.Find(tensor_[static_cast<size_t>(edges[k].consumer)]);
     }
@@ -1174,11 +1218,22 @@ class AlignmentPass {
   // Writes the changed states back to their TQCs, in id order.
   void FlushStates() {
     const size_t n = info_.size();
+    const UnionFind& uf = table_->union_find();
     const size_t slices = Slices(n);
     ForSlices(slices, [&](size_t k) {
       for (size_t id = n * k / slices; id < n * (k + 1) / slices; ++id) {
-        if (info_[id].flags & TqcInfo::kDirty) {
-          table_->Get(static_cast<int32_t>(id))->state = info_[id].state;
+        TqcInfo& info = info_[id];
+        // A PASSIVE_INIT member of a group whose params were set (its root has no range of its
+        // own but now has params) is PASSIVE. No link follows ChooseParams, so the root found
+        // read-only is the one whose params were set.
+        if (info.state == QuantState::kPassiveInit &&
+            (info_[static_cast<size_t>(uf.FindNoCompress(static_cast<int32_t>(id)))].flags &
+             TqcInfo::kParamsSet)) {
+          info.state = QuantState::kPassive;
+          info.flags |= TqcInfo::kDirty;
+        }
+        if (info.flags & TqcInfo::kDirty) {
+          table_->Get(static_cast<int32_t>(id))->state = info.state;
         }
       }
     });
@@ -1200,11 +1255,9 @@ class AlignmentPass {
     if (rs != QuantState::kBaked && rs != QuantState::kOverlapped) {
       SetState(root_id, QuantState::kActivated);
     }
-    for (int32_t m = table_->next_member(root_id); m != root_id; m = table_->next_member(m)) {
-      if (info_[static_cast<size_t>(m)].state == QuantState::kPassiveInit) {
-        SetState(m, QuantState::kPassive);
-      }
-    }
+    // Its PASSIVE_INIT members become PASSIVE in FlushStates: one sweep in id order instead of a
+    // walk of every group's ring.
+    info_[static_cast<size_t>(root_id)].flags |= TqcInfo::kParamsSet;
     return true;
   }
 
