@@ -962,10 +962,17 @@ class AlignmentPass {
   // Step 1b + 2: rule ties and default producer -> consumer edges, with cascade control.
   void CollectConstraints() {
     if (!force_overlap_) {
+      FindShapeReaders();
       for (const RuleInstance& r : rules_) {
         for (uint32_t k = r.first; k < r.first + r.count; ++k) {
-          if (k + kAhead < rule_members_.size()) {
-            Prefetch(tensor_[static_cast<size_t>(rule_members_[k + kAhead])]);
+          // Two dependent loads: the Variable (where its uses are), then the uses.
+          if (k + 2 * kFarAhead < rule_members_.size()) {
+            const Variable* far = tensor_[static_cast<size_t>(rule_members_[k + 2 * kFarAhead])];
+            if (far != nullptr) __builtin_prefetch(&far->uses());
+          }
+          if (k + kFarAhead < rule_members_.size()) {
+            const Variable* near = tensor_[static_cast<size_t>(rule_members_[k + kFarAhead])];
+            if (near != nullptr) __builtin_prefetch(near->uses().data());
           }
           const int32_t m = rule_members_[k];
           if (!info_[static_cast<size_t>(m)].is_input()) continue;
@@ -973,7 +980,7 @@ class AlignmentPass {
           // Any consumer other than the rule's op that reads the values (not just the shape).
           bool others = false;
           for (const Use& use : t->uses()) {
-            if (use.op != r.op && !ReadsOnlyShape(*use.op)) {
+            if (use.op != r.op && !IsShapeReader(use.op)) {
               others = true;
               break;
             }
@@ -1023,7 +1030,18 @@ class AlignmentPass {
         it->second = e.consumer;
       }
     }
-    for (const InputEdge& e : edges) {
+    for (size_t k = 0; k < edges.size(); ++k) {
+      if (k + kAhead < edges.size()) {
+        // A cascade edge reads its TQC's port and its tensor's uses.
+        const int32_t ahead = edges[k + kAhead].consumer;
+        if (info_[static_cast<size_t>(ahead)].relaxed()) {
+          __builtin_prefetch(&table_->Get(ahead)->port);
+          if (const Variable* v = tensor_[static_cast<size_t>(ahead)]; v != nullptr) {
+            __builtin_prefetch(&v->uses());
+          }
+        }
+      }
+      const InputEdge& e = edges[k];
       const int32_t c = e.consumer;
       if (info_[static_cast<size_t>(c)].relaxed()) {
         if (producer_joins(e)) {
@@ -1050,12 +1068,34 @@ class AlignmentPass {
     result_.counters.constraints = static_cast<int64_t>(constraints_.size());
   }
 
+  // The ops that read only their input's shape (ReadsOnlyShape), sorted, so cascade control
+  // tells them apart without reading every consumer op: their types come from the op type ids,
+  // and only ops without a config are read.
+  void FindShapeReaders() {
+    std::vector<int8_t> by_type(table_->num_op_types(), -1);
+    for (size_t i = 0; i < ops_.size(); ++i) {
+      const int32_t type = type_ids_[i];
+      if (type < 0) {
+        if (ReadsOnlyShape(*ops_[i])) shape_readers_.push_back(ops_[i]);
+        continue;
+      }
+      int8_t& known = by_type[static_cast<size_t>(type)];
+      if (known < 0) known = ReadsOnlyShape(*ops_[i]) ? 1 : 0;
+      if (known == 1) shape_readers_.push_back(ops_[i]);
+    }
+    std::sort(shape_readers_.begin(), shape_readers_.end());
+  }
+  bool IsShapeReader(const Operation* op) const {
+    return !shape_readers_.empty() &&
+           std::binary_search(shape_readers_.begin(), shape_readers_.end(), op);
+  }
+
   // Distinct consuming ops of t that read its values (Shape and Size do not).
-  static size_t CountValueConsumers(const Variable& t) {
+  size_t CountValueConsumers(const Variable& t) const {
     const std::vector<Use>& uses = t.uses();
     size_t count = 0;
     for (size_t i = 0; i < uses.size(); ++i) {
-      if (ReadsOnlyShape(*uses[i].op)) continue;
+      if (IsShapeReader(uses[i].op)) continue;
       bool first_use = true;  // count each op at its first use only
       for (size_t j = 0; j < i && first_use; ++j) first_use = uses[j].op != uses[i].op;
       if (first_use) ++count;
@@ -1639,6 +1679,13 @@ class AlignmentPass {
     std::string names;
     std::vector<uint32_t> start(count + 1);
     for (size_t i = 0; i < count; ++i) {
+      if (i + kAhead < count) {
+        // The names live in their objects (short ones inline): start those loads early.
+        const RequantizeEdge& ahead = requantizes_[i + kAhead];
+        __builtin_prefetch(&ahead.tensor->name());
+        if (ahead.consumer != nullptr) __builtin_prefetch(&ahead.consumer->name());
+        if (ahead.producer != nullptr) __builtin_prefetch(&ahead.producer->name());
+      }
       const RequantizeEdge& e = requantizes_[i];
       start[i] = static_cast<uint32_t>(names.size());
       names += e.tensor->name();
@@ -1752,6 +1799,7 @@ class AlignmentPass {
   std::vector<WeightItem> weights_;                     // per-channel weights to derive
   bool weights_alone_ = true;                           // each is a group of one
   std::vector<Pin> pins_;
+  std::vector<const Operation*> shape_readers_;         // see FindShapeReaders
   HugeVector<Constraint> constraints_;
   std::vector<RequantizeEdge> requantizes_;
   HugeVector<GroupState> groups_;

@@ -472,6 +472,39 @@ TEST(OriginalMistakes, CascadeGuardCountsOpConsumersNotTensorConsumers) {
   EXPECT_FALSE(t->SameGroup(Out(*t, *g, "split", 1), In(*t, *g, "cat", 0)));
 }
 
+// Cascade control counts consumers that read a tensor's values: a Shape or Size op reading only
+// its shape does not keep the producer out of the Concat's group, a Relu does (and the count in
+// the requantize's reason leaves the Shape out).
+TEST(AlignmentPass, CascadeControlIgnoresShapeOnlyConsumers) {
+  for (const char* other : {"Shape", "Size", "Relu"}) {
+    GraphBuilder b;
+    Variable* x = b.Input("x", {1, 4, 8, 8});
+    Variable* p = b.Op("Relu", "p", {x});
+    Variable* q = b.Op("Relu", "q", {x});
+    Variable* cat = b.Op("Concat", "cat", {p, q}, {{"axis", Attribute::Int(1)}});
+    Variable* side = b.Op(other, "side", {p});
+    Variable* shape = b.Op("Shape", "shape", {p});
+    b.Output(cat);
+    b.Output(side);
+    b.Output(shape);
+    auto g = b.Build();
+    auto t = MakeTable(*g);
+    Apply(RangesForAll(*g, 17), t.get());
+    AlignmentResult r = RunOk(*g, TfliteLike(false), t.get());
+    const bool values = std::string(other) == "Relu";
+    EXPECT_EQ(t->SameGroup(Out(*t, *g, "p"), In(*t, *g, "cat", 0)), !values) << other;
+    EXPECT_TRUE(t->SameGroup(Out(*t, *g, "q"), In(*t, *g, "cat", 1))) << other;
+    if (values) {
+      ASSERT_EQ(r.requantizes.size(), 1u);
+      EXPECT_EQ(r.requantizes[0].tensor->name(), "p_out");
+      EXPECT_EQ(r.requantizes[0].cascade_consumers, 2);  // cat and side, not shape
+    } else {
+      EXPECT_TRUE(r.requantizes.empty()) << other;
+    }
+    EXPECT_TRUE(VerifyAlignment(*g, *t, TfliteLike(false), r.requantizes).empty()) << other;
+  }
+}
+
 // Mistake: the cascade guard "ignores graph outputs".
 TEST(OriginalMistakes, CascadeGuardIgnoresGraphOutputs) {
   for (bool force : {false, true}) {
