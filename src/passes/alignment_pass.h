@@ -46,8 +46,10 @@ struct AlignmentOptions {
   bool derive_weight_and_bias = true;
   // Build the group list for the report (the benchmark switches it off to time the pass alone).
   bool collect_groups = true;
-  // Threads for the sweeps over every TQC and weight on large graphs (nullptr: the calling thread
-  // only). The result does not depend on it.
+  // Threads for large graphs (nullptr: the calling thread only): the sweep over every TQC runs in
+  // slices beside the search for each op's config, and per-channel weights are derived on a
+  // second thread while the activations are aligned. The result does not depend on it (on an
+  // alignment error, the weights may already hold their derived params).
   ThreadPool* pool = nullptr;
 };
 
