@@ -1263,9 +1263,9 @@ class AlignmentPass {
     ForSlices(slices, [&](size_t k) {
       for (size_t id = n * k / slices; id < n * (k + 1) / slices; ++id) {
         TqcInfo& info = info_[id];
-        // A PASSIVE_INIT member of a group whose params were set (its root has no range of its
-        // own but now has params) is PASSIVE. No link follows ChooseParams, so the root found
-        // read-only is the one whose params were set.
+        // A PASSIVE_INIT member (linked while its root had no params) of a group whose root the
+        // pass gave params is now PASSIVE, as QuantConfigTable::SetGroupParams would make it. No
+        // link follows ChooseParams, so the root found read-only is the one that got them.
         if (info.state == QuantState::kPassiveInit &&
             (info_[static_cast<size_t>(uf.FindNoCompress(static_cast<int32_t>(id)))].flags &
              TqcInfo::kParamsSet)) {

@@ -49,7 +49,9 @@ class BadInputTest : public ::testing::Test {
     EXPECT_EQ(r.StderrLines(), 1) << r.err;
     EXPECT_EQ(r.err.rfind(exit_code == 2 ? "qalign: usage error: " : "qalign: error: ", 0), 0u)
         << r.err;
-    if (!path.empty()) EXPECT_NE(r.err.find(path), std::string::npos) << r.err;
+    if (!path.empty()) {
+      EXPECT_NE(r.err.find(path), std::string::npos) << r.err;
+    }
     EXPECT_NE(r.err.find(problem), std::string::npos) << r.err;
     EXPECT_TRUE(r.out.empty()) << r.out;
   }

@@ -29,7 +29,7 @@
 namespace qalign {
 namespace {
 
-// x -> Conv1 -> Relu -> MaxPool --\
+// x -> Conv1 -> Relu -> MaxPool --+
 // x -> Conv2 (stride 2) ----------+-> Concat -> Conv3 (1x1, bias) -> y
 //                                             \-> Transpose -> t
 std::unique_ptr<Graph> PoolConcatGraph() {
@@ -415,7 +415,7 @@ TEST_F(QdqCheckFixTest, CommandLine) {
 // A QDQ model written the way other quantizers write them: unnamed nodes, uint8 activations with
 // the zero point omitted on one pair, a dedicated Q -> DQ pair per consumer, graph inputs
 // quantized directly and the output read through a DequantizeLinear.
-//   x -> Q/DQ -> MaxPool -> Q/DQ --\
+//   x -> Q/DQ -> MaxPool -> Q/DQ --+
 //   y -> Q/DQ ---------------------+-> Concat -> Q/DQ -> out
 //                      y -> Q/DQ (second pair) -> Relu -> Q/DQ -> out2
 onnx::ModelProto ForeignModel() {

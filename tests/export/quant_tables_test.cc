@@ -56,7 +56,9 @@ TEST(TrtCacheTest, OneLinePerActivationTensor) {
     EXPECT_TRUE(names.insert(name).second) << "duplicate " << name;
     // trt-int8 is symmetric int8: the cache holds the producer point's scale itself.
     const int p = q->plan.ProducerPoint(name);
-    if (p >= 0) EXPECT_EQ(*value, q->plan.activations[static_cast<size_t>(p)].params.scale[0]);
+    if (p >= 0) {
+      EXPECT_EQ(*value, q->plan.activations[static_cast<size_t>(p)].params.scale[0]);
+    }
   }
   EXPECT_GT(lines, 3);
   EXPECT_TRUE(names.count("x"));  // the graph input, quantized on its consumers' edges

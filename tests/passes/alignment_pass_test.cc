@@ -821,7 +821,9 @@ TEST(AlignmentPass, ThreadPoolGivesTheSameResultAsOneThread) {
     EXPECT_EQ(r2.counters.changed, r1.counters.changed);
     EXPECT_EQ(testing::TableSnapshot(*many), testing::TableSnapshot(*one));
     ASSERT_EQ(r2.requantizes.size(), r1.requantizes.size());
-    if (!force_overlap) EXPECT_GT(r1.requantizes.size(), 1000u);
+    if (!force_overlap) {
+      EXPECT_GT(r1.requantizes.size(), 1000u);
+    }
     for (size_t i = 0; i < r1.requantizes.size(); ++i) {
       EXPECT_EQ(r2.requantizes[i].reason(), r1.requantizes[i].reason());
     }
