@@ -194,7 +194,9 @@ TEST(AlignmentModels, EveryProfileOnEveryPpOcrModel) {
         EXPECT_EQ(result->counters.groups, expected.groups);
         EXPECT_EQ(result->counters.requantizes, expected.requantizes);
         EXPECT_EQ(result->counters.rule_ops, expected.rule_ops);
-        if (force) EXPECT_EQ(result->counters.requantizes, 0);
+        if (force) {
+          EXPECT_EQ(result->counters.requantizes, 0);
+        }
         std::printf("[counts] %-36s %-13s force_overlap=%d rule_ops=%lld groups=%lld members=%lld "
                     "requantize=%lld\n",
                     model, name.c_str(), force ? 1 : 0,
