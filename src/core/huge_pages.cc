@@ -1,6 +1,7 @@
 // Large arrays in transparent huge pages, and the cache of freed blocks (see huge_pages.h).
 #include "core/huge_pages.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <mutex>
@@ -76,39 +77,47 @@ void UnmapHuge(void* p, size_t) { std::free(p); }
 
 #endif
 
-// Freed blocks by age (oldest first), at most kHugeCacheBytes in all.
+// Freed blocks by age (oldest first), with the bytes in use, kept within Limit() together.
 class BlockCache {
  public:
-  // A cached block of exactly `size` bytes (the most recently freed), or nullptr.
-  void* Take(size_t size) {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (size_t i = blocks_.size(); i-- > 0;) {
-      if (blocks_[i].size != size) continue;
-      void* p = blocks_[i].p;
-      blocks_.erase(blocks_.begin() + static_cast<std::ptrdiff_t>(i));
-      bytes_ -= size;
-      Unpoison(p, size);
-      return p;
+  // Hands out a block of `size` bytes: the most recently freed one of exactly that size, or a
+  // new mapping (unmapping the oldest kept blocks if the total would pass the limit).
+  void* Allocate(size_t size) {
+    std::vector<Block> evicted;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (size_t i = blocks_.size(); i-- > 0;) {
+        if (blocks_[i].size != size) continue;
+        void* p = blocks_[i].p;
+        blocks_.erase(blocks_.begin() + static_cast<std::ptrdiff_t>(i));
+        cached_ -= size;
+        AddInUse(size);
+        Unpoison(p, size);
+        return p;
+      }
+      AddInUse(size);
+      evicted = EvictOverLimit();
     }
-    return nullptr;
+    Unmap(evicted);
+    try {
+      return MapHuge(size);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mu_);
+      in_use_ -= size;
+      throw;
+    }
   }
 
-  // Keeps the block, unmapping the oldest ones while the cache is over its limit.
+  // Keeps the block, unmapping the oldest ones while the total is over the limit.
   void Put(void* p, size_t size) {
     std::vector<Block> evicted;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (size > kHugeCacheBytes) {
-        evicted.push_back({p, size});
-      } else {
-        Poison(p, size);
-        blocks_.push_back({p, size});
-        bytes_ += size;
-        size_t drop = 0;
-        while (bytes_ > kHugeCacheBytes) bytes_ -= blocks_[drop++].size;
-        evicted.assign(blocks_.begin(), blocks_.begin() + static_cast<std::ptrdiff_t>(drop));
-        blocks_.erase(blocks_.begin(), blocks_.begin() + static_cast<std::ptrdiff_t>(drop));
-      }
+      in_use_ -= size;
+      Poison(p, size);
+      blocks_.push_back({p, size});
+      cached_ += size;
+      evicted = EvictOverLimit();
     }
     Unmap(evicted);
   }
@@ -118,14 +127,19 @@ class BlockCache {
     {
       std::lock_guard<std::mutex> lock(mu_);
       all.swap(blocks_);
-      bytes_ = 0;
+      cached_ = 0;
     }
     return Unmap(all);
   }
 
   size_t bytes() {
     std::lock_guard<std::mutex> lock(mu_);
-    return bytes_;
+    return cached_;
+  }
+
+  size_t limit() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return Limit();
   }
 
  private:
@@ -133,6 +147,23 @@ class BlockCache {
     void* p;
     size_t size;
   };
+
+  size_t Limit() const { return std::max(kHugeCacheMinBytes, peak_in_use_); }
+
+  void AddInUse(size_t size) {
+    in_use_ += size;
+    peak_in_use_ = std::max(peak_in_use_, in_use_);
+  }
+
+  // Removes the oldest blocks until in use plus kept fits the limit (always possible: the limit
+  // is at least the bytes in use). Called under the lock; the caller unmaps them after it.
+  std::vector<Block> EvictOverLimit() {
+    size_t drop = 0;
+    while (in_use_ + cached_ > Limit()) cached_ -= blocks_[drop++].size;
+    std::vector<Block> evicted(blocks_.begin(), blocks_.begin() + static_cast<std::ptrdiff_t>(drop));
+    blocks_.erase(blocks_.begin(), blocks_.begin() + static_cast<std::ptrdiff_t>(drop));
+    return evicted;
+  }
 
   // Outside the lock: unmapping takes the kernel's time, not other threads'.
   static size_t Unmap(const std::vector<Block>& blocks) {
@@ -147,7 +178,9 @@ class BlockCache {
 
   std::mutex mu_;
   std::vector<Block> blocks_;
-  size_t bytes_ = 0;
+  size_t cached_ = 0;       // bytes in blocks_
+  size_t in_use_ = 0;       // bytes handed out and not yet freed
+  size_t peak_in_use_ = 0;  // the most in_use_ has been
 };
 
 // Never destroyed: blocks freed by static destructors after main still find it.
@@ -158,11 +191,7 @@ BlockCache& Cache() {
 
 }  // namespace
 
-void* AllocateHuge(size_t bytes) {
-  const size_t size = RoundUpToHugePage(bytes);
-  if (void* p = Cache().Take(size)) return p;
-  return MapHuge(size);
-}
+void* AllocateHuge(size_t bytes) { return Cache().Allocate(RoundUpToHugePage(bytes)); }
 
 void FreeHuge(void* p, size_t bytes) {
   if (p != nullptr) Cache().Put(p, RoundUpToHugePage(bytes));
@@ -171,5 +200,7 @@ void FreeHuge(void* p, size_t bytes) {
 size_t ReleaseCachedHugeBlocks() { return Cache().Release(); }
 
 size_t CachedHugeBytes() { return Cache().bytes(); }
+
+size_t HugeCacheLimit() { return Cache().limit(); }
 
 }  // namespace qalign

@@ -9,11 +9,15 @@
 // Without huge-page support the mapping still works with ordinary pages.
 //
 // The kernel zeroes every page it faults in, so paging in tens of megabytes is still about a
-// quarter of such a pass's time. Freed blocks are therefore kept, up to kHugeCacheBytes in all,
-// and handed out again for a request of the same rounded size: a pass that runs again in the same
-// process (over the same or a similar graph: the benchmark, a tool aligning several models, a
-// search over options) reuses pages already faulted in. The oldest blocks are unmapped first when
-// the cache is full; ReleaseCachedHugeBlocks() unmaps them all.
+// quarter of such a pass's time (and far more on a virtual machine whose host must first back the
+// memory). Freed blocks are therefore kept and handed out again for a request of the same rounded
+// size: a pass that runs again in the same process (over the same or a similar graph: the
+// benchmark, a tool aligning several models, a search over options) reuses pages already faulted
+// in. Blocks are kept while the bytes mapped in all (in use plus kept) stay within
+// HugeCacheLimit(): the larger of kHugeCacheMinBytes and the most this process has had in use at
+// once. So the cache never makes the process map more than its own peak need (or the minimum),
+// and a repeat of its largest job finds every block it needs. When the limit would be passed the
+// oldest kept blocks are unmapped first; ReleaseCachedHugeBlocks() unmaps them all.
 #pragma once
 
 #include <cstddef>
@@ -24,19 +28,22 @@ namespace qalign {
 
 inline constexpr size_t kHugePageSize = size_t{2} << 20;
 inline constexpr size_t kHugeAllocationMin = size_t{1} << 20;
-inline constexpr size_t kHugeCacheBytes = size_t{256} << 20;
+inline constexpr size_t kHugeCacheMinBytes = size_t{256} << 20;
 
 // `bytes` (>= kHugeAllocationMin) of memory aligned to kHugePageSize, backed by huge
 // pages where the kernel allows. Throws std::bad_alloc when the system has no memory left.
 void* AllocateHuge(size_t bytes);
 // Releases memory from AllocateHuge; `bytes` is the size it was asked for. The block is kept
-// for reuse while the cache has room. Its contents are not cleared: AllocateHuge may return
+// for reuse while HugeCacheLimit() allows. Its contents are not cleared: AllocateHuge may return
 // memory holding old values (callers construct what they use, as with operator new).
 void FreeHuge(void* p, size_t bytes);
 // Unmaps every block the cache keeps; returns how many bytes that gave back.
 size_t ReleaseCachedHugeBlocks();
 // Bytes the cache keeps now.
 size_t CachedHugeBytes();
+// The most bytes AllocateHuge's blocks may occupy in use and kept together before kept blocks are
+// unmapped: max(kHugeCacheMinBytes, the most in use at once so far).
+size_t HugeCacheLimit();
 
 // A std::allocator that sends large arrays to AllocateHuge. Stateless: any two compare equal.
 template <typename T>

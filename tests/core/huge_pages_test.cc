@@ -75,25 +75,49 @@ TEST(HugePagesTest, AFreedBlockIsReusedForTheSameSizeAndReleasedOnRequest) {
   EXPECT_EQ(CachedHugeBytes(), 0u);
 }
 
-TEST(HugePagesTest, TheCacheKeepsAtMostItsLimitDroppingTheOldestBlocks) {
+// A quarter of the cache's limit now, in whole huge pages (at least 64 MiB).
+size_t QuarterOfLimit() { return HugeCacheLimit() / 4 / kHugePageSize * kHugePageSize; }
+
+TEST(HugePagesTest, TheCacheStaysWithinItsLimitDroppingTheOldestBlocks) {
   ReleaseCachedHugeBlocks();
-  const size_t block = kHugeCacheBytes / 4;
+  const size_t limit = HugeCacheLimit();
+  EXPECT_GE(limit, kHugeCacheMinBytes);
+  const size_t block = QuarterOfLimit();
   std::vector<void*> blocks;
-  for (int i = 0; i < 6; ++i) blocks.push_back(AllocateHuge(block));
+  for (int i = 0; i < 4; ++i) blocks.push_back(AllocateHuge(block));
   for (void* p : blocks) FreeHuge(p, block);
-  EXPECT_EQ(CachedHugeBytes(), kHugeCacheBytes);
-  // The four most recently freed are kept, the newest handed out first.
-  EXPECT_EQ(AllocateHuge(block), blocks[5]);
-  EXPECT_EQ(AllocateHuge(block), blocks[4]);
+  EXPECT_EQ(CachedHugeBytes(), 4 * block);  // all four fit
+  EXPECT_EQ(HugeCacheLimit(), limit);
+  // A new size is mapped afresh; in use plus kept must stay within the limit, so the two oldest
+  // blocks go (4 * block <= limit < 5 * block).
+  void* other = AllocateHuge(2 * block);
+  EXPECT_EQ(CachedHugeBytes(), 2 * block);
+  // The two most recently freed are kept, the newest handed out first.
   EXPECT_EQ(AllocateHuge(block), blocks[3]);
   EXPECT_EQ(AllocateHuge(block), blocks[2]);
   EXPECT_EQ(CachedHugeBytes(), 0u);
-  for (int i = 2; i < 6; ++i) FreeHuge(blocks[static_cast<size_t>(i)], block);
-  // A block larger than the whole cache is unmapped at once.
-  void* huge = AllocateHuge(kHugeCacheBytes + kHugePageSize);
-  FreeHuge(huge, kHugeCacheBytes + kHugePageSize);
-  EXPECT_EQ(CachedHugeBytes(), kHugeCacheBytes);
+  FreeHuge(blocks[3], block);
+  FreeHuge(blocks[2], block);
+  FreeHuge(other, 2 * block);
+  EXPECT_EQ(CachedHugeBytes(), 4 * block);
   ReleaseCachedHugeBlocks();
+}
+
+TEST(HugePagesTest, TheLimitGrowsToTheMostInUseAtOnce) {
+  ReleaseCachedHugeBlocks();
+  const size_t block = QuarterOfLimit();
+  // Six quarters in use at once: more than the limit was, so the limit rises to cover them and
+  // all six are kept when freed (a repeat of this job maps nothing new).
+  std::vector<void*> blocks;
+  for (int i = 0; i < 6; ++i) blocks.push_back(AllocateHuge(block));
+  EXPECT_GE(HugeCacheLimit(), 6 * block);
+  for (void* p : blocks) FreeHuge(p, block);
+  EXPECT_EQ(CachedHugeBytes(), 6 * block);
+  for (int i = 5; i >= 0; --i) EXPECT_EQ(AllocateHuge(block), blocks[static_cast<size_t>(i)]);
+  EXPECT_EQ(CachedHugeBytes(), 0u);
+  for (void* p : blocks) FreeHuge(p, block);
+  EXPECT_EQ(ReleaseCachedHugeBlocks(), 6 * block);
+  EXPECT_EQ(CachedHugeBytes(), 0u);
 }
 
 TEST(HugePagesTest, VectorsReuseTheCachedBlocksOfEarlierOnes) {
