@@ -687,9 +687,17 @@ class AlignmentPass {
       }
     });
     HugeVector<std::pair<const Variable*, int32_t>> producers;
-    size_t num_producers = 0;
-    for (const GatherSlice& part : parts) num_producers += part.producers.size();
+    size_t num_producers = 0, num_baked = 0, num_weights = 0, num_biases = 0;
+    for (const GatherSlice& part : parts) {
+      num_producers += part.producers.size();
+      num_baked += part.baked.size();
+      num_weights += part.weights.size();
+      num_biases += part.biases.size();
+    }
     producers.reserve(num_producers);
+    baked_ids_.reserve(num_baked);
+    weights_.reserve(num_weights);
+    bias_ids_.reserve(num_biases);
     for (size_t k = 0; k < slices; ++k) {
       GatherSlice& part = parts[k];
       // The slice's scheme classes as global ones (first appearance in id order).
@@ -720,16 +728,22 @@ class AlignmentPass {
     }
   }
 
-  // What Gather collects from one slice of the TQCs.
+  // What Gather collects from one slice of the TQCs. The lists are reserved for the whole slice
+  // (address space only), so they are not copied while they grow, and a pass over a graph of the
+  // same size gets the same blocks back from the huge-page cache.
   struct GatherSlice {
     std::vector<const QuantScheme*> schemes;  // the slice's scheme classes
-    std::vector<std::pair<const Variable*, int32_t>> producers;
-    std::vector<int32_t> baked, biases;
-    std::vector<WeightItem> weights;
+    HugeVector<std::pair<const Variable*, int32_t>> producers;
+    HugeVector<int32_t> baked, biases;
+    HugeVector<WeightItem> weights;
     bool weights_alone = true;  // every weight listed is a group of one
   };
 
   void Gather(size_t begin, size_t end, GatherSlice* out) {
+    out->producers.reserve(end - begin);
+    out->baked.reserve(end - begin);
+    out->biases.reserve(end - begin);
+    out->weights.reserve(end - begin);
     std::vector<const QuantScheme*>& schemes = out->schemes;
     const QuantScheme* last_scheme = nullptr;
     uint16_t last_class = 0;
@@ -1795,8 +1809,8 @@ class AlignmentPass {
   HugeVector<TqcInfo> info_;                           // by TQC id
   std::vector<const QuantScheme*> schemes_;             // distinct schemes, TqcInfo::scheme
   std::vector<uint8_t> scheme_valid_;                   // by scheme class: valid and linear
-  std::vector<int32_t> baked_ids_, bias_ids_;
-  std::vector<WeightItem> weights_;                     // per-channel weights to derive
+  HugeVector<int32_t> baked_ids_, bias_ids_;
+  HugeVector<WeightItem> weights_;                      // per-channel weights to derive
   bool weights_alone_ = true;                           // each is a group of one
   std::vector<Pin> pins_;
   std::vector<const Operation*> shape_readers_;         // see FindShapeReaders
