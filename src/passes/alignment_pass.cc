@@ -1044,6 +1044,11 @@ class AlignmentPass {
         it->second = e.consumer;
       }
     }
+    if (!force_overlap_) {
+      size_t relaxed = 0;
+      for (const InputEdge& e : edges) relaxed += info_[static_cast<size_t>(e.consumer)].relaxed();
+      requantizes_.reserve(requantizes_.size() + relaxed);
+    }
     for (size_t k = 0; k < edges.size(); ++k) {
       if (k + kAhead < edges.size()) {
         // A cascade edge reads its TQC's port and its tensor's uses.
@@ -1394,6 +1399,8 @@ class AlignmentPass {
       group_rules_[group.rules_first + group.rules_count++] = rule;
     }
     if (options_.collect_groups) reasons_.resize(groups_.size());
+    // A method conflict needs two rules on one group.
+    result_.notes.Reserve(touches.size() / 2, touches.size());
     for (size_t k = 0; k < groups_.size(); ++k) {
       if (k + kAhead < groups_.size()) {
         // The root gets the params: its scale and offset share the TQC's second line. The ops
@@ -1848,7 +1855,7 @@ std::string RequantizeEdge::reason() const {
 
 std::string AlignmentNotes::operator[](size_t i) const {
   const Note& note = notes_[i];
-  if (note.root == nullptr) return note.text;
+  if (note.root == nullptr) return texts_[note.first];
   std::vector<ConflictRule> sorted(rules_.begin() + note.first,
                                    rules_.begin() + note.first + note.count);
   SortByOpName(&sorted);
@@ -1863,7 +1870,13 @@ std::string AlignmentNotes::operator[](size_t i) const {
 
 void AlignmentNotes::push_back(std::string text) {
   Note& note = notes_.emplace_back();
-  note.text = std::move(text);
+  note.first = static_cast<uint32_t>(texts_.size());
+  texts_.push_back(std::move(text));
+}
+
+void AlignmentNotes::Reserve(size_t conflicts, size_t rules) {
+  notes_.reserve(notes_.size() + conflicts);
+  rules_.reserve(rules_.size() + rules);
 }
 
 void AlignmentNotes::AddMethodConflict(const TQC* root, std::span<const ConflictRule> rules,

@@ -172,6 +172,9 @@ class AlignmentNotes {
   // chose <chosen> by priority large > output > input"; `rules` in the pass's order (the text
   // lists them sorted by op name).
   void AddMethodConflict(const TQC* root, std::span<const ConflictRule> rules, AlignMethod chosen);
+  // Room for `conflicts` more method conflicts naming `rules` rules in all (an upper bound is
+  // fine: the storage is address space until written).
+  void Reserve(size_t conflicts, size_t rules);
 
   // Iterates the rendered texts: `for (const std::string& note : result.notes)`.
   class const_iterator {
@@ -200,15 +203,16 @@ class AlignmentNotes {
   const_iterator end() const { return {this, notes_.size()}; }
 
  private:
+  // Plain data, so the list grows by copying bytes: a large graph can have a conflict per block.
   struct Note {
-    std::string text;            // a note made as text; empty for a method conflict
-    const TQC* root = nullptr;   // a method conflict: the group's root
-    uint32_t first = 0;          // its rules: rules_[first, first + count)
+    const TQC* root = nullptr;  // a method conflict: the group's root; nullptr for a text note
+    uint32_t first = 0;         // its rules: rules_[first, first + count); a text: texts_[first]
     uint32_t count = 0;
     AlignMethod chosen = AlignMethod::kNone;
   };
-  std::vector<Note> notes_;
-  std::vector<ConflictRule> rules_;
+  HugeVector<Note> notes_;
+  HugeVector<ConflictRule> rules_;
+  std::vector<std::string> texts_;
 };
 
 struct AlignmentResult {
