@@ -262,7 +262,7 @@ struct Constraint {
 };
 
 // What the pass reads and writes of every TQC, in one dense array (16 bytes per TQC) so the
-// later steps do not walk the TQC objects again. The TQC states live here from GatherTqcs until
+// later steps do not walk the TQC objects again. The TQC states live here from the gather until
 // FlushStates writes the changed ones back.
 struct TqcInfo {
   enum Flag : uint8_t {
@@ -393,7 +393,7 @@ class TensorIndex {
   HugeVector<Entry> slots_;
 };
 
-// A per-channel weight whose params the pass derives from its data, with what GatherTqcs read of
+// A per-channel weight whose params the pass derives from its data, with what the gather read of
 // its TQC, so the derivation step reads the TQC only to write the params.
 struct WeightItem {
   const Variable* tensor = nullptr;
@@ -561,29 +561,28 @@ class AlignmentPass {
     // Every later step walks the ops in graph order with their configs: look each up once.
     ops_ = graph_.operations();
     // Finding each op's config and its ports' ids reads the configs, gathering reads the TQCs:
-    // with a pool, the first runs as one more task beside the slices of the second.
-    GatherTqcs([this] {
+    // with a pool, the first runs beside the slices of the second (first, as it is the longest).
+    std::vector<std::function<void()>> tasks = {[this] {
       FindConfigs();
       AssignSlotIds();
-    });
+    }};
+    std::vector<GatherSlice> parts = GatherTasks(&tasks);
+    RunTasks(options_.pool, tasks);
+    JoinGather(&parts);
     // Per-channel weights never join a group, so their params come from their data alone: with a
     // pool they are derived on a second thread while the activations are aligned. The result is
     // the same (they write only their own TQCs and counter), except that on an alignment error
-    // the weights may already hold their params.
+    // the weights may hold their params. In order, they follow a successful alignment.
     Status status, weights_status;
     const bool derive = options_.derive_weight_and_bias;
-    if (derive && weights_alone_ && Slices(weights_.size() * 8) > 1) {
-      ForSlices(2, [&](size_t k) {
-        if (k == 0) {
-          status = AlignActivations();
-        } else {
-          weights_status = DeriveWeightParams();
-        }
+    const bool beside = weights_alone_ && Slices(weights_.size() * 8) > 1;
+    tasks = {[&] { status = AlignActivations(); }};
+    if (derive) {
+      tasks.push_back([&] {
+        if (beside || status.ok()) weights_status = DeriveWeightParams();
       });
-    } else {
-      status = AlignActivations();
-      if (status.ok() && derive) weights_status = DeriveWeightParams();
     }
+    RunTasks(beside ? options_.pool : nullptr, tasks);
     QALIGN_RETURN_IF_ERROR(status);
     if (derive) {
       QALIGN_RETURN_IF_ERROR(weights_status);
@@ -593,7 +592,7 @@ class AlignmentPass {
     return std::move(result_);
   }
 
-  // Steps 1-4 over the TQCs GatherTqcs listed.
+  // Steps 1-4 over the TQCs the gather listed.
   Status AlignActivations() {
     QALIGN_RETURN_IF_ERROR(CollectRules());
     CollectConstraints();
@@ -665,27 +664,43 @@ class AlignmentPass {
     return &*rule_by_type_[type];
   }
 
+  // What Gather collects from one slice of the TQCs. The lists are reserved for the whole slice
+  // (address space only), so they are not copied while they grow, and a pass over a graph of the
+  // same size gets the same blocks back from the huge-page cache.
+  struct GatherSlice {
+    std::vector<const QuantScheme*> schemes;  // the slice's scheme classes
+    HugeVector<std::pair<const Variable*, int32_t>> producers;
+    HugeVector<int32_t> baked, biases;
+    HugeVector<WeightItem> weights;
+    bool weights_alone = true;  // every weight listed is a group of one
+  };
+
   // One sweep over the TQCs in id order: the dense copy every later step reads, and the short
-  // lists of TQCs that later steps visit (BAKED, per-channel weights, biases). `alongside` runs
-  // too, as one more task of the same parallel loop (first, as it is the longest one).
-  void GatherTqcs(const std::function<void()>& alongside) {
+  // lists of TQCs that later steps visit (BAKED, per-channel weights, biases). Appends the
+  // sweep's tasks to `tasks`, one per slice of the id range, each gathering into its own part;
+  // JoinGather joins the parts once they have run.
+  std::vector<GatherSlice> GatherTasks(std::vector<std::function<void()>>* tasks) {
     const size_t n = table_->size();
     info_.resize(n);
     tensor_.resize(n);
-    // Slices of the id range are gathered on the pool, each into its own lists with its own
-    // scheme classes; joined in slice order, the lists and classes are those of one sweep in id
-    // order. Two slices per thread let a thread that finished `alongside` take some of them.
+    // Each part has its own lists and scheme classes; joined in slice order, they are those of
+    // one sweep in id order. Two slices per thread let a thread that finished an earlier, longer
+    // task take some of them.
     const size_t threads = Slices(n);
     const size_t slices = threads == 1 ? 1 : 2 * threads;
     std::vector<GatherSlice> parts(slices);
-    ForSlices(slices + 1, [&](size_t k) {
-      if (k == 0) {
-        alongside();
-      } else {
-        --k;
-        Gather(n * k / slices, n * (k + 1) / slices, &parts[k]);
-      }
-    });
+    for (size_t k = 0; k < slices; ++k) {
+      tasks->push_back([this, n, k, slices, part = &parts[k]] {
+        Gather(n * k / slices, n * (k + 1) / slices, part);
+      });
+    }
+    return parts;
+  }
+
+  void JoinGather(std::vector<GatherSlice>* slice_parts) {
+    std::vector<GatherSlice>& parts = *slice_parts;
+    const size_t n = table_->size();
+    const size_t slices = parts.size();
     HugeVector<std::pair<const Variable*, int32_t>> producers;
     size_t num_producers = 0, num_baked = 0, num_weights = 0, num_biases = 0;
     for (const GatherSlice& part : parts) {
@@ -727,17 +742,6 @@ class AlignmentPass {
       scheme_valid_.push_back(ValidateScheme(*scheme).ok() && !scheme->policy.Has(kFloating));
     }
   }
-
-  // What Gather collects from one slice of the TQCs. The lists are reserved for the whole slice
-  // (address space only), so they are not copied while they grow, and a pass over a graph of the
-  // same size gets the same blocks back from the huge-page cache.
-  struct GatherSlice {
-    std::vector<const QuantScheme*> schemes;  // the slice's scheme classes
-    HugeVector<std::pair<const Variable*, int32_t>> producers;
-    HugeVector<int32_t> baked, biases;
-    HugeVector<WeightItem> weights;
-    bool weights_alone = true;  // every weight listed is a group of one
-  };
 
   void Gather(size_t begin, size_t end, GatherSlice* out) {
     out->producers.reserve(end - begin);
@@ -1537,7 +1541,7 @@ class AlignmentPass {
     return Status::Ok();
   }
 
-  // ComputeParams under scheme class k; a scheme GatherTqcs validated is not checked again.
+  // ComputeParams under scheme class k; a scheme JoinGather validated is not checked again.
   Status Params(uint16_t k, float min, float max, float* scale, int64_t* zero_point) const {
     const QuantScheme& scheme = *schemes_[k];
     if (scheme_valid_[k] && std::isfinite(min) && std::isfinite(max) && min <= max &&
