@@ -160,8 +160,9 @@ class BlockCache {
   std::vector<Block> EvictOverLimit() {
     size_t drop = 0;
     while (in_use_ + cached_ > Limit()) cached_ -= blocks_[drop++].size;
-    std::vector<Block> evicted(blocks_.begin(), blocks_.begin() + static_cast<std::ptrdiff_t>(drop));
-    blocks_.erase(blocks_.begin(), blocks_.begin() + static_cast<std::ptrdiff_t>(drop));
+    const auto kept = blocks_.begin() + static_cast<std::ptrdiff_t>(drop);
+    std::vector<Block> evicted(blocks_.begin(), kept);
+    blocks_.erase(blocks_.begin(), kept);
     return evicted;
   }
 

@@ -539,6 +539,14 @@ constexpr size_t kAhead = 8;  // iterations between a prefetch and the use
 // measured here) spans dozens of them.
 constexpr size_t kFarAhead = 32;
 
+// For loops that reach their data through pointers: runs load(j), which requests what item j
+// will read, for j = i + distance while j < n. A chain of dependent loads gets one call per link,
+// the first link farthest ahead, so each link's pointer is in cache when the next is requested.
+template <typename Load>
+void PrefetchAhead(size_t i, size_t distance, size_t n, const Load& load) {
+  if (i + distance < n) load(i + distance);
+}
+
 // Sets a group's params, reporting whether they changed.
 bool SetParamsIfChanged(QuantConfigTable* table, const TQC* member, std::vector<float> scale,
                         std::vector<int64_t> offset) {
@@ -843,11 +851,12 @@ class AlignmentPass {
     };
     for (size_t i = 0; i < ops_.size(); ++i) {
       // Two dependent loads: the config (for where its port lists are), then the lists.
-      if (i + kFarAhead < ops_.size()) __builtin_prefetch(configs_[i + kFarAhead]);
-      if (i + kAhead < ops_.size() && configs_[i + kAhead] != nullptr) {
-        __builtin_prefetch(configs_[i + kAhead]->inputs.data());
-        __builtin_prefetch(configs_[i + kAhead]->outputs.data());
-      }
+      PrefetchAhead(i, kFarAhead, ops_.size(), [&](size_t j) { __builtin_prefetch(configs_[j]); });
+      PrefetchAhead(i, kAhead, ops_.size(), [&](size_t j) {
+        if (configs_[j] == nullptr) return;
+        __builtin_prefetch(configs_[j]->inputs.data());
+        __builtin_prefetch(configs_[j]->outputs.data());
+      });
       slot_first_[i] = static_cast<uint32_t>(slot_ids_.size());
       const OperationQuantConfig* config = configs_[i];
       if (config == nullptr) continue;
@@ -984,14 +993,14 @@ class AlignmentPass {
       for (const RuleInstance& r : rules_) {
         for (uint32_t k = r.first; k < r.first + r.count; ++k) {
           // Two dependent loads: the Variable (where its uses are), then the uses.
-          if (k + 2 * kFarAhead < rule_members_.size()) {
-            const Variable* far = tensor_[static_cast<size_t>(rule_members_[k + 2 * kFarAhead])];
-            if (far != nullptr) __builtin_prefetch(&far->uses());
-          }
-          if (k + kFarAhead < rule_members_.size()) {
-            const Variable* near = tensor_[static_cast<size_t>(rule_members_[k + kFarAhead])];
-            if (near != nullptr) __builtin_prefetch(near->uses().data());
-          }
+          const size_t count = rule_members_.size();
+          auto tensor_of = [&](size_t j) { return tensor_[static_cast<size_t>(rule_members_[j])]; };
+          PrefetchAhead(k, 2 * kFarAhead, count, [&](size_t j) {
+            if (const Variable* v = tensor_of(j); v != nullptr) __builtin_prefetch(&v->uses());
+          });
+          PrefetchAhead(k, kFarAhead, count, [&](size_t j) {
+            if (const Variable* v = tensor_of(j); v != nullptr) __builtin_prefetch(v->uses().data());
+          });
           const int32_t m = rule_members_[k];
           if (!info_[static_cast<size_t>(m)].is_input()) continue;
           const Variable* t = tensor_[static_cast<size_t>(m)];
@@ -1054,16 +1063,15 @@ class AlignmentPass {
       requantizes_.reserve(requantizes_.size() + relaxed);
     }
     for (size_t k = 0; k < edges.size(); ++k) {
-      if (k + kAhead < edges.size()) {
-        // A cascade edge reads its TQC's port and its tensor's uses.
-        const int32_t ahead = edges[k + kAhead].consumer;
-        if (info_[static_cast<size_t>(ahead)].relaxed()) {
-          __builtin_prefetch(&table_->Get(ahead)->port);
-          if (const Variable* v = tensor_[static_cast<size_t>(ahead)]; v != nullptr) {
-            __builtin_prefetch(&v->uses());
-          }
+      // A cascade edge reads its TQC's port and its tensor's uses.
+      PrefetchAhead(k, kAhead, edges.size(), [&](size_t j) {
+        const int32_t ahead = edges[j].consumer;
+        if (!info_[static_cast<size_t>(ahead)].relaxed()) return;
+        __builtin_prefetch(&table_->Get(ahead)->port);
+        if (const Variable* v = tensor_[static_cast<size_t>(ahead)]; v != nullptr) {
+          __builtin_prefetch(&v->uses());
         }
-      }
+      });
       const InputEdge& e = edges[k];
       const int32_t c = e.consumer;
       if (info_[static_cast<size_t>(c)].relaxed()) {
@@ -1584,23 +1592,25 @@ class AlignmentPass {
     std::vector<uint8_t> seen;
     auto variable = [this](size_t k) { return weights_[k].tensor; };
     for (size_t k = begin; k < end; ++k) {
-      if (k + 3 * kAhead < end) {
+      PrefetchAhead(k, 3 * kAhead, end, [&](size_t j) {
         // The Tensor inside the Variable: stored after its uses, up to the end of the object
         // (where the optional's flag is). Only a hint: the layout is not relied on.
-        const Variable* v = variable(k + 3 * kAhead);
-        const uintptr_t end = reinterpret_cast<uintptr_t>(v) + sizeof(Variable) - 1;
-        for (uintptr_t line = reinterpret_cast<uintptr_t>(&v->uses()) & ~uintptr_t{63}; line <= end;
-             line += 64) {
+        const Variable* v = variable(j);
+        const uintptr_t last = reinterpret_cast<uintptr_t>(v) + sizeof(Variable) - 1;
+        for (uintptr_t line = reinterpret_cast<uintptr_t>(&v->uses()) & ~uintptr_t{63};
+             line <= last; line += 64) {
           __builtin_prefetch(reinterpret_cast<const void*>(line));
         }
-      }
-      if (k + 2 * kAhead < end) {
-        if (const Tensor* data = variable(k + 2 * kAhead)->data(); data != nullptr) {
+      });
+      PrefetchAhead(k, 2 * kAhead, end, [&](size_t j) {
+        if (const Tensor* data = variable(j)->data(); data != nullptr) {
           __builtin_prefetch(data->shape().data());
           __builtin_prefetch(data->raw_data());
         }
-      }
-      if (k + kAhead < end) Prefetch(table_->Get(weights_[k + kAhead].id));  // gets the params
+      });
+      PrefetchAhead(k, kAhead, end, [&](size_t j) {
+        Prefetch(table_->Get(weights_[j].id));  // gets the params
+      });
       const WeightItem& weight = weights_[k];
       TQC* t = table_->Get(weight.id);
       if (!variable(k)->is_parameter()) continue;
