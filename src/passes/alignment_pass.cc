@@ -990,11 +990,11 @@ class AlignmentPass {
   void CollectConstraints() {
     if (!force_overlap_) {
       FindShapeReaders();
+      const size_t count = rule_members_.size();
+      auto tensor_of = [&](size_t j) { return tensor_[static_cast<size_t>(rule_members_[j])]; };
       for (const RuleInstance& r : rules_) {
         for (uint32_t k = r.first; k < r.first + r.count; ++k) {
           // Two dependent loads: the Variable (where its uses are), then the uses.
-          const size_t count = rule_members_.size();
-          auto tensor_of = [&](size_t j) { return tensor_[static_cast<size_t>(rule_members_[j])]; };
           PrefetchAhead(k, 2 * kFarAhead, count, [&](size_t j) {
             if (const Variable* v = tensor_of(j); v != nullptr) __builtin_prefetch(&v->uses());
           });
