@@ -109,7 +109,7 @@ class Variable {
   bool is_graph_output() const { return is_graph_output_; }
 
   // Where a parameter came from, so export can write it back the same way.
-  enum class Origin { kValue, kInitializer, kConstantNode };
+  enum class Origin : uint8_t { kValue, kInitializer, kConstantNode };
   Origin origin() const { return origin_; }
   void set_origin(Origin origin) { origin_ = origin; }
   // For kConstantNode: the folded Constant node's name (export re-creates the node).
@@ -125,13 +125,15 @@ class Variable {
   std::string name_;
   DataType dtype_ = DataType::kUndefined;
   Shape shape_;
+  // Where the tensor comes from and goes to, in one cache line: passes that walk a large graph's
+  // consumers read these together, and the Tensor below is large.
   Operation* producer_ = nullptr;
   int producer_index_ = -1;
-  std::vector<Use> uses_;
-  std::optional<Tensor> data_;
   bool is_graph_input_ = false;
   bool is_graph_output_ = false;
   Origin origin_ = Origin::kValue;
+  std::vector<Use> uses_;
+  std::optional<Tensor> data_;
 };
 
 // One node. Omitted optional inputs/outputs are nullptr slots.
