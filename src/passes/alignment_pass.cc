@@ -347,6 +347,7 @@ struct RuleInstance {
 // the tensor has no quantized producer port), in graph order.
 struct InputEdge {
   uint32_t op = 0;  // index in graph order
+  int32_t port = 0;  // the op's input index
   int32_t consumer = -1;
   int32_t producer = -1;
 };
@@ -538,6 +539,22 @@ constexpr size_t kAhead = 8;  // iterations between a prefetch and the use
 // The same for loops whose iterations are only a few instructions: a miss to memory (~200 ns
 // measured here) spans dozens of them.
 constexpr size_t kFarAhead = 32;
+
+// The line(s) of a Variable that hold its uses and, declared just before them (graph.h), its
+// producer and graph input/output flags: the bytes from 16 before the uses to their end. Only a
+// hint: the layout is not relied on.
+void PrefetchUses(const Variable* v) {
+  if (v == nullptr) return;
+  const char* uses = reinterpret_cast<const char*>(&v->uses());
+  __builtin_prefetch(uses - 16);
+  __builtin_prefetch(uses + sizeof(v->uses()) - 1);
+}
+// The first and last line of a Variable's list of uses (once its Variable is in cache).
+void PrefetchUseList(const Variable* v) {
+  if (v == nullptr || v->uses().empty()) return;
+  __builtin_prefetch(v->uses().data());
+  __builtin_prefetch(&v->uses().back());
+}
 
 // For loops that reach their data through pointers: runs load(j), which requests what item j
 // will read, for j = i + distance while j < n. A chain of dependent loads gets one call per link,
@@ -988,19 +1005,24 @@ class AlignmentPass {
 
   // Step 1b + 2: rule ties and default producer -> consumer edges, with cascade control.
   void CollectConstraints() {
+    // What a cascade edge records of its tensor, read while its Variable and uses are in cache.
+    struct CascadeTensor {
+      int32_t id = -1;  // the relaxed consumer-side TQC
+      int32_t consumers = 0;
+      Operation* producer = nullptr;
+      bool graph_output = false;
+    };
+    HugeVector<CascadeTensor> cascade;  // in rule order, which is graph order
     if (!force_overlap_) {
       FindShapeReaders();
       const size_t count = rule_members_.size();
+      cascade.reserve(count);
       auto tensor_of = [&](size_t j) { return tensor_[static_cast<size_t>(rule_members_[j])]; };
       for (const RuleInstance& r : rules_) {
         for (uint32_t k = r.first; k < r.first + r.count; ++k) {
-          // Two dependent loads: the Variable (where its uses are), then the uses.
-          PrefetchAhead(k, 2 * kFarAhead, count, [&](size_t j) {
-            if (const Variable* v = tensor_of(j); v != nullptr) __builtin_prefetch(&v->uses());
-          });
-          PrefetchAhead(k, kFarAhead, count, [&](size_t j) {
-            if (const Variable* v = tensor_of(j); v != nullptr) __builtin_prefetch(v->uses().data());
-          });
+          // Two dependent loads: the Variable (its uses and flags), then the uses.
+          PrefetchAhead(k, 2 * kFarAhead, count, [&](size_t j) { PrefetchUses(tensor_of(j)); });
+          PrefetchAhead(k, kFarAhead, count, [&](size_t j) { PrefetchUseList(tensor_of(j)); });
           const int32_t m = rule_members_[k];
           if (!info_[static_cast<size_t>(m)].is_input()) continue;
           const Variable* t = tensor_[static_cast<size_t>(m)];
@@ -1012,7 +1034,11 @@ class AlignmentPass {
               break;
             }
           }
-          if (others || t->is_graph_output()) info_[static_cast<size_t>(m)].flags |= TqcInfo::kRelaxed;
+          if (others || t->is_graph_output()) {
+            info_[static_cast<size_t>(m)].flags |= TqcInfo::kRelaxed;
+            cascade.push_back({m, static_cast<int32_t>(CountValueConsumers(*t)), t->producer(),
+                               t->is_graph_output()});
+          }
         }
       }
     }
@@ -1023,9 +1049,11 @@ class AlignmentPass {
     edges.reserve(table_->size() / 2);
     for (size_t i = 0; i < ops_.size(); ++i) {
       if (configs_[i] == nullptr) continue;
-      for (int32_t c : InputIds(i)) {
+      const std::span<const int32_t> inputs = InputIds(i);
+      for (size_t port = 0; port < inputs.size(); ++port) {
+        const int32_t c = inputs[port];
         if (c < 0 || !info_[static_cast<size_t>(c)].joinable()) continue;
-        edges.push_back({static_cast<uint32_t>(i), c, -1});
+        edges.push_back({static_cast<uint32_t>(i), static_cast<int32_t>(port), c, -1});
       }
     }
     for (size_t k = 0; k < edges.size(); ++k) {
@@ -1057,34 +1085,29 @@ class AlignmentPass {
         it->second = e.consumer;
       }
     }
-    if (!force_overlap_) {
-      size_t relaxed = 0;
-      for (const InputEdge& e : edges) relaxed += info_[static_cast<size_t>(e.consumer)].relaxed();
-      requantizes_.reserve(requantizes_.size() + relaxed);
-    }
+    requantizes_.reserve(requantizes_.size() + cascade.size());
+    // The relaxed TQCs come in the same order here (ops in graph order, input ports in order) as
+    // in the rules above, so each finds its record at the front of what is left of the list.
+    size_t next = 0;
+    auto cascade_of = [&](int32_t c) {
+      if (next < cascade.size() && cascade[next].id == c) return cascade[next++];
+      const Variable* t = tensor_[static_cast<size_t>(c)];  // not expected: read it again
+      return CascadeTensor{c, static_cast<int32_t>(CountValueConsumers(*t)), t->producer(),
+                           t->is_graph_output()};
+    };
     for (size_t k = 0; k < edges.size(); ++k) {
-      // A cascade edge reads its TQC's port and its tensor's uses.
-      PrefetchAhead(k, kAhead, edges.size(), [&](size_t j) {
-        const int32_t ahead = edges[j].consumer;
-        if (!info_[static_cast<size_t>(ahead)].relaxed()) return;
-        __builtin_prefetch(&table_->Get(ahead)->port);
-        if (const Variable* v = tensor_[static_cast<size_t>(ahead)]; v != nullptr) {
-          __builtin_prefetch(&v->uses());
-        }
-      });
       const InputEdge& e = edges[k];
       const int32_t c = e.consumer;
       if (info_[static_cast<size_t>(c)].relaxed()) {
+        const CascadeTensor tensor = cascade_of(c);
         if (producer_joins(e)) {
-          Operation* op = ops_[e.op];
-          Variable* t = table_->Get(c)->port.tensor;
           RequantizeEdge edge;
-          edge.tensor = t;
-          edge.producer = t->producer();
-          edge.consumer = op;
-          edge.cascade_port = table_->Get(c)->port.index;
-          edge.cascade_consumers = static_cast<int32_t>(CountValueConsumers(*t));
-          edge.cascade_graph_output = t->is_graph_output();
+          edge.tensor = tensor_[static_cast<size_t>(c)];
+          edge.producer = tensor.producer;
+          edge.consumer = ops_[e.op];
+          edge.cascade_port = e.port;
+          edge.cascade_consumers = tensor.consumers;
+          edge.cascade_graph_output = tensor.graph_output;
           requantizes_.push_back(std::move(edge));
         }
         continue;
@@ -1825,7 +1848,7 @@ class AlignmentPass {
   HugeVector<int32_t> slot_ids_;                       // port ids of every op, see AssignSlotIds
   HugeVector<uint32_t> slot_first_;                    // op i's ports start at slot_first_[i]
   HugeVector<uint32_t> slot_inputs_;                   // op i's number of input slots
-  HugeVector<const Variable*> tensor_;                 // by TQC id: its port's tensor
+  HugeVector<Variable*> tensor_;                       // by TQC id: its port's tensor
   TensorIndex producer_of_;
   HugeVector<TqcInfo> info_;                           // by TQC id
   std::vector<const QuantScheme*> schemes_;             // distinct schemes, TqcInfo::scheme
