@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <deque>
 #include <functional>
@@ -579,7 +580,11 @@ class AlignmentPass {
  public:
   AlignmentPass(const Graph& graph, const TargetProfile& profile, const AlignmentOptions& options,
                 QuantConfigTable* table)
-      : graph_(graph), profile_(profile), options_(options), table_(table) {}
+      : graph_(graph),
+        profile_(profile),
+        options_(options),
+        table_(table),
+        force_overlap_(options.force_overlap.value_or(profile.force_overlap)) {}
 
   StatusOr<AlignmentResult> Run() {
     QALIGN_RETURN_IF_ERROR(ValidateOverrides());
@@ -598,13 +603,25 @@ class AlignmentPass {
     // pool they are derived on a second thread while the activations are aligned. The result is
     // the same (they write only their own TQCs and counter), except that on an alignment error
     // the weights may hold their params. In order, they follow a successful alignment.
+    // With force_overlap off, the cascade requantize edges are known once the constraints are,
+    // and sorting them by name reads every edge's names: the weights' thread sorts them when it
+    // is done, while the activations are grouped (conflict edges made later are kept apart, so
+    // the two threads never share the list).
     Status status, weights_status;
     const bool derive = options_.derive_weight_and_bias;
     const bool beside = weights_alone_ && Slices(weights_.size() * 8) > 1;
-    tasks = {[&] { status = AlignActivations(); }};
-    if (derive) {
+    const bool sort_beside = beside && !force_overlap_;
+    tasks = {[&] {
+      status = AlignActivations();
+      constraints_done_.store(true, std::memory_order_release);
+      constraints_done_.notify_one();
+    }};
+    if (derive || sort_beside) {
       tasks.push_back([&] {
-        if (beside || status.ok()) weights_status = DeriveWeightParams();
+        if (derive && (beside || status.ok())) weights_status = DeriveWeightParams();
+        if (!sort_beside) return;
+        constraints_done_.wait(false, std::memory_order_acquire);
+        if (cascade_collected_.load(std::memory_order_acquire)) SortRequantizes();
       });
     }
     RunTasks(beside ? options_.pool : nullptr, tasks);
@@ -621,6 +638,10 @@ class AlignmentPass {
   Status AlignActivations() {
     QALIGN_RETURN_IF_ERROR(CollectRules());
     CollectConstraints();
+    // requantizes_ now holds the cascade edges and is not written again by this thread (see Run).
+    cascade_collected_.store(true, std::memory_order_release);
+    constraints_done_.store(true, std::memory_order_release);
+    constraints_done_.notify_one();
     // Linking and setting group params update the states in info_; they are written back to the
     // TQCs once, in id order, whether or not the steps succeed (as if each change went straight
     // to its TQC).
@@ -930,7 +951,6 @@ class AlignmentPass {
 
   // Step 1a: the effective rule of every quantized op.
   Status CollectRules() {
-    force_overlap_ = options_.force_overlap.value_or(profile_.force_overlap);
     // Upper bounds, reserved but not touched: growing by doubling would page in twice the memory.
     rules_.reserve(ops_.size());
     rule_members_.reserve(table_->size());
@@ -1379,7 +1399,7 @@ class AlignmentPass {
     edge.text = why;
     result_.notes.push_back(StrCat("constraint ", DescribeTqc(*c.a), " ~ ", DescribeTqc(*c.b),
                                    " dropped: ", why));
-    requantizes_.push_back(std::move(edge));
+    dropped_requantizes_.push_back(std::move(edge));
   }
 
   // Step 4: params per group.
@@ -1731,9 +1751,13 @@ class AlignmentPass {
   // holds no NUL, so comparing these strings compares the triples); the edges are sorted by the
   // first 8 bytes of that string as an integer and only runs that tie there compare the rest. A
   // comparison sort reading the names where they live missed the cache on every comparison.
+  // Sorting again a list already sorted (sorted_requantizes_ == its size) does nothing; equal keys
+  // keep their order in the list, so sorting a prefix first and then the whole list gives the
+  // order of sorting the whole list once.
   void SortRequantizes() {
     const size_t count = requantizes_.size();
-    if (count < 2) return;
+    if (count < 2 || sorted_requantizes_ == count) return;
+    sorted_requantizes_ = count;
     std::string names;
     std::vector<uint32_t> start(count + 1);
     for (size_t i = 0; i < count; ++i) {
@@ -1786,7 +1810,9 @@ class AlignmentPass {
   }
 
   void Finish() {
-    // Requantize edges: one per (tensor, producer, consumer), sorted by names.
+    // Requantize edges: one per (tensor, producer, consumer), sorted by names. The edges of
+    // dropped constraints were made after the cascade edges, and follow them in the list.
+    for (RequantizeEdge& e : dropped_requantizes_) requantizes_.push_back(std::move(e));
     SortRequantizes();
     result_.requantizes.reserve(requantizes_.size());
     for (RequantizeEdge& e : requantizes_) {
@@ -1836,7 +1862,7 @@ class AlignmentPass {
   const TargetProfile& profile_;
   const AlignmentOptions& options_;
   QuantConfigTable* table_;
-  bool force_overlap_ = true;
+  const bool force_overlap_;
   bool changed_derived_ = false;
   std::vector<Operation*> ops_;                         // graph order
   HugeVector<const OperationQuantConfig*> configs_;    // configs_[i] of ops_[i], or nullptr
@@ -1859,7 +1885,11 @@ class AlignmentPass {
   std::vector<Pin> pins_;
   std::vector<const Operation*> shape_readers_;         // see FindShapeReaders
   HugeVector<Constraint> constraints_;
-  std::vector<RequantizeEdge> requantizes_;
+  std::vector<RequantizeEdge> requantizes_;          // the cascade edges (CollectConstraints)
+  std::vector<RequantizeEdge> dropped_requantizes_;  // the edges of dropped constraints
+  size_t sorted_requantizes_ = 0;                    // requantizes_ is sorted when == its size
+  std::atomic<bool> constraints_done_{false};        // AlignActivations made its cascade edges or ended
+  std::atomic<bool> cascade_collected_{false};       // ... and it made them
   HugeVector<GroupState> groups_;
   std::vector<std::string> reasons_;                    // by group, when the list is built
   HugeVector<int32_t> group_rules_;                    // rule indices, bucketed by group

@@ -770,7 +770,10 @@ TEST(AlignmentPass, AlignConfigFileMergesAndNamesErrors) {
 
 // The sweeps that run on a pool for large graphs give exactly what one thread gives: a graph of
 // 2600 blocks (over 40k TQCs, 5200 per-channel weights: more than one slice each), with
-// force_overlap on and off, a fixed-output rule (pins) and every table field compared.
+// force_overlap on and off, fixed-output rules (pins) and every table field compared. Every 50th
+// block concatenates a Sigmoid and a Tanh output, whose fixed params conflict: constraints are
+// dropped (requantize edges made after the cascade edges, which with force_overlap off and a
+// pool are sorted on the second thread meanwhile).
 TEST(AlignmentPass, ThreadPoolGivesTheSameResultAsOneThread) {
   GraphBuilder b;
   Variable* x = b.Input("x", {1, 4, 8, 8});
@@ -791,6 +794,13 @@ TEST(AlignmentPass, ThreadPoolGivesTheSameResultAsOneThread) {
       const float l = lo(rng);
       AddRange(&ranges, v->name(), l, l + width(rng));
     }
+    if (i % 50 == 0) {
+      Variable* tanh = b.Op("Tanh", p + "tanh", {add});
+      Variable* both = b.Op("Concat", p + "both", {sig, tanh});
+      b.Output(both);
+      AddRange(&ranges, tanh->name(), -1, 1);
+      AddRange(&ranges, both->name(), -1, 1);
+    }
     x = i % 2 == 0 ? add : sig;
   }
   b.Output(x);
@@ -801,7 +811,8 @@ TEST(AlignmentPass, ThreadPoolGivesTheSameResultAsOneThread) {
         "threads",
         {Rule("Concat", RuleKind::kShareInputsAndOutput, AlignMethod::kOutput),
          Rule("AveragePool", RuleKind::kShareInputOutput, AlignMethod::kInput),
-         Rule("Add", RuleKind::kShareInputs, AlignMethod::kLarge), FixedRule("Sigmoid", 1.0f / 256, -128)},
+         Rule("Add", RuleKind::kShareInputs, AlignMethod::kLarge), FixedRule("Sigmoid", 1.0f / 256, -128),
+         FixedRule("Tanh", 1.0f / 128, 0)},
         force_overlap);
     auto one = MakeTable(*g);
     auto many = MakeTable(*g);
@@ -814,6 +825,8 @@ TEST(AlignmentPass, ThreadPoolGivesTheSameResultAsOneThread) {
     AlignmentResult r1 = RunOk(*g, p, one.get(), serial);
     AlignmentResult r2 = RunOk(*g, p, many.get(), threaded);
     EXPECT_EQ(r1.counters.weights, 5200);
+    EXPECT_EQ(r1.counters.conflicts, 52);
+    EXPECT_EQ(r2.counters.conflicts, r1.counters.conflicts);
     EXPECT_EQ(r2.counters.weights, r1.counters.weights);
     EXPECT_EQ(r2.counters.groups, r1.counters.groups);
     EXPECT_EQ(r2.counters.links_made, r1.counters.links_made);
@@ -825,6 +838,8 @@ TEST(AlignmentPass, ThreadPoolGivesTheSameResultAsOneThread) {
       EXPECT_GT(r1.requantizes.size(), 1000u);
     }
     for (size_t i = 0; i < r1.requantizes.size(); ++i) {
+      EXPECT_EQ(r2.requantizes[i].tensor, r1.requantizes[i].tensor);
+      EXPECT_EQ(r2.requantizes[i].consumer, r1.requantizes[i].consumer);
       EXPECT_EQ(r2.requantizes[i].reason(), r1.requantizes[i].reason());
     }
     ASSERT_EQ(r2.groups.size(), r1.groups.size());
