@@ -613,15 +613,14 @@ class AlignmentPass {
     const bool sort_beside = beside && !force_overlap_;
     tasks = {[&] {
       status = AlignActivations();
-      constraints_done_.store(true, std::memory_order_release);
-      constraints_done_.notify_one();
+      SignalConstraintsDone();  // also when it failed before collecting them
     }};
     if (derive || sort_beside) {
       tasks.push_back([&] {
         if (derive && (beside || status.ok())) weights_status = DeriveWeightParams();
         if (!sort_beside) return;
         constraints_done_.wait(false, std::memory_order_acquire);
-        if (cascade_collected_.load(std::memory_order_acquire)) SortRequantizes();
+        SortRequantizes();  // an empty list when AlignActivations failed before the constraints
       });
     }
     RunTasks(beside ? options_.pool : nullptr, tasks);
@@ -634,14 +633,17 @@ class AlignmentPass {
     return std::move(result_);
   }
 
+  void SignalConstraintsDone() {
+    constraints_done_.store(true, std::memory_order_release);
+    constraints_done_.notify_one();
+  }
+
   // Steps 1-4 over the TQCs the gather listed.
   Status AlignActivations() {
     QALIGN_RETURN_IF_ERROR(CollectRules());
     CollectConstraints();
     // requantizes_ now holds the cascade edges and is not written again by this thread (see Run).
-    cascade_collected_.store(true, std::memory_order_release);
-    constraints_done_.store(true, std::memory_order_release);
-    constraints_done_.notify_one();
+    SignalConstraintsDone();
     // Linking and setting group params update the states in info_; they are written back to the
     // TQCs once, in id order, whether or not the steps succeed (as if each change went straight
     // to its TQC).
@@ -1024,14 +1026,19 @@ class AlignmentPass {
   }
 
   // Step 1b + 2: rule ties and default producer -> consumer edges, with cascade control.
+  // What a cascade edge records of the tensor t of the relaxed consumer-side TQC id.
+  struct CascadeTensor {
+    int32_t id = -1;
+    int32_t consumers = 0;
+    Operation* producer = nullptr;
+    bool graph_output = false;
+  };
+  CascadeTensor ReadCascadeTensor(int32_t id, const Variable& t) const {
+    return {id, static_cast<int32_t>(CountValueConsumers(t)), t.producer(), t.is_graph_output()};
+  }
+
   void CollectConstraints() {
-    // What a cascade edge records of its tensor, read while its Variable and uses are in cache.
-    struct CascadeTensor {
-      int32_t id = -1;  // the relaxed consumer-side TQC
-      int32_t consumers = 0;
-      Operation* producer = nullptr;
-      bool graph_output = false;
-    };
+    // The cascade records are read while the tensor's Variable and uses are in cache.
     HugeVector<CascadeTensor> cascade;  // in rule order, which is graph order
     if (!force_overlap_) {
       FindShapeReaders();
@@ -1056,8 +1063,7 @@ class AlignmentPass {
           }
           if (others || t->is_graph_output()) {
             info_[static_cast<size_t>(m)].flags |= TqcInfo::kRelaxed;
-            cascade.push_back({m, static_cast<int32_t>(CountValueConsumers(*t)), t->producer(),
-                               t->is_graph_output()});
+            cascade.push_back(ReadCascadeTensor(m, *t));
           }
         }
       }
@@ -1111,9 +1117,7 @@ class AlignmentPass {
     size_t next = 0;
     auto cascade_of = [&](int32_t c) {
       if (next < cascade.size() && cascade[next].id == c) return cascade[next++];
-      const Variable* t = tensor_[static_cast<size_t>(c)];  // not expected: read it again
-      return CascadeTensor{c, static_cast<int32_t>(CountValueConsumers(*t)), t->producer(),
-                           t->is_graph_output()};
+      return ReadCascadeTensor(c, *tensor_[static_cast<size_t>(c)]);  // not expected: read again
     };
     for (size_t k = 0; k < edges.size(); ++k) {
       const InputEdge& e = edges[k];
@@ -1889,7 +1893,6 @@ class AlignmentPass {
   std::vector<RequantizeEdge> dropped_requantizes_;  // the edges of dropped constraints
   size_t sorted_requantizes_ = 0;                    // requantizes_ is sorted when == its size
   std::atomic<bool> constraints_done_{false};        // AlignActivations made its cascade edges or ended
-  std::atomic<bool> cascade_collected_{false};       // ... and it made them
   HugeVector<GroupState> groups_;
   std::vector<std::string> reasons_;                    // by group, when the list is built
   HugeVector<int32_t> group_rules_;                    // rule indices, bucketed by group
