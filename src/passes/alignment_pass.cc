@@ -1044,12 +1044,16 @@ class AlignmentPass {
       FindShapeReaders();
       const size_t count = rule_members_.size();
       cascade.reserve(count);
-      auto tensor_of = [&](size_t j) { return tensor_[static_cast<size_t>(rule_members_[j])]; };
+      // The tensor of member j when it is an input port (only those are checked), or nullptr.
+      auto input_tensor = [&](size_t j) -> const Variable* {
+        const size_t m = static_cast<size_t>(rule_members_[j]);
+        return info_[m].is_input() ? tensor_[m] : nullptr;
+      };
       for (const RuleInstance& r : rules_) {
         for (uint32_t k = r.first; k < r.first + r.count; ++k) {
           // Two dependent loads: the Variable (its uses and flags), then the uses.
-          PrefetchAhead(k, 2 * kFarAhead, count, [&](size_t j) { PrefetchUses(tensor_of(j)); });
-          PrefetchAhead(k, kFarAhead, count, [&](size_t j) { PrefetchUseList(tensor_of(j)); });
+          PrefetchAhead(k, 2 * kFarAhead, count, [&](size_t j) { PrefetchUses(input_tensor(j)); });
+          PrefetchAhead(k, kFarAhead, count, [&](size_t j) { PrefetchUseList(input_tensor(j)); });
           const int32_t m = rule_members_[k];
           if (!info_[static_cast<size_t>(m)].is_input()) continue;
           const Variable* t = tensor_[static_cast<size_t>(m)];
@@ -1635,7 +1639,8 @@ class AlignmentPass {
   // and value buffers: three dependent loads per weight, started kAhead, 2 * kAhead and
   // 3 * kAhead weights early.
   void DeriveWeights(size_t begin, size_t end, WeightSlice* out) {
-    std::vector<float> converted, mins, maxs;
+    std::vector<float> converted, mins, maxs, scales;
+    std::vector<int64_t> zps;
     std::vector<uint8_t> seen;
     auto variable = [this](size_t k) { return weights_[k].tensor; };
     for (size_t k = begin; k < end; ++k) {
@@ -1705,8 +1710,8 @@ class AlignmentPass {
         }
       }
       const uint16_t scheme = weight.scheme;
-      std::vector<float> scales(static_cast<size_t>(channels));
-      std::vector<int64_t> zps(static_cast<size_t>(channels));
+      scales.resize(static_cast<size_t>(channels));
+      zps.resize(static_cast<size_t>(channels));
       for (int64_t c = 0; c < channels; ++c) {
         Status s = Params(scheme, mins[c], maxs[c], &scales[c], &zps[c]);
         if (!s.ok()) {
@@ -1715,8 +1720,28 @@ class AlignmentPass {
         }
       }
       ++out->weights;
-      if (SetParamsIfChanged(table_, t, std::move(scales), std::move(zps))) out->changed = true;
+      // A weight that is a group of one is its own root: its params are set in place, without
+      // looking the root up (SetParamsIfChanged's finds) or walking a ring of one.
+      const bool changed = weights_alone_ ? SetOwnParamsIfChanged(t, scales, zps)
+                                          : SetParamsIfChanged(table_, t, scales, zps);
+      out->changed |= changed;
     }
+  }
+
+  // SetParamsIfChanged for a TQC that is the only member of its group.
+  static bool SetOwnParamsIfChanged(TQC* t, std::span<const float> scale,
+                                    std::span<const int64_t> offset) {
+    const bool changed = !std::ranges::equal(t->scale, scale) ||
+                         !std::ranges::equal(t->offset, offset) ||
+                         (t->state != QuantState::kActivated && !IsBaked(t->state) &&
+                          t->state != QuantState::kOverlapped);
+    if (!changed) return false;
+    t->scale.assign(scale.begin(), scale.end());
+    t->offset.assign(offset.begin(), offset.end());
+    if (t->state != QuantState::kBaked && t->state != QuantState::kOverlapped) {
+      t->state = QuantState::kActivated;
+    }
+    return true;
   }
 
   // Step 5b: bias params after alignment: scale[c] = input_scale * weight_scale[c], zero_point 0.
@@ -1807,10 +1832,28 @@ class AlignmentPass {
       }
       lo = hi;
     }
-    std::vector<RequantizeEdge> sorted;
-    sorted.reserve(count);
-    for (const auto& [prefix, i] : order) sorted.push_back(std::move(requantizes_[i]));
-    requantizes_ = std::move(sorted);
+    // Position k takes the edge at order[k].second: each cycle of that permutation is followed
+    // once, moving the edges in place (a sorted copy of the list would be as large again).
+    for (size_t k = 0; k < count; ++k) {
+      if (order[k].second == k || order[k].second == kMoved) continue;
+      RequantizeEdge held = std::move(requantizes_[k]);
+      size_t to = k;
+      for (size_t from = order[to].second; from != k; from = order[to].second) {
+        requantizes_[to] = std::move(requantizes_[from]);
+        order[to].second = kMoved;
+        to = from;
+      }
+      requantizes_[to] = std::move(held);
+      order[to].second = kMoved;
+    }
+  }
+  static constexpr uint32_t kMoved = ~uint32_t{0};
+
+  // QuantConfigTable::GroupSize from the root's id: the ring is walked without reading a TQC.
+  size_t RingSize(int32_t root) const {
+    size_t count = 1;
+    for (int32_t m = table_->next_member(root); m != root; m = table_->next_member(m)) ++count;
+    return count;
   }
 
   void Finish() {
@@ -1818,15 +1861,14 @@ class AlignmentPass {
     // dropped constraints were made after the cascade edges, and follow them in the list.
     for (RequantizeEdge& e : dropped_requantizes_) requantizes_.push_back(std::move(e));
     SortRequantizes();
-    result_.requantizes.reserve(requantizes_.size());
-    for (RequantizeEdge& e : requantizes_) {
-      const RequantizeEdge* last = result_.requantizes.empty() ? nullptr : &result_.requantizes.back();
-      if (last != nullptr && last->tensor == e.tensor && last->consumer == e.consumer &&
-          last->producer == e.producer) {
-        continue;
-      }
-      result_.requantizes.push_back(std::move(e));
-    }
+    // Duplicates are adjacent once sorted; the first of each run is kept, and the list is handed
+    // over whole rather than copied.
+    auto same = [](const RequantizeEdge& a, const RequantizeEdge& b) {
+      return a.tensor == b.tensor && a.consumer == b.consumer && a.producer == b.producer;
+    };
+    requantizes_.erase(std::unique(requantizes_.begin(), requantizes_.end(), same),
+                       requantizes_.end());
+    result_.requantizes = std::move(requantizes_);
     result_.counters.requantizes = static_cast<int64_t>(result_.requantizes.size());
 
     // Reported groups: those a rule formed (ties or a fixed range). Groups no rule touched hold the
@@ -1837,7 +1879,7 @@ class AlignmentPass {
       if (g.rules_count == 0 && g.fixed_pin == nullptr) continue;
       ++result_.counters.groups;
       if (!options_.collect_groups) {
-        result_.counters.members += static_cast<int64_t>(table_->GroupSize(table_->Get(g.root)));
+        result_.counters.members += static_cast<int64_t>(RingSize(g.root));
         continue;
       }
       AlignmentGroup group;
