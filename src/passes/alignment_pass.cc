@@ -550,9 +550,10 @@ void PrefetchUses(const Variable* v) {
   __builtin_prefetch(uses - 16);
   __builtin_prefetch(uses + sizeof(v->uses()) - 1);
 }
-// The first and last line of a Variable's list of uses (once its Variable is in cache).
+// The first and last line of a Variable's list of uses (once its Variable is in cache), when it
+// has more than one: a rule member's only use is its rule's op, and that list is not read.
 void PrefetchUseList(const Variable* v) {
-  if (v == nullptr || v->uses().empty()) return;
+  if (v == nullptr || v->uses().size() < 2) return;
   __builtin_prefetch(v->uses().data());
   __builtin_prefetch(&v->uses().back());
 }
@@ -1057,13 +1058,13 @@ class AlignmentPass {
           const int32_t m = rule_members_[k];
           if (!info_[static_cast<size_t>(m)].is_input()) continue;
           const Variable* t = tensor_[static_cast<size_t>(m)];
-          // Any consumer other than the rule's op that reads the values (not just the shape).
+          // Any consumer other than the rule's op that reads the values (not just the shape). The
+          // rule's op is one of t's uses, so with one use there is no other (and the list, a
+          // cache miss of its own, is not read).
           bool others = false;
-          for (const Use& use : t->uses()) {
-            if (use.op != r.op && !IsShapeReader(use.op)) {
-              others = true;
-              break;
-            }
+          for (size_t u = 0; u < t->uses().size() && t->uses().size() > 1 && !others; ++u) {
+            const Operation* op = t->uses()[u].op;
+            others = op != r.op && !IsShapeReader(op);
           }
           if (others || t->is_graph_output()) {
             info_[static_cast<size_t>(m)].flags |= TqcInfo::kRelaxed;
