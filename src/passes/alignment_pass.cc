@@ -362,7 +362,11 @@ class TensorIndex {
     size_t capacity = 64;
     while (capacity < 2 * entries.size()) capacity <<= 1;  // load factor at most 1/2
     slots_.assign(capacity, Entry{});
-    for (const auto& [v, id] : entries) {
+    // The slots are hit at random in an array larger than the cache: each one is requested a few
+    // dozen entries before it is filled, so the misses overlap.
+    for (size_t k = 0; k < entries.size(); ++k) {
+      if (k + kAheadSlots < entries.size()) Prefetch(entries[k + kAheadSlots].first);
+      const auto& [v, id] = entries[k];
       Entry& e = slots_[SlotOf(v)];
       e.key = v;
       e.value = id;  // a later TQC for the same port wins, as in the op's config
@@ -378,6 +382,7 @@ class TensorIndex {
   }
 
  private:
+  static constexpr size_t kAheadSlots = 32;
   struct Entry {
     const Variable* key = nullptr;
     int32_t value = -1;
