@@ -6,8 +6,10 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <condition_variable>
 #include <deque>
 #include <functional>
+#include <mutex>
 #include <numeric>
 #include <span>
 #include <tuple>
@@ -582,6 +584,50 @@ bool SetParamsIfChanged(QuantConfigTable* table, const TQC* member, std::vector<
   return changed;
 }
 
+// A job one thread offers and another, once free, may run: Post offers it, Serve (on the other
+// thread) runs offered jobs until Close, and Collect withdraws the job if it has not started or
+// waits for it to finish. A job must leave nothing undone when it is withdrawn unstarted (the
+// poster's own share covers it).
+class Handoff {
+ public:
+  void Post(const std::function<void()>* job) {
+    std::lock_guard<std::mutex> lock(mu_);
+    job_ = job;
+    started_ = finished_ = false;
+    cv_.notify_all();
+  }
+  void Collect() {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (started_) cv_.wait(lock, [&] { return finished_; });
+    job_ = nullptr;
+  }
+  void Close() {
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_ = true;
+    cv_.notify_all();
+  }
+  void Serve() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (true) {
+      cv_.wait(lock, [&] { return closed_ || (job_ != nullptr && !started_); });
+      if (job_ == nullptr || started_) return;  // closed
+      started_ = true;
+      const std::function<void()>* job = job_;
+      lock.unlock();
+      (*job)();
+      lock.lock();
+      finished_ = true;
+      cv_.notify_all();
+    }
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  const std::function<void()>* job_ = nullptr;
+  bool started_ = false, finished_ = false, closed_ = false;
+};
+
 class AlignmentPass {
  public:
   AlignmentPass(const Graph& graph, const TargetProfile& profile, const AlignmentOptions& options,
@@ -617,16 +663,21 @@ class AlignmentPass {
     const bool derive = options_.derive_weight_and_bias;
     const bool beside = weights_alone_ && Slices(weights_.size() * 8) > 1;
     const bool sort_beside = beside && !force_overlap_;
+    // Once done, the weights' thread takes a share of choosing the groups' params (handoff_).
+    helper_ = beside && (derive || sort_beside);
     tasks = {[&] {
       status = AlignActivations();
       SignalConstraintsDone();  // also when it failed before collecting them
+      handoff_.Close();
     }};
     if (derive || sort_beside) {
       tasks.push_back([&] {
         if (derive && (beside || status.ok())) weights_status = DeriveWeightParams();
-        if (!sort_beside) return;
-        constraints_done_.wait(false, std::memory_order_acquire);
-        SortRequantizes();  // an empty list when AlignActivations failed before the constraints
+        if (sort_beside) {
+          constraints_done_.wait(false, std::memory_order_acquire);
+          SortRequantizes();  // an empty list when AlignActivations failed before the constraints
+        }
+        if (helper_) handoff_.Serve();
       });
     }
     RunTasks(beside ? options_.pool : nullptr, tasks);
@@ -1470,8 +1521,86 @@ class AlignmentPass {
     if (options_.collect_groups) reasons_.resize(groups_.size());
     // A method conflict needs two rules on one group.
     result_.notes.Reserve(touches.size() / 2, touches.size());
-    for (size_t k = 0; k < groups_.size(); ++k) {
-      if (k + kAhead < groups_.size()) {
+    // The groups are independent: in chunks, taken from the front by this thread and, when the
+    // weights' thread is done with its own work, from the back by that one (see Handoff).
+    const size_t chunks = (groups_.size() + kGroupChunk - 1) / kGroupChunk;
+    claim_.store(uint64_t{chunks} << 32, std::memory_order_relaxed);
+    ParamsPart front, back;
+    front.notes = &result_.notes;
+    const std::function<void()> help = [&] { ChooseChunks(/*front=*/false, &back); };
+    const bool shared = helper_ && chunks > 1;
+    if (shared) handoff_.Post(&help);
+    ChooseChunks(/*front=*/true, &front);
+    if (shared) handoff_.Collect();
+    // This thread's chunks precede the other's: its error, if any, is the first in group order;
+    // the other stops at its first and leaves the chunks before it to this one.
+    QALIGN_RETURN_IF_ERROR(front.status);
+    QALIGN_RETURN_IF_ERROR(back.status);
+    for (ParamsPart* part : {&front, &back}) {
+      result_.counters.method_conflicts += part->method_conflicts;
+      result_.counters.groups_without_range += part->groups_without_range;
+      result_.counters.params_set += part->params_set;
+      result_.counters.params_changed += part->params_changed;
+    }
+    result_.counters.params_set_by_helper = back.params_set;
+    // The other thread's conflicts, chunk by chunk in group order (it took them last first).
+    for (size_t i = back.chunks.size(); i-- > 0;) {
+      const size_t end = i + 1 < back.chunks.size() ? back.chunks[i + 1] : back.conflicts.size();
+      for (size_t k = back.chunks[i]; k < end; ++k) {
+        const ParamsPart::Conflict& c = back.conflicts[k];
+        result_.notes.AddMethodConflict(
+            c.root, std::span(back.conflict_rules).subspan(c.first, c.count), c.chosen);
+      }
+    }
+    return Status::Ok();
+  }
+
+  // What choosing the params of some groups gives besides the params: counters, method
+  // conflicts (straight into `notes`, or kept here to be added in group order), the first error.
+  struct ParamsPart {
+    struct Conflict {
+      const TQC* root = nullptr;
+      size_t first = 0, count = 0;  // in conflict_rules
+      AlignMethod chosen = AlignMethod::kNone;
+    };
+    AlignmentNotes* notes = nullptr;
+    std::vector<Conflict> conflicts;
+    std::vector<AlignmentNotes::ConflictRule> conflict_rules;
+    std::vector<size_t> chunks;  // where each chunk taken from the back starts in conflicts
+    int64_t method_conflicts = 0, groups_without_range = 0, params_set = 0, params_changed = 0;
+    Status status;
+    std::vector<int32_t> deciding;                       // scratch, reused across groups
+    std::vector<AlignmentNotes::ConflictRule> named;     // scratch
+  };
+  static constexpr size_t kGroupChunk = 2048;
+
+  // Takes chunks of groups_ from the front or the back of what is left (claim_ holds the next
+  // front chunk in its low half and the end of the unclaimed ones in its high half) until none is
+  // left or a group fails: then the front stops everyone, the back only itself.
+  void ChooseChunks(bool front, ParamsPart* part) {
+    while (true) {
+      uint64_t claim = claim_.load(std::memory_order_relaxed);
+      size_t chunk;
+      uint64_t next;
+      do {
+        const uint64_t first = claim & 0xffffffffu, end = claim >> 32;
+        if (first >= end) return;
+        chunk = static_cast<size_t>(front ? first : end - 1);
+        next = front ? claim + 1 : claim - (uint64_t{1} << 32);
+      } while (!claim_.compare_exchange_weak(claim, next, std::memory_order_relaxed));
+      if (!front) part->chunks.push_back(part->conflicts.size());
+      const size_t begin = chunk * kGroupChunk;
+      ChooseGroups(begin, std::min(groups_.size(), begin + kGroupChunk), part);
+      if (!part->status.ok()) {
+        if (front) claim_.store(0, std::memory_order_relaxed);
+        return;
+      }
+    }
+  }
+
+  void ChooseGroups(size_t begin, size_t end, ParamsPart* part) {
+    for (size_t k = begin; k < end; ++k) {
+      if (k + kAhead < end) {
         // The root gets the params: its scale and offset share the TQC's second line. The ops
         // of the group's rules name the reason, when there is one to build.
         const GroupState& ahead = groups_[k + kAhead];
@@ -1480,16 +1609,16 @@ class AlignmentPass {
           for (int32_t ri : RulesOf(ahead)) Prefetch(rules_[static_cast<size_t>(ri)].op);
         }
       }
-      QALIGN_RETURN_IF_ERROR(ChooseSharedParams(&groups_[k]));
+      part->status = ChooseSharedParams(&groups_[k], part);
+      if (!part->status.ok()) return;
     }
-    return Status::Ok();
   }
 
   std::span<const int32_t> RulesOf(const GroupState& g) const {
     return {group_rules_.data() + g.rules_first, g.rules_count};
   }
 
-  Status ChooseSharedParams(GroupState* g) {
+  Status ChooseSharedParams(GroupState* g, ParamsPart* part) {
     const std::span<const int32_t> group_rules = RulesOf(*g);
     const char* method = "";
     std::string reason;
@@ -1519,7 +1648,7 @@ class AlignmentPass {
         have = true;
       } else if (!group_rules.empty()) {
         AlignMethod chosen = AlignMethod::kNone;
-        std::vector<int32_t>& deciding = deciding_;  // scratch, reused across groups
+        std::vector<int32_t>& deciding = part->deciding;
         deciding.clear();
         for (int32_t ri : group_rules) {
           if (rules_[ri].rule->source != best) continue;
@@ -1534,15 +1663,21 @@ class AlignmentPass {
         // rules and is rendered when read.
         const bool want_reason = options_.collect_groups;
         if (mixed || want_reason) {
-          std::vector<AlignmentNotes::ConflictRule>& named = named_rules_;  // scratch
+          std::vector<AlignmentNotes::ConflictRule>& named = part->named;
           named.clear();
           for (int32_t ri : deciding) {
             const RuleInstance& r = rules_[ri];
             named.push_back({r.op, r.rule->method, r.rule->source, r.rule->kind});
           }
           if (mixed) {
-            ++result_.counters.method_conflicts;
-            result_.notes.AddMethodConflict(table_->Get(g->root), named, chosen);
+            ++part->method_conflicts;
+            if (part->notes != nullptr) {
+              part->notes->AddMethodConflict(table_->Get(g->root), named, chosen);
+            } else {
+              part->conflicts.push_back(
+                  {table_->Get(g->root), part->conflict_rules.size(), named.size(), chosen});
+              part->conflict_rules.insert(part->conflict_rules.end(), named.begin(), named.end());
+            }
           }
           if (want_reason) {
             SortByOpName(&named);
@@ -1596,13 +1731,11 @@ class AlignmentPass {
     g->method = method;
     if (options_.collect_groups) reasons_[static_cast<size_t>(g - groups_.data())] = std::move(reason);
     if (!have) {
-      ++result_.counters.groups_without_range;
+      ++part->groups_without_range;
       return Status::Ok();
     }
-    ++result_.counters.params_set;
-    if (SetRootParamsIfChanged(g->root, scale, zero_point)) {
-      ++result_.counters.params_changed;
-    }
+    ++part->params_set;
+    if (SetRootParamsIfChanged(g->root, scale, zero_point)) ++part->params_changed;
     return Status::Ok();
   }
 
@@ -1944,8 +2077,9 @@ class AlignmentPass {
   HugeVector<GroupState> groups_;
   std::vector<std::string> reasons_;                    // by group, when the list is built
   HugeVector<int32_t> group_rules_;                    // rule indices, bucketed by group
-  std::vector<int32_t> deciding_;
-  std::vector<AlignmentNotes::ConflictRule> named_rules_;
+  std::atomic<uint64_t> claim_{0};                    // see ChooseChunks
+  Handoff handoff_;                                   // the weights' thread, once it is done
+  bool helper_ = false;                               // ... which then serves handoff_
   AlignmentResult result_;
 };
 

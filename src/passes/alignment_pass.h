@@ -140,6 +140,8 @@ struct AlignmentCounters {
   int64_t fixed_outputs = 0;
   int64_t params_set = 0;       // groups whose params were (re)computed
   int64_t params_changed = 0;   // of those, groups whose params differ from before
+  int64_t params_set_by_helper = 0;  // of params_set, those the weights' thread chose once done
+                                     // with its own work (depends on timing; 0 without a pool)
   int64_t groups_without_range = 0;
   int64_t weights = 0;
   int64_t biases = 0;

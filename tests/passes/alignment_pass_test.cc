@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <random>
 
 #include "align_testing.h"
@@ -815,40 +816,49 @@ TEST(AlignmentPass, ThreadPoolGivesTheSameResultAsOneThread) {
          FixedRule("Tanh", 1.0f / 128, 0)},
         force_overlap);
     auto one = MakeTable(*g);
-    auto many = MakeTable(*g);
     ASSERT_GT(one->size(), 40000u);
     Apply(ranges, one.get());
-    Apply(ranges, many.get());
     AlignmentOptions serial;
     AlignmentOptions threaded;
     threaded.pool = &pool;
     AlignmentResult r1 = RunOk(*g, p, one.get(), serial);
-    AlignmentResult r2 = RunOk(*g, p, many.get(), threaded);
-    EXPECT_EQ(r1.counters.weights, 5200);
-    EXPECT_EQ(r1.counters.conflicts, 52);
-    EXPECT_EQ(r2.counters.conflicts, r1.counters.conflicts);
-    EXPECT_EQ(r2.counters.weights, r1.counters.weights);
-    EXPECT_EQ(r2.counters.groups, r1.counters.groups);
-    EXPECT_EQ(r2.counters.links_made, r1.counters.links_made);
-    EXPECT_EQ(r2.counters.params_set, r1.counters.params_set);
-    EXPECT_EQ(r2.counters.changed, r1.counters.changed);
-    EXPECT_EQ(testing::TableSnapshot(*many), testing::TableSnapshot(*one));
-    ASSERT_EQ(r2.requantizes.size(), r1.requantizes.size());
-    if (!force_overlap) {
-      EXPECT_GT(r1.requantizes.size(), 1000u);
+    EXPECT_EQ(r1.counters.params_set_by_helper, 0);
+    // Whether the weights' thread takes a share of the groups' params depends on timing: the
+    // threaded pass runs a few times, each compared in full with the serial one.
+    int64_t helped = 0;
+    for (int run = 0; run < 4; ++run) {
+      auto many = MakeTable(*g);
+      Apply(ranges, many.get());
+      AlignmentResult r2 = RunOk(*g, p, many.get(), threaded);
+      helped += r2.counters.params_set_by_helper;
+      EXPECT_EQ(r1.counters.weights, 5200);
+      EXPECT_EQ(r1.counters.conflicts, 52);
+      EXPECT_EQ(r2.counters.conflicts, r1.counters.conflicts);
+      EXPECT_EQ(r2.counters.weights, r1.counters.weights);
+      EXPECT_EQ(r2.counters.groups, r1.counters.groups);
+      EXPECT_EQ(r2.counters.links_made, r1.counters.links_made);
+      EXPECT_EQ(r2.counters.params_set, r1.counters.params_set);
+      EXPECT_EQ(r2.counters.changed, r1.counters.changed);
+      EXPECT_EQ(testing::TableSnapshot(*many), testing::TableSnapshot(*one));
+      ASSERT_EQ(r2.requantizes.size(), r1.requantizes.size());
+      if (!force_overlap) {
+        EXPECT_GT(r1.requantizes.size(), 1000u);
+      }
+      for (size_t i = 0; i < r1.requantizes.size(); ++i) {
+        EXPECT_EQ(r2.requantizes[i].tensor, r1.requantizes[i].tensor);
+        EXPECT_EQ(r2.requantizes[i].consumer, r1.requantizes[i].consumer);
+        EXPECT_EQ(r2.requantizes[i].reason(), r1.requantizes[i].reason());
+      }
+      ASSERT_EQ(r2.groups.size(), r1.groups.size());
+      for (size_t i = 0; i < r1.groups.size(); ++i) {
+        EXPECT_EQ(r2.groups[i].reason, r1.groups[i].reason);
+        EXPECT_EQ(r2.groups[i].members.size(), r1.groups[i].members.size());
+      }
+      ASSERT_EQ(r2.notes.size(), r1.notes.size());
+      for (size_t i = 0; i < r1.notes.size(); ++i) EXPECT_EQ(r2.notes[i], r1.notes[i]);
     }
-    for (size_t i = 0; i < r1.requantizes.size(); ++i) {
-      EXPECT_EQ(r2.requantizes[i].tensor, r1.requantizes[i].tensor);
-      EXPECT_EQ(r2.requantizes[i].consumer, r1.requantizes[i].consumer);
-      EXPECT_EQ(r2.requantizes[i].reason(), r1.requantizes[i].reason());
-    }
-    ASSERT_EQ(r2.groups.size(), r1.groups.size());
-    for (size_t i = 0; i < r1.groups.size(); ++i) {
-      EXPECT_EQ(r2.groups[i].reason, r1.groups[i].reason);
-      EXPECT_EQ(r2.groups[i].members.size(), r1.groups[i].members.size());
-    }
-    ASSERT_EQ(r2.notes.size(), r1.notes.size());
-    for (size_t i = 0; i < r1.notes.size(); ++i) EXPECT_EQ(r2.notes[i], r1.notes[i]);
+    std::cout << "force_overlap " << force_overlap << ": groups' params chosen by the weights' thread "
+              << "over 4 runs: " << helped << "\n";
   }
 }
 
