@@ -1259,8 +1259,11 @@ class AlignmentPass {
     if (!may_conflict) {
       for (const Constraint& c : constraints_) {
         // Both TQCs are joinable with one scheme, so Link would not refuse them.
-        if (uf.Find(c.a) == uf.Find(c.b)) continue;
-        QALIGN_RETURN_IF_ERROR(LinkTable(c));
+        const int32_t ra = uf.Find(c.a), rb = uf.Find(c.b);
+        if (ra == rb) continue;
+        int32_t root = -1, child = -1;
+        table_->UnionRoots(ra, rb, &root, &child);
+        Linked(root, child);
       }
       return Status::Ok();
     }
@@ -1361,7 +1364,11 @@ class AlignmentPass {
   // them; its state changes are applied to state_ instead of the TQCs.
   Status LinkTable(const Constraint& c) {
     int32_t root = -1, child = -1;
-    if (!table_->UnionIds(c.a, c.b, &root, &child)) return Status::Ok();
+    if (table_->UnionIds(c.a, c.b, &root, &child)) Linked(root, child);
+    return Status::Ok();
+  }
+  // The state changes of a link that made `root` the root of `child`'s former group.
+  void Linked(int32_t root, int32_t child) {
     ++result_.counters.links_made;
     const bool root_params = info_[static_cast<size_t>(root)].has_params();
     SetState(child, PassiveStateOf(info_[static_cast<size_t>(child)].state, root_params));
@@ -1371,7 +1378,6 @@ class AlignmentPass {
         SetState(m, PassiveStateOf(info_[static_cast<size_t>(m)].state, root_params));
       }
     }
-    return Status::Ok();
   }
 
   // The state of a non-root member once its group root has (or lacks) params, as in Link.

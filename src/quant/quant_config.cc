@@ -191,27 +191,15 @@ int32_t UnionFind::Add() {
   return parent_.back();
 }
 
-int32_t UnionFind::FindNoCompress(int32_t x) const {
-  while (parent_[static_cast<size_t>(x)] != x) x = parent_[static_cast<size_t>(x)];
-  return x;
-}
-
-int32_t UnionFind::Find(int32_t x) {
-  // Two passes: find the root, then point every node on the path straight at it. Iterative, so a
-  // long chain (impossible with union by rank, but cheap to guard) cannot overflow the stack.
-  const int32_t root = FindNoCompress(x);
-  while (parent_[static_cast<size_t>(x)] != root) {
-    const int32_t next = parent_[static_cast<size_t>(x)];
-    parent_[static_cast<size_t>(x)] = root;
-    x = next;
-  }
-  return root;
-}
-
 bool UnionFind::Union(int32_t a, int32_t b) {
-  int32_t ra = Find(a);
-  int32_t rb = Find(b);
+  const int32_t ra = Find(a);
+  const int32_t rb = Find(b);
   if (ra == rb) return false;
+  LinkRoots(ra, rb);
+  return true;
+}
+
+int32_t UnionFind::LinkRoots(int32_t ra, int32_t rb) {
   // Union by rank: the shallower tree hangs under the deeper root, so a tree of rank r has at
   // least 2^r nodes and every parent chain has at most log2(n) links.
   if (rank_[static_cast<size_t>(ra)] < rank_[static_cast<size_t>(rb)]) std::swap(ra, rb);
@@ -219,7 +207,7 @@ bool UnionFind::Union(int32_t a, int32_t b) {
   if (rank_[static_cast<size_t>(ra)] == rank_[static_cast<size_t>(rb)]) {
     ++rank_[static_cast<size_t>(ra)];
   }
-  return true;
+  return ra;
 }
 
 // ---------------------------------------------------------------- the table
@@ -411,8 +399,7 @@ StatusOr<bool> QuantConfigTable::Link(TQC* a, TQC* b) {
   const int32_t ra = union_find_.Find(a->id);
   const int32_t rb = union_find_.Find(b->id);
   if (ra == rb) return false;
-  union_find_.Union(ra, rb);
-  const int32_t root = union_find_.Find(ra);
+  const int32_t root = union_find_.LinkRoots(ra, rb);
   const int32_t child_root = root == ra ? rb : ra;
   // The old root that lost its place becomes passive. The other members of its group only change
   // state if the new root differs from the old one in having params (PASSIVE vs PASSIVE_INIT);
@@ -438,11 +425,14 @@ bool QuantConfigTable::UnionIds(int32_t a, int32_t b, int32_t* root, int32_t* ch
   const int32_t ra = union_find_.Find(a);
   const int32_t rb = union_find_.Find(b);
   if (ra == rb) return false;
-  union_find_.Union(ra, rb);
-  *root = union_find_.Find(ra);
+  UnionRoots(ra, rb, root, child);
+  return true;
+}
+
+void QuantConfigTable::UnionRoots(int32_t ra, int32_t rb, int32_t* root, int32_t* child) {
+  *root = union_find_.LinkRoots(ra, rb);
   *child = *root == ra ? rb : ra;
   std::swap(next_member_[static_cast<size_t>(*root)], next_member_[static_cast<size_t>(*child)]);
-  return true;
 }
 
 bool QuantConfigTable::SameGroup(const TQC* a, const TQC* b) {

@@ -146,10 +146,26 @@ struct OperationQuantConfig {
 class UnionFind {
  public:
   int32_t Add();                             // a new singleton; returns its id
-  int32_t Find(int32_t x);                   // root of x, with path compression
-  int32_t FindNoCompress(int32_t x) const;   // root of x, read-only
+  // Root of x, with path compression (inline: a pass over a large graph calls it per link).
+  int32_t Find(int32_t x) {
+    // Two passes: find the root, then point every node on the path straight at it. Iterative,
+    // so a long chain (impossible with union by rank, but cheap to guard) cannot overflow.
+    const int32_t root = FindNoCompress(x);
+    while (parent_[static_cast<size_t>(x)] != root) {
+      const int32_t next = parent_[static_cast<size_t>(x)];
+      parent_[static_cast<size_t>(x)] = root;
+      x = next;
+    }
+    return root;
+  }
+  int32_t FindNoCompress(int32_t x) const {  // root of x, read-only
+    while (parent_[static_cast<size_t>(x)] != x) x = parent_[static_cast<size_t>(x)];
+    return x;
+  }
   // Merges the sets of a and b; returns false if they were already one set.
   bool Union(int32_t a, int32_t b);
+  // Union of two different roots (by rank, as Union does); returns the root that stays.
+  int32_t LinkRoots(int32_t ra, int32_t rb);
   bool Same(int32_t a, int32_t b) { return Find(a) == Find(b); }
   size_t size() const { return parent_.size(); }
   int32_t parent(int32_t x) const { return parent_[static_cast<size_t>(x)]; }
@@ -244,6 +260,8 @@ class QuantConfigTable {
   // the new root and *child the old root that lost its place. The child's former members other
   // than itself are then next_member(*root), next_member of that, ... up to (excluding) *child.
   bool UnionIds(int32_t a, int32_t b, int32_t* root, int32_t* child);
+  // UnionIds for two different group roots the caller has found: no finds.
+  void UnionRoots(int32_t ra, int32_t rb, int32_t* root, int32_t* child);
   // The next member of id's group ring (id itself for a singleton).
   int32_t next_member(int32_t id) const { return next_member_[static_cast<size_t>(id)]; }
 
