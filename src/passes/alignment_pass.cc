@@ -1406,7 +1406,21 @@ class AlignmentPass {
     const UnionFind& uf = table_->union_find();
     const size_t slices = Slices(n);
     ForSlices(slices, [&](size_t k) {
-      for (size_t id = n * k / slices; id < n * (k + 1) / slices; ++id) {
+      const size_t end = n * (k + 1) / slices;
+      for (size_t id = n * k / slices; id < end; ++id) {
+        // Most TQCs of a graph are written (each link makes a member PASSIVE or PASSIVE_INIT):
+        // their lines are requested, for writing, well before the store, and a PASSIVE_INIT
+        // member's root (its parent, once FindNoCompress has run) before it is read.
+        if (id + kFarAhead < end) {
+          const size_t ahead = id + kFarAhead;
+          const bool passive_init = info_[ahead].state == QuantState::kPassiveInit;
+          if (passive_init) {
+            __builtin_prefetch(&info_[static_cast<size_t>(uf.parent(static_cast<int32_t>(ahead)))]);
+          }
+          if (passive_init || (info_[ahead].flags & TqcInfo::kDirty)) {
+            __builtin_prefetch(&table_->Get(static_cast<int32_t>(ahead))->state, 1);
+          }
+        }
         TqcInfo& info = info_[id];
         // A PASSIVE_INIT member (linked while its root had no params) of a group whose root the
         // pass gave params is now PASSIVE, as QuantConfigTable::SetGroupParams would make it. No
