@@ -4,11 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# ocl-icd-opencl-dev: Debian's oneDNN is built with the OpenCL GPU runtime, so its CMake package
+# (dnnl-config.cmake) requires OpenCL; libdnnl-dev only recommends it, and recommends are skipped.
 PACKAGES=(
   g++ cmake ninja-build make pkg-config
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   libonnx-dev libprotobuf-dev protobuf-compiler
-  libdnnl-dev nlohmann-json3-dev libcli11-dev
+  libdnnl-dev ocl-icd-opencl-dev nlohmann-json3-dev libcli11-dev
   libonnx-testdata libpng-dev libjpeg-dev
   nodejs npm
   python3-onnx python3-numpy
