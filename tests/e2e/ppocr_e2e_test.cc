@@ -8,6 +8,7 @@
 // (fused integer kernels) from the same semantics is printed, not asserted. det runs at 320x320 (the issue's
 // 640x640 is the benchmark's size) to keep the suite within CI time on two cores.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdlib>
@@ -15,6 +16,7 @@
 #include <tuple>
 
 #include "calib/data_loader.h"
+#include "core/file_util.h"
 #include "export/qdq_export.h"
 #include "export/qdq_fixture.h"
 #include "export/qdq_verify.h"
@@ -44,11 +46,33 @@ const std::vector<ModelCase>& Cases() {
 
 constexpr int kCalibImages = 4;  // + 1 held out for the comparison
 
+// This process's scratch folder. ctest runs each case in its own process, two at a time: with a
+// shared folder one case rewrote the images another was reading (a PNG failing its CRC check).
+// Removed when the process's tests are done.
+const std::string& ScratchDir() {
+  static const std::string dir = [] {
+    std::string d = ::testing::TempDir() + "/qalign_e2e_" + std::to_string(getpid());
+    std::filesystem::create_directories(d);
+    return d;
+  }();
+  return dir;
+}
+
+class RemoveScratchDir : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    std::error_code ignored;
+    std::filesystem::remove_all(ScratchDir(), ignored);
+  }
+};
+[[maybe_unused]] ::testing::Environment* const kRemoveScratchDir =
+    ::testing::AddGlobalTestEnvironment(new RemoveScratchDir);
+
 // Renders (once per process) kCalibImages + 1 text images of a kind; returns the folder.
 std::string ImagesFor(const std::string& kind) {
   static std::map<std::string, std::string> made;
   if (made.count(kind)) return made[kind];
-  const std::string dir = ::testing::TempDir() + "/qalign_e2e_images_" + kind;
+  const std::string dir = ScratchDir() + "/images_" + kind;
   const std::string command = std::string(QALIGN_SOURCE_DIR) + "/scripts/make_calib_images.sh " +
                               dir + " " + kind + " " + std::to_string(kCalibImages + 1) +
                               " > /dev/null";
@@ -76,7 +100,7 @@ TEST_P(PpOcrE2eTest, OnnxRuntimeAgreesWithSimulationAndRulesHold) {
   auto all = OpenCalibrationData(spec, ModelInputSpecs(**graph));
   ASSERT_TRUE(all.ok()) << all.status().ToString();
   ASSERT_EQ((*all)->size(), static_cast<size_t>(kCalibImages + 1));
-  const std::string calib_dir = ::testing::TempDir() + "/qalign_e2e_calib_" + c.kind;
+  const std::string calib_dir = ScratchDir() + "/calib_" + c.kind;
   std::filesystem::create_directories(calib_dir);
   for (const auto& entry : std::filesystem::directory_iterator(images)) {
     const std::string name = entry.path().filename().string();
@@ -107,7 +131,7 @@ TEST_P(PpOcrE2eTest, OnnxRuntimeAgreesWithSimulationAndRulesHold) {
   auto violations = VerifyQdqModel(*proto, q->profile, &verify_stats);
   EXPECT_TRUE(violations.empty()) << violations.size() << " rule violations in the export, first: "
                                   << violations.front().message;
-  const std::string out_path = ::testing::TempDir() + "/qalign_e2e_" + c.kind + "_" + target + ".onnx";
+  const std::string out_path = ScratchDir() + "/" + c.kind + "_" + target + ".onnx";
   ASSERT_TRUE(SaveQdqModel(*q->graph, q->plan, out_path, model_path, nullptr, &*shapes).ok());
   ::setenv("QALIGN_ORT_OPTIMIZATION", "disabled", 1);
   auto ort = testing::RunInOnnxRuntime(out_path, *sample);
@@ -152,16 +176,17 @@ TEST_P(PpOcrE2eTest, OnnxRuntimeAgreesWithSimulationAndRulesHold) {
       within += d <= step * 1.0001;
       within_fused += std::fabs(static_cast<double>(a[i]) - f[i]) <= step * 1.0001;
     }
-    ErrorAccumulator agreement, fused;
+    ErrorAccumulator agreement, fused, self;
     ASSERT_TRUE(agreement.Add(ort->at(out->name()), ours->at(out->name()), out->name()).ok());
     ASSERT_TRUE(fused.Add(ort_fused->at(out->name()), ours->at(out->name()), out->name()).ok());
+    ASSERT_TRUE(self.Add(ort->at(out->name()), ort_fused->at(out->name()), out->name()).ok());
     std::printf("[ e2e ] %s %s %s: max |ort - sim| = %.3g (step %.3g), %.4f%% within a step, "
                 "SNR(ort vs sim) %.1f dB; ORT fused kernels vs ORT unfused: %.4f%% within a "
-                "step; fused vs sim: max diff %.3g, SNR %.1f dB; %lld Q/DQ pairs, %lld "
-                "requantizes\n",
+                "step, SNR %.1f dB; fused vs sim: max diff %.3g, SNR %.1f dB; %lld Q/DQ pairs, "
+                "%lld requantizes\n",
                 c.kind.c_str(), target.c_str(), out->name().c_str(), max_diff, step,
                 100.0 * within / a.size(), agreement.SnrDb(), 100.0 * within_fused / a.size(),
-                fused.max_abs_error, fused.SnrDb(),
+                self.SnrDb(), fused.max_abs_error, fused.SnrDb(),
                 static_cast<long long>(stats.activation_pairs),
                 static_cast<long long>(stats.requantize_pairs));
     // Both sides compute every float op with a different summation order (oneDNN / qalign
@@ -175,17 +200,43 @@ TEST_P(PpOcrE2eTest, OnnxRuntimeAgreesWithSimulationAndRulesHold) {
     // differ the same way (measured: 99.1% to 99.98% of elements within a step), so the
     // simulation must agree with ONNX Runtime at least as well as ONNX Runtime agrees with itself,
     // give or take 0.1% of the elements.
+    // When ONNX Runtime fuses nothing (measured: int8 activations on an AVX-512 machine, which
+    // its integer kernels do not take there), its two runs are one computation and agree exactly;
+    // that says nothing about how far another implementation may be, and only the 99% floor holds.
     if (a.size() >= 1000) {
       EXPECT_GE(static_cast<double>(within), 0.99 * static_cast<double>(a.size())) << out->name();
-      EXPECT_GE(static_cast<double>(within),
-                static_cast<double>(within_fused) - 0.001 * static_cast<double>(a.size()))
-          << out->name();
+      if (self.error_energy > 0.0) {
+        EXPECT_GE(static_cast<double>(within),
+                  static_cast<double>(within_fused) - 0.001 * static_cast<double>(a.size()))
+            << out->name();
+      }
     }
     // A flip in rec's sequence head can move one softmax output by most of its range: measured
     // with the (deterministic) blocked Conv layout, rec tflite-int8 agrees on 99.993% of elements
     // but its SNR(ort vs sim) is 13.3 dB (25.7 dB with the plain layout's summation order). A
     // wrong scale, zero point or requantize edge gives 0 dB or less; 10 dB separates the two.
     EXPECT_GE(agreement.SnrDb(), 10.0) << out->name();
+  }
+}
+
+// The images the cases above calibrate on are seeded: two renderings are byte-identical (bash
+// reseeds RANDOM in a subshell; the script once read it in one, and every run drew new images).
+TEST(CalibImages, TheSameSeedMakesTheSameFiles) {
+  for (const char* kind : {"det", "rec", "cls"}) {
+    std::vector<std::string> files[2];
+    for (int run = 0; run < 2; ++run) {
+      const std::string dir = ScratchDir() + "/seeded_" + kind + std::to_string(run);
+      const std::string command = std::string(QALIGN_SOURCE_DIR) + "/scripts/make_calib_images.sh " +
+                                  dir + " " + kind + " 3 > /dev/null";
+      ASSERT_EQ(std::system(command.c_str()), 0) << command;
+      for (int i = 0; i < 3; ++i) {
+        auto bytes = ReadFileToString(StrCat(dir, "/", kind, "_00", i, ".png"));
+        ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
+        files[run].push_back(std::move(bytes).value());
+      }
+    }
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(files[0][i], files[1][i]) << kind << " image " << i;
+    EXPECT_NE(files[0][0], files[0][1]) << kind;  // and the images differ from each other
   }
 }
 
