@@ -84,6 +84,7 @@ class BlockCache {
   // new mapping (unmapping the oldest kept blocks if the total would pass the limit).
   void* Allocate(size_t size) {
     std::vector<Block> evicted;
+    size_t peak_before = 0;
     {
       std::lock_guard<std::mutex> lock(mu_);
       for (size_t i = blocks_.size(); i-- > 0;) {
@@ -95,6 +96,7 @@ class BlockCache {
         Unpoison(p, size);
         return p;
       }
+      peak_before = peak_in_use_;
       AddInUse(size);
       evicted = EvictOverLimit();
     }
@@ -102,8 +104,11 @@ class BlockCache {
     try {
       return MapHuge(size);
     } catch (...) {
+      // The block was never in use: neither the bytes in use nor their peak (the cache's limit)
+      // may keep counting it.
       std::lock_guard<std::mutex> lock(mu_);
       in_use_ -= size;
+      peak_in_use_ = std::max(peak_before, in_use_);
       throw;
     }
   }

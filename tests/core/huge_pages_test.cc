@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <new>
 #include <numeric>
 #include <vector>
 
@@ -100,6 +101,21 @@ TEST(HugePagesTest, TheCacheStaysWithinItsLimitDroppingTheOldestBlocks) {
   FreeHuge(blocks[2], block);
   FreeHuge(other, 2 * block);
   EXPECT_EQ(CachedHugeBytes(), 4 * block);
+  ReleaseCachedHugeBlocks();
+}
+
+// A mapping the kernel refuses (4 EiB: more than the address space) throws, and neither the bytes
+// in use nor the limit keep counting the block that never existed.
+TEST(HugePagesTest, AFailedMappingLeavesTheLimitAsItWas) {
+  ReleaseCachedHugeBlocks();
+  const size_t limit = HugeCacheLimit();
+  EXPECT_THROW(AllocateHuge(size_t{1} << 62), std::bad_alloc);
+  EXPECT_EQ(HugeCacheLimit(), limit);
+  // The cache still works: a block freed now is kept.
+  const size_t block = QuarterOfLimit();
+  void* p = AllocateHuge(block);
+  FreeHuge(p, block);
+  EXPECT_EQ(CachedHugeBytes(), block);
   ReleaseCachedHugeBlocks();
 }
 
