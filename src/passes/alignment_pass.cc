@@ -235,6 +235,12 @@ void AppendDescribeTqc(std::string* out, const TQC& tqc) {
 
 bool IsBaked(QuantState s) { return s == QuantState::kBaked || s == QuantState::kPassiveBaked; }
 
+// Whether setting a group root's params changes its state (to ACTIVATED): a root already
+// ACTIVATED, BAKED or OVERLAPPED keeps its state.
+bool SettingParamsChangesState(QuantState s) {
+  return s != QuantState::kActivated && !IsBaked(s) && s != QuantState::kOverlapped;
+}
+
 // Ops that read only a tensor's shape: they do not see its values, so they do not count as
 // consumers for cascade control.
 bool ReadsOnlyShape(const Operation& op) { return op.type() == "Shape" || op.type() == "Size"; }
@@ -578,8 +584,7 @@ bool SetParamsIfChanged(QuantConfigTable* table, const TQC* member, std::vector<
                         std::vector<int64_t> offset) {
   const TQC* root = table->Root(member);
   const bool changed = table->scale(root) != scale || table->offset(root) != offset ||
-                       (root->state != QuantState::kActivated && !IsBaked(root->state) &&
-                        root->state != QuantState::kOverlapped);
+                       SettingParamsChangesState(root->state);
   if (changed) table->SetGroupParams(member, std::move(scale), std::move(offset));
   return changed;
 }
@@ -664,6 +669,9 @@ class AlignmentPass {
     const bool beside = weights_alone_ && Slices(weights_.size() * 8) > 1;
     const bool sort_beside = beside && !force_overlap_;
     // Once done, the weights' thread takes a share of choosing the groups' params (handoff_).
+    // On an error in that step the first error in group order is returned, but groups after the
+    // failing one that the weights' thread had already chosen keep their new params (as the
+    // weights do): a failed pass leaves the table partly updated either way.
     helper_ = beside && (derive || sort_beside);
     tasks = {[&] {
       status = AlignActivations();
@@ -1445,8 +1453,7 @@ class AlignmentPass {
     const QuantState rs = info_[static_cast<size_t>(root_id)].state;
     const bool changed = !(root->scale.size() == 1 && root->scale[0] == scale) ||
                          !(root->offset.size() == 1 && root->offset[0] == zero_point) ||
-                         (rs != QuantState::kActivated && !IsBaked(rs) &&
-                          rs != QuantState::kOverlapped);
+                         SettingParamsChangesState(rs);
     if (!changed) return false;
     root->scale.assign(1, scale);
     root->offset.assign(1, zero_point);
@@ -1564,29 +1571,18 @@ class AlignmentPass {
     }
     result_.counters.params_set_by_helper = back.params_set;
     // The other thread's conflicts, chunk by chunk in group order (it took them last first).
-    for (size_t i = back.chunks.size(); i-- > 0;) {
-      const size_t end = i + 1 < back.chunks.size() ? back.chunks[i + 1] : back.conflicts.size();
-      for (size_t k = back.chunks[i]; k < end; ++k) {
-        const ParamsPart::Conflict& c = back.conflicts[k];
-        result_.notes.AddMethodConflict(
-            c.root, std::span(back.conflict_rules).subspan(c.first, c.count), c.chosen);
-      }
+    for (auto chunk = back.chunk_notes.rbegin(); chunk != back.chunk_notes.rend(); ++chunk) {
+      result_.notes.Append(*chunk);
     }
     return Status::Ok();
   }
 
   // What choosing the params of some groups gives besides the params: counters, method
-  // conflicts (straight into `notes`, or kept here to be added in group order), the first error.
+  // conflicts (added to `notes`: the result's, or for chunks taken from the back, that chunk's own
+  // notes, added to the result's in group order at the end), the first error.
   struct ParamsPart {
-    struct Conflict {
-      const TQC* root = nullptr;
-      size_t first = 0, count = 0;  // in conflict_rules
-      AlignMethod chosen = AlignMethod::kNone;
-    };
     AlignmentNotes* notes = nullptr;
-    std::vector<Conflict> conflicts;
-    std::vector<AlignmentNotes::ConflictRule> conflict_rules;
-    std::vector<size_t> chunks;  // where each chunk taken from the back starts in conflicts
+    std::deque<AlignmentNotes> chunk_notes;  // one per chunk taken from the back, in that order
     int64_t method_conflicts = 0, groups_without_range = 0, params_set = 0, params_changed = 0;
     Status status;
     std::vector<int32_t> deciding;                       // scratch, reused across groups
@@ -1608,7 +1604,7 @@ class AlignmentPass {
         chunk = static_cast<size_t>(front ? first : end - 1);
         next = front ? claim + 1 : claim - (uint64_t{1} << 32);
       } while (!claim_.compare_exchange_weak(claim, next, std::memory_order_relaxed));
-      if (!front) part->chunks.push_back(part->conflicts.size());
+      if (!front) part->notes = &part->chunk_notes.emplace_back();
       const size_t begin = chunk * kGroupChunk;
       ChooseGroups(begin, std::min(groups_.size(), begin + kGroupChunk), part);
       if (!part->status.ok()) {
@@ -1691,13 +1687,7 @@ class AlignmentPass {
           }
           if (mixed) {
             ++part->method_conflicts;
-            if (part->notes != nullptr) {
-              part->notes->AddMethodConflict(table_->Get(g->root), named, chosen);
-            } else {
-              part->conflicts.push_back(
-                  {table_->Get(g->root), part->conflict_rules.size(), named.size(), chosen});
-              part->conflict_rules.insert(part->conflict_rules.end(), named.begin(), named.end());
-            }
+            part->notes->AddMethodConflict(table_->Get(g->root), named, chosen);
           }
           if (want_reason) {
             SortByOpName(&named);
@@ -1892,8 +1882,7 @@ class AlignmentPass {
                                     std::span<const int64_t> offset) {
     const bool changed = !std::ranges::equal(t->scale, scale) ||
                          !std::ranges::equal(t->offset, offset) ||
-                         (t->state != QuantState::kActivated && !IsBaked(t->state) &&
-                          t->state != QuantState::kOverlapped);
+                         SettingParamsChangesState(t->state);
     if (!changed) return false;
     t->scale.assign(scale.begin(), scale.end());
     t->offset.assign(offset.begin(), offset.end());
@@ -2008,13 +1997,6 @@ class AlignmentPass {
   }
   static constexpr uint32_t kMoved = ~uint32_t{0};
 
-  // QuantConfigTable::GroupSize from the root's id: the ring is walked without reading a TQC.
-  size_t RingSize(int32_t root) const {
-    size_t count = 1;
-    for (int32_t m = table_->next_member(root); m != root; m = table_->next_member(m)) ++count;
-    return count;
-  }
-
   void Finish() {
     // Requantize edges: one per (tensor, producer, consumer), sorted by names. The edges of
     // dropped constraints were made after the cascade edges, and follow them in the list.
@@ -2038,7 +2020,7 @@ class AlignmentPass {
       if (g.rules_count == 0 && g.fixed_pin == nullptr) continue;
       ++result_.counters.groups;
       if (!options_.collect_groups) {
-        result_.counters.members += static_cast<int64_t>(RingSize(g.root));
+        result_.counters.members += static_cast<int64_t>(table_->GroupSize(g.root));
         continue;
       }
       AlignmentGroup group;
@@ -2149,6 +2131,17 @@ void AlignmentNotes::push_back(std::string text) {
 void AlignmentNotes::Reserve(size_t conflicts, size_t rules) {
   notes_.reserve(notes_.size() + conflicts);
   rules_.reserve(rules_.size() + rules);
+}
+
+void AlignmentNotes::Append(const AlignmentNotes& other) {
+  Reserve(other.notes_.size(), other.rules_.size());
+  for (const Note& note : other.notes_) {
+    if (note.root == nullptr) {
+      push_back(other.texts_[note.first]);
+    } else {
+      AddMethodConflict(note.root, {other.rules_.data() + note.first, note.count}, note.chosen);
+    }
+  }
 }
 
 void AlignmentNotes::AddMethodConflict(const TQC* root, std::span<const ConflictRule> rules,

@@ -174,6 +174,8 @@ class AlignmentNotes {
   // chose <chosen> by priority large > output > input"; `rules` in the pass's order (the text
   // lists them sorted by op name).
   void AddMethodConflict(const TQC* root, std::span<const ConflictRule> rules, AlignMethod chosen);
+  // Adds other's notes after these, in their order.
+  void Append(const AlignmentNotes& other);
   // Room for `conflicts` more method conflicts naming `rules` rules in all (an upper bound is
   // fine: the storage is address space until written).
   void Reserve(size_t conflicts, size_t rules);

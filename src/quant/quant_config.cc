@@ -467,13 +467,9 @@ std::vector<TQC*> QuantConfigTable::Members(const TQC* tqc) {
   return out;
 }
 
-size_t QuantConfigTable::GroupSize(const TQC* tqc) const {
-  size_t count = 0;
-  int32_t m = tqc->id;
-  do {
-    ++count;
-    m = next_member_[static_cast<size_t>(m)];
-  } while (m != tqc->id);
+size_t QuantConfigTable::GroupSize(int32_t id) const {
+  size_t count = 1;
+  for (int32_t m = next_member(id); m != id; m = next_member(m)) ++count;
   return count;
 }
 

@@ -241,8 +241,9 @@ class QuantConfigTable {
   std::vector<std::vector<TQC*>> Groups();
   // The members of tqc's group (tqc included), in id order. O(group size).
   std::vector<TQC*> Members(const TQC* tqc);
-  // The number of members of tqc's group, without building the list. O(group size).
-  size_t GroupSize(const TQC* tqc) const;
+  // The number of members of id's group, without building the list or reading a TQC (it walks
+  // the ring of ids). O(group size).
+  size_t GroupSize(int32_t id) const;
 
   // Group params read through the root.
   const std::vector<float>& scale(const TQC* tqc);

@@ -685,6 +685,17 @@ TEST(AlignmentPass, MethodConflictResolvedByPriorityAndReported) {
   std::vector<std::string> iterated;
   for (const std::string& n : again.notes) iterated.push_back(n);
   EXPECT_EQ(iterated, std::vector<std::string>{note});
+  // Append adds another list's notes, conflicts and texts alike, after its own, in their order.
+  AlignmentNotes merged;
+  merged.push_back("first");
+  AlignmentNotes more;
+  more.push_back("second");
+  more.Append(again.notes);
+  merged.Append(more);
+  ASSERT_EQ(merged.size(), 3u);
+  EXPECT_EQ(merged[0], "first");
+  EXPECT_EQ(merged[1], "second");
+  EXPECT_EQ(merged[2], note);
 }
 
 TEST(AlignmentPass, BakedMemberBeatsRuleMethodButNotUserOverride) {

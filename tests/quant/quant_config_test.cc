@@ -398,6 +398,7 @@ TEST_F(TableTest, RandomLinksKeepRingsAndUnionFindConsistent) {
   size_t total = 0;
   for (auto& g : table_.Groups()) {
     EXPECT_EQ(table_.Members(g[0]), g);
+    for (TQC* m : g) EXPECT_EQ(table_.GroupSize(m->id), g.size());
     total += g.size();
     TQC* root = table_.Root(g[0]);
     for (TQC* m : g) {
