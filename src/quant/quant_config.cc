@@ -473,9 +473,9 @@ size_t QuantConfigTable::GroupSize(int32_t id) const {
   return count;
 }
 
-const std::vector<float>& QuantConfigTable::scale(const TQC* tqc) { return Root(tqc)->scale; }
+const ScaleVector& QuantConfigTable::scale(const TQC* tqc) { return Root(tqc)->scale; }
 
-const std::vector<int64_t>& QuantConfigTable::offset(const TQC* tqc) { return Root(tqc)->offset; }
+const OffsetVector& QuantConfigTable::offset(const TQC* tqc) { return Root(tqc)->offset; }
 
 void QuantConfigTable::SetGroupParams(const TQC* member, std::vector<float> scale,
                                       std::vector<int64_t> offset) {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/huge_pages.h"
+#include "core/inline_vector.h"
 #include "ir/graph.h"
 #include "qalign/status.h"
 
@@ -107,6 +108,9 @@ struct CalibrationStats {
 
 // ---------------------------------------------------------------- TQC
 
+using ScaleVector = InlineVector<float, 1>;     // scale per channel, or one per tensor
+using OffsetVector = InlineVector<int64_t, 1>;  // zero_point likewise
+
 // The fields are ordered so that what the alignment pass reads of every TQC (state, role, port,
 // range, scheme, whether it has params) lies in its first two 64-byte lines, and the struct is
 // aligned to a line: a pass over hundreds of thousands of TQCs is bound by the lines it loads.
@@ -118,9 +122,10 @@ struct alignas(64) TensorQuantConfig {
   CalibrationStats stats;
   int channel_axis = -1;  // for per-channel schemes
   QuantScheme scheme;
-  // Own params; meaningful on the group root. Read group params through the table.
-  std::vector<float> scale;
-  std::vector<int64_t> offset;
+  // Own params; meaningful on the group root. Read group params through the table. One value
+  // (per-tensor) is kept in the TQC; per-channel values are on the heap.
+  ScaleVector scale;
+  OffsetVector offset;
 
   bool per_channel() const { return scheme.policy.Has(kPerChannel); }
   bool floating() const { return scheme.policy.Has(kFloating); }
@@ -246,8 +251,8 @@ class QuantConfigTable {
   size_t GroupSize(int32_t id) const;
 
   // Group params read through the root.
-  const std::vector<float>& scale(const TQC* tqc);
-  const std::vector<int64_t>& offset(const TQC* tqc);
+  const ScaleVector& scale(const TQC* tqc);
+  const OffsetVector& offset(const TQC* tqc);
   // Sets the params on the group root and marks the root ACTIVATED (a BAKED or OVERLAPPED root
   // keeps its state); PASSIVE_INIT members become PASSIVE.
   void SetGroupParams(const TQC* member, std::vector<float> scale, std::vector<int64_t> offset);
