@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cassert>
 #include <cmath>
 #include <condition_variable>
 #include <deque>
@@ -1923,11 +1924,14 @@ class AlignmentPass {
     }
   }
 
-  // Sorts requantizes_ by (tensor name, consumer name, producer name; no op sorts first). Each
-  // edge's three names are copied once into one buffer as "tensor\0consumer\0producer" (a name
-  // holds no NUL, so comparing these strings compares the triples); the edges are sorted by the
-  // first 8 bytes of that string as an integer and only runs that tie there compare the rest. A
-  // comparison sort reading the names where they live missed the cache on every comparison.
+  // Sorts requantizes_ by (tensor name, consumer name, producer name; no op sorts first). Tensor
+  // names are unique in a graph and every edge's producer is its tensor's producer, so edges with
+  // one tensor name have one producer too and the order is that of (tensor name, consumer name):
+  // the producer's name is not read. Each edge's two names are copied once into one buffer as
+  // "tensor\0consumer" (a name holds no NUL, so comparing these strings compares the pairs); the
+  // edges are sorted by the first 8 bytes of that string as an integer and only runs that tie
+  // there compare the rest. A comparison sort reading the names where they live missed the cache
+  // on every comparison.
   // Sorting again a list already sorted (sorted_requantizes_ == its size) does nothing; equal keys
   // keep their order in the list, so sorting a prefix first and then the whole list gives the
   // order of sorting the whole list once.
@@ -1949,15 +1953,13 @@ class AlignmentPass {
         const RequantizeEdge& ahead = requantizes_[i + kAhead];
         __builtin_prefetch(&ahead.tensor->name());
         if (ahead.consumer != nullptr) __builtin_prefetch(&ahead.consumer->name());
-        if (ahead.producer != nullptr) __builtin_prefetch(&ahead.producer->name());
       }
       const RequantizeEdge& e = requantizes_[i];
+      assert(e.producer == e.tensor->producer());  // what leaving the producer out relies on
       start[i] = static_cast<uint32_t>(names.size());
       append(e.tensor->name());
       names.push_back('\0');
       if (e.consumer != nullptr) append(e.consumer->name());
-      names.push_back('\0');
-      if (e.producer != nullptr) append(e.producer->name());
     }
     start[count] = static_cast<uint32_t>(names.size());
     auto key = [&](size_t i) {
@@ -2002,8 +2004,8 @@ class AlignmentPass {
     }
   }
   static constexpr uint32_t kMoved = ~uint32_t{0};
-  // Room reserved per edge for its three names (the buffer grows if they are longer).
-  static constexpr size_t kNameBytesPerEdge = 48;
+  // Room reserved per edge for its two names (the buffer grows if they are longer).
+  static constexpr size_t kNameBytesPerEdge = 40;
 
   void Finish() {
     // Requantize edges: one per (tensor, producer, consumer), sorted by names. The edges of
