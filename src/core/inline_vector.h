@@ -4,6 +4,8 @@
 // a per-channel weight. With std::vector every group root's params were two heap allocations
 // (about a fifth of a 100k-op alignment pass's page faults, and two cache lines away from the
 // TQC); an InlineVector holds the per-tensor case in the TQC itself and allocates only beyond N.
+// It can also hold its values in storage it borrows (Adopt): the quantization table hands each
+// per-channel weight's params out of one arena it owns, so deriving the weights allocates nothing.
 #pragma once
 
 #include <algorithm>
@@ -72,11 +74,27 @@ class InlineVector {
     size_ = static_cast<uint32_t>(n);
   }
   void clear() { size_ = 0; }
+  // Takes `storage` (already holding the values) as its own without owning it: it must outlive
+  // this vector and every vector this one is moved into (a copy allocates its own). Later
+  // assignments of at most storage.size() values write into it. Values that fit inline are
+  // copied in instead.
+  void Adopt(std::span<T> storage) {
+    if (storage.size() <= N) {
+      assign(storage.begin(), storage.end());
+      return;
+    }
+    Free();
+    heap_ = storage.data();
+    size_ = static_cast<uint32_t>(storage.size());
+    capacity_ = size_ | kBorrowed;
+  }
+  // Room for n values without allocating (inline, owned or borrowed).
+  size_t capacity() const { return std::max<size_t>(Capacity(), N); }
 
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
-  T* data() { return capacity_ > N ? heap_ : inline_; }
-  const T* data() const { return capacity_ > N ? heap_ : inline_; }
+  T* data() { return Capacity() > N ? heap_ : inline_; }
+  const T* data() const { return Capacity() > N ? heap_ : inline_; }
   T& operator[](size_t i) { return data()[i]; }
   const T& operator[](size_t i) const { return data()[i]; }
   T& front() { return data()[0]; }
@@ -96,15 +114,18 @@ class InlineVector {
   }
 
  private:
+  static constexpr uint32_t kBorrowed = uint32_t{1} << 31;  // in capacity_: heap_ is not ours
+  uint32_t Capacity() const { return capacity_ & ~kBorrowed; }
+
   // Room for n values; the old values are not kept (every caller overwrites them all).
   void Reserve(size_t n) {
-    if (n <= (capacity_ > N ? capacity_ : N)) return;
+    if (n <= capacity()) return;
     Free();
     heap_ = new T[n];
     capacity_ = static_cast<uint32_t>(n);
   }
   void Free() {
-    if (capacity_ > N) delete[] heap_;
+    if (Capacity() > N && (capacity_ & kBorrowed) == 0) delete[] heap_;
     capacity_ = N;
     size_ = 0;
   }
@@ -119,7 +140,7 @@ class InlineVector {
     T* heap_;
   };
   uint32_t size_ = 0;
-  uint32_t capacity_ = N;  // > N: the values are on the heap
+  uint32_t capacity_ = N;  // > N: the values are on the heap (ours, or borrowed: kBorrowed set)
 };
 
 }  // namespace qalign

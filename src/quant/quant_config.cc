@@ -473,6 +473,18 @@ size_t QuantConfigTable::GroupSize(int32_t id) const {
   return count;
 }
 
+ParamArena::~ParamArena() {
+  for (const auto& [block, size] : blocks_) HugePageAllocator<std::byte>().deallocate(block, size);
+}
+
+std::byte* ParamArena::Allocate(size_t bytes) {
+  std::byte* block = HugePageAllocator<std::byte>().allocate(bytes);
+  std::lock_guard<std::mutex> lock(mu_);
+  blocks_.emplace_back(block, bytes);
+  bytes_ += bytes;
+  return block;
+}
+
 const ScaleVector& QuantConfigTable::scale(const TQC* tqc) { return Root(tqc)->scale; }
 
 const OffsetVector& QuantConfigTable::offset(const TQC* tqc) { return Root(tqc)->offset; }

@@ -7,10 +7,12 @@
 #pragma once
 
 #include <bit>
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -210,6 +212,26 @@ class TqcChunks {
 
 // ---------------------------------------------------------------- the table
 
+// Storage for per-channel params that lives as long as its table: the alignment pass takes a
+// block per slice of weights and hands each weight's scales and zero points out of it
+// (InlineVector::Adopt), instead of two heap allocations per weight. Blocks are never reused
+// before the table dies; a weight whose params change again writes into the storage it has.
+class ParamArena {
+ public:
+  ParamArena() = default;
+  ParamArena(const ParamArena&) = delete;
+  ParamArena& operator=(const ParamArena&) = delete;
+  ~ParamArena();
+  // A block of `bytes` (a multiple of 8), aligned to 8. Thread-safe.
+  std::byte* Allocate(size_t bytes);
+  size_t bytes() const { return bytes_; }  // allocated so far
+
+ private:
+  std::mutex mu_;
+  std::vector<std::pair<std::byte*, size_t>> blocks_;
+  size_t bytes_ = 0;
+};
+
 // Owns every TQC of a model and the groups they form.
 class QuantConfigTable {
  public:
@@ -258,6 +280,8 @@ class QuantConfigTable {
   void SetGroupParams(const TQC* member, std::vector<float> scale, std::vector<int64_t> offset);
 
   UnionFind& union_find() { return union_find_; }
+  // Where per-channel params may live (see ParamArena).
+  ParamArena& param_arena() { return *param_arena_; }
 
   // Batch linking for a pass that keeps the TQC states in its own dense array while it links
   // (the alignment pass): merges the groups of ids a and b exactly as Link does (same union-find
@@ -287,6 +311,9 @@ class QuantConfigTable {
   std::vector<int32_t> op_slot_values_;         // index into op_configs_
   size_t OpSlot(const Operation* op) const;     // the slot holding op, or the free slot for it
   void GrowOpIndex();
+  // Behind a pointer: the table stays movable, and the TQCs that borrow from it keep pointing at
+  // the same blocks.
+  std::unique_ptr<ParamArena> param_arena_ = std::make_unique<ParamArena>();
   std::vector<std::string> op_types_;                        // by type id
   std::unordered_map<std::string, int32_t> op_type_ids_;     // type -> id
 };

@@ -67,6 +67,34 @@ TEST(InlineVectorTest, CopiesAndMovesKeepValuesAndOwnership) {
   EXPECT_EQ(view[1], 6.0f);
 }
 
+// Adopted storage is used in place and never freed by the vector (ASan would flag freeing this
+// stack array); values up to its size are written into it, more go to the vector's own heap.
+TEST(InlineVectorTest, AdoptedStorageIsBorrowedNotOwned) {
+  float storage[3] = {1.0f, 2.0f, 3.0f};
+  {
+    Floats v;
+    v.Adopt(storage);
+    EXPECT_EQ(v.data(), storage);
+    EXPECT_EQ(v, (std::vector<float>{1.0f, 2.0f, 3.0f}));
+    EXPECT_EQ(v.capacity(), 3u);
+    v.assign(2, 9.0f);  // fits: written into the borrowed storage
+    EXPECT_EQ(v.data(), storage);
+    EXPECT_EQ(storage[0], 9.0f);
+    Floats copy = v;  // a copy owns its values
+    EXPECT_NE(copy.data(), storage);
+    Floats moved = std::move(v);  // a move keeps borrowing
+    EXPECT_EQ(moved.data(), storage);
+    moved.assign(4, 5.0f);  // does not fit: own heap values; the storage is left as it was
+    EXPECT_NE(moved.data(), storage);
+    EXPECT_EQ(storage[2], 3.0f);
+  }
+  float one[1] = {4.0f};
+  Floats v;
+  v.Adopt(one);  // fits inline: copied in
+  EXPECT_NE(v.data(), one);
+  EXPECT_EQ(v, (std::vector<float>{4.0f}));
+}
+
 // Seeded random assignments, copies and moves against std::vector (ASan checks the memory).
 TEST(InlineVectorTest, RandomOperationsMatchStdVector) {
   std::mt19937 rng(5);

@@ -175,6 +175,19 @@ TEST(SeedExample, WeightsPerChannelAndBiasDerivedAfterAlignment) {
   EXPECT_FLOAT_EQ(t->scale(wt)[0], 1.0f / 127.0f);
   EXPECT_FLOAT_EQ(t->scale(wt)[1], 0.25f / 127.0f);
   EXPECT_EQ(t->offset(wt), (std::vector<int64_t>{0, 0}));
+  // The weight's two scales and zero points live in the table's arena (2 x 4 + 2 x 8 bytes, in a
+  // block of at least that), not in heap allocations of their own.
+  const size_t arena = t->param_arena().bytes();
+  EXPECT_GE(arena, 24u);
+  const auto* scales = reinterpret_cast<const std::byte*>(t->scale(wt).data());
+  EXPECT_FALSE(scales >= reinterpret_cast<const std::byte*>(wt) &&
+               scales < reinterpret_cast<const std::byte*>(wt) + sizeof(TQC));  // not inline
+  // Running again with the same params takes nothing more; a copy owns its own values.
+  RunOk(*g, MakeProfile("p", {}, true), t.get());
+  EXPECT_EQ(t->param_arena().bytes(), arena);
+  TQC copy = *wt;
+  EXPECT_NE(copy.scale.data(), wt->scale.data());
+  EXPECT_EQ(copy.scale, wt->scale);
   const float in_scale = Params(Int8Asym(), -1, 3).first;
   const TQC* bt = In(*t, *g, "conv", 2);
   ASSERT_EQ(t->scale(bt).size(), 2u);
