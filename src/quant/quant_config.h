@@ -125,7 +125,8 @@ struct alignas(64) TensorQuantConfig {
   int channel_axis = -1;  // for per-channel schemes
   QuantScheme scheme;
   // Own params; meaningful on the group root. Read group params through the table. One value
-  // (per-tensor) is kept in the TQC; per-channel values are on the heap.
+  // (per-tensor) is kept in the TQC; per-channel values are in the table's ParamArena (weights
+  // the alignment pass derives) or on the heap.
   ScaleVector scale;
   OffsetVector offset;
 
@@ -224,7 +225,8 @@ class ParamArena {
   ~ParamArena();
   // A block of `bytes` (a multiple of 8), aligned to 8. Thread-safe.
   std::byte* Allocate(size_t bytes);
-  size_t bytes() const { return bytes_; }  // allocated so far
+  // Bytes allocated so far (unsynchronized: read it when no pass is running).
+  size_t bytes() const { return bytes_; }
 
  private:
   std::mutex mu_;
