@@ -1793,7 +1793,7 @@ class AlignmentPass {
     std::vector<int64_t> zps;
     std::vector<uint8_t> seen;
     auto variable = [this](size_t k) { return weights_[k].tensor; };
-    ParamBump bump(&table_->param_arena());
+    ParamArena::Slab slab(&table_->param_arena());
     for (size_t k = begin; k < end; ++k) {
       PrefetchAhead(k, 3 * kAhead, end, [&](size_t j) {
         // The Tensor inside the Variable: stored after its uses, up to the end of the object
@@ -1873,62 +1873,34 @@ class AlignmentPass {
       ++out->weights;
       // A weight that is a group of one is its own root: its params are set in place, without
       // looking the root up (SetParamsIfChanged's finds) or walking a ring of one.
-      const bool changed = weights_alone_ ? SetOwnParamsIfChanged(t, scales, zps, &bump)
+      const bool changed = weights_alone_ ? SetOwnParamsIfChanged(t, scales, zps, &slab)
                                           : SetParamsIfChanged(table_, t, scales, zps);
       out->changed |= changed;
     }
   }
 
-  // Hands out one slice's per-channel params from blocks of the table's ParamArena, taken one at
-  // a time (each twice the last, up to kMaxBlock), so the arena's lock is taken a few times per
-  // slice rather than per weight.
-  class ParamBump {
-   public:
-    explicit ParamBump(ParamArena* arena) : arena_(arena) {}
-    template <typename T>
-    std::span<T> Take(size_t n) {
-      static_assert(alignof(T) <= 8);
-      const size_t bytes = (n * sizeof(T) + 7) & ~size_t{7};
-      if (static_cast<size_t>(end_ - next_) < bytes) {
-        block_ = std::min(kMaxBlock, 2 * block_);
-        const size_t size = std::max(block_, bytes);
-        next_ = arena_->Allocate(size);
-        end_ = next_ + size;
-      }
-      T* values = reinterpret_cast<T*>(next_);
-      next_ += bytes;
-      return {values, n};
-    }
-
-   private:
-    static constexpr size_t kMaxBlock = size_t{2} << 20;
-    ParamArena* arena_;
-    std::byte* next_ = nullptr;
-    std::byte* end_ = nullptr;
-    size_t block_ = size_t{8} << 10;
-  };
-
-  // Values into a TQC's params: in the room they have, or else in storage from `bump`.
+  // Values into a TQC's params: in the room they have, or else in storage from `slab`.
   template <typename T, uint32_t N>
-  static void PutParams(std::span<const T> values, InlineVector<T, N>* params, ParamBump* bump) {
+  static void PutParams(std::span<const T> values, InlineVector<T, N>* params,
+                        ParamArena::Slab* slab) {
     if (values.size() <= params->capacity()) {
       params->assign(values.begin(), values.end());
       return;
     }
-    const std::span<T> storage = bump->Take<T>(values.size());
+    const std::span<T> storage = slab->Take<T>(values.size());
     std::ranges::copy(values, storage.begin());
     params->Adopt(storage);
   }
 
   // SetParamsIfChanged for a TQC that is the only member of its group.
   static bool SetOwnParamsIfChanged(TQC* t, std::span<const float> scale,
-                                    std::span<const int64_t> offset, ParamBump* bump) {
+                                    std::span<const int64_t> offset, ParamArena::Slab* slab) {
     const bool changed = !std::ranges::equal(t->scale, scale) ||
                          !std::ranges::equal(t->offset, offset) ||
                          SettingParamsChangesState(t->state);
     if (!changed) return false;
-    PutParams(scale, &t->scale, bump);
-    PutParams(offset, &t->offset, bump);
+    PutParams(scale, &t->scale, slab);
+    PutParams(offset, &t->offset, slab);
     if (t->state != QuantState::kBaked && t->state != QuantState::kOverlapped) {
       t->state = QuantState::kActivated;
     }

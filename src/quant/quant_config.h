@@ -6,6 +6,7 @@
 // ROOT (union by rank, path compression), and reading the params of any member reads its root's.
 #pragma once
 
+#include <algorithm>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
@@ -13,6 +14,7 @@
 #include <limits>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -213,12 +215,41 @@ class TqcChunks {
 
 // ---------------------------------------------------------------- the table
 
-// Storage for per-channel params that lives as long as its table: the alignment pass takes a
-// block per slice of weights and hands each weight's scales and zero points out of it
-// (InlineVector::Adopt), instead of two heap allocations per weight. Blocks are never reused
-// before the table dies; a weight whose params change again writes into the storage it has.
+// Storage for per-channel params that lives as long as its table: the alignment pass gives each
+// slice of weights a Slab, which hands each weight's scales and zero points out of the arena's
+// blocks (InlineVector::Adopt), instead of two heap allocations per weight. Blocks are never
+// reused before the table dies; a weight whose params change again writes into the storage it has.
 class ParamArena {
  public:
+  // Hands out values from blocks of one arena, taken one at a time (each twice the last, up to
+  // kMaxBlock), so the arena's lock is taken a few times per slab rather than per value. One slab
+  // per thread.
+  class Slab {
+   public:
+    explicit Slab(ParamArena* arena) : arena_(arena) {}
+    template <typename T>
+    std::span<T> Take(size_t n) {
+      static_assert(alignof(T) <= 8);
+      const size_t bytes = (n * sizeof(T) + 7) & ~size_t{7};
+      if (static_cast<size_t>(end_ - next_) < bytes) {
+        block_ = std::min(kMaxBlock, 2 * block_);
+        const size_t size = std::max(block_, bytes);
+        next_ = arena_->Allocate(size);
+        end_ = next_ + size;
+      }
+      T* values = reinterpret_cast<T*>(next_);
+      next_ += bytes;
+      return {values, n};
+    }
+
+   private:
+    static constexpr size_t kMaxBlock = size_t{2} << 20;
+    ParamArena* arena_;
+    std::byte* next_ = nullptr;
+    std::byte* end_ = nullptr;
+    size_t block_ = size_t{8} << 10;
+  };
+
   ParamArena() = default;
   ParamArena(const ParamArena&) = delete;
   ParamArena& operator=(const ParamArena&) = delete;
