@@ -6,9 +6,9 @@
 
 #include "cli.h"
 #include "core/logging.h"
-#include "export/qdq_check.h"
-#include "export/qdq_import.h"
 #include "onnx/importer.h"
+#include "qdq/qdq_check.h"
+#include "qdq/qdq_import.h"
 #include "quant/target_profile.h"
 
 namespace qalign::cli {

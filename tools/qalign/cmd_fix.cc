@@ -7,9 +7,9 @@
 #include "cli.h"
 #include "core/file_util.h"
 #include "core/logging.h"
-#include "export/qdq_fix.h"
-#include "export/qdq_import.h"
 #include "onnx/importer.h"
+#include "qdq/qdq_fix.h"
+#include "qdq/qdq_import.h"
 #include "quant/target_profile.h"
 
 namespace qalign::cli {

@@ -20,7 +20,7 @@
 #include "export/quant_tables.h"
 #include "onnx/importer.h"
 #include "onnx/tensor_proto.h"
-#include "passes/pipeline.h"
+#include "pipeline/pipeline.h"
 #include "quant/target_profile.h"
 #include "runtime/executor.h"
 #include "sim/fake_quant.h"
@@ -147,7 +147,7 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
   summary.calibration_samples = static_cast<int64_t>(split.calibration->size());
   summary.holdout_samples = static_cast<int64_t>(holdout);
 
-  // Steps 1-5 (passes/pipeline.h); calibration runs the FP32 model in the executor. The same
+  // Steps 1-5 (pipeline/pipeline.h); calibration runs the FP32 model in the executor. The same
   // runs give the tensor shapes the export needs and, when the summary's SNR is measured on
   // calibration samples, their FP32 outputs.
   calib_options.record_shapes = true;

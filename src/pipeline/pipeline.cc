@@ -1,5 +1,5 @@
 // The quantize pipeline (see pipeline.h for the order and why).
-#include "passes/pipeline.h"
+#include "pipeline/pipeline.h"
 
 #include <unordered_set>
 
