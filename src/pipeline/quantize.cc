@@ -1,4 +1,5 @@
-// QuantizeModel and EvaluateModels: the public end-to-end API (include/qalign/quantize.h).
+// The public end-to-end API (include/qalign/quantize.h): CalibrateModel, AlignModel and
+// QuantizeModel run the steps of pipeline.h on the same tensors; EvaluateModels compares models.
 #include "qalign/quantize.h"
 
 #include <algorithm>
@@ -20,6 +21,7 @@
 #include "export/quant_tables.h"
 #include "onnx/importer.h"
 #include "onnx/tensor_proto.h"
+#include "pipeline/align_overrides.h"
 #include "pipeline/pipeline.h"
 #include "quant/target_profile.h"
 #include "runtime/executor.h"
@@ -53,7 +55,164 @@ StatusOr<std::shared_ptr<const CalibrationDataset>> OpenData(const std::string& 
   return OpenCalibrationData(spec, ModelInputSpecs(graph), loader);
 }
 
+// Step 0 and the target: where calibrate, align and quantize all start.
+struct PreparedModel {
+  std::unique_ptr<Graph> graph;
+  TargetProfile profile;
+  GraphRewriteStats rewritten;
+};
+
+StatusOr<PreparedModel> PrepareModel(const ModelOptions& options) {
+  PreparedModel prepared;
+  QALIGN_ASSIGN_OR_RETURN(prepared.profile, LoadTargetProfile(options.target));
+  ImportOptions import_options;
+  import_options.input_shapes = options.input_shapes;
+  QALIGN_ASSIGN_OR_RETURN(prepared.graph, ImportOnnxModel(options.model_path, import_options));
+  GraphRewriteOptions rewrite;
+  rewrite.fold = options.fold;
+  rewrite.equalize = options.equalize;
+  QALIGN_ASSIGN_OR_RETURN(prepared.rewritten,
+                          RewriteForQuantization(prepared.graph.get(), rewrite));
+  return prepared;
+}
+
+// The calibration samples and the held-out ones (the last `holdout`), split the same way for
+// calibrate and quantize.
+StatusOr<HoldoutSplit> SplitCalibrationData(std::shared_ptr<const CalibrationDataset> data,
+                                            const CalibrationDataOptions& options) {
+  size_t holdout = 0;
+  if (options.holdout >= 0) {
+    holdout = static_cast<size_t>(options.holdout);
+  } else if (data->size() >= 2) {
+    holdout = std::max<size_t>(1, data->size() / 5);
+  }
+  if (holdout >= data->size()) {
+    return InvalidArgumentError(options.calib_spec, ": --holdout ", holdout,
+                                " leaves no calibration sample of ", data->size());
+  }
+  const size_t calibration = data->size() - holdout;
+  return SplitHoldout(std::move(data), calibration);
+}
+
+StatusOr<CalibrationOptions> ToCalibrationOptions(const CalibrationDataOptions& data,
+                                                  const ModelOptions& model) {
+  CalibrationOptions options;
+  QALIGN_ASSIGN_OR_RETURN(options.observer.kind, ParseObserverKind(data.observer));
+  options.observer.percentile = data.percentile;
+  options.progress = model.quiet ? ProgressMode::kQuiet : ProgressMode::kAuto;
+  options.num_threads = model.num_threads;
+  return options;
+}
+
+// Step 2 in the executor: every tensor the pipeline asks for is observed under the target's
+// activation scheme. The whole result is kept in `*result` for callers that need more than the
+// ranges (shapes, outputs, timings).
+CalibrateFn ExecutorCalibration(const PreparedModel& model, const CalibrationDataset& samples,
+                                const CalibrationOptions& options, CalibrationResult* result) {
+  return [&model, &samples, options, result](
+             const std::vector<const Variable*>& tensors) -> StatusOr<RangeMap> {
+    std::vector<ObservedTensor> observed;
+    observed.reserve(tensors.size());
+    for (const Variable* v : tensors) observed.push_back({v, model.profile.activation});
+    QALIGN_ASSIGN_OR_RETURN(*result, RunCalibration(*model.graph, observed, samples, options));
+    return ToRangeMap(*result);
+  };
+}
+
+// Ranges read from a file instead of a calibration run.
+CalibrateFn RangesFromFile(const RangeMap& ranges) {
+  return [&ranges](const std::vector<const Variable*>&) -> StatusOr<RangeMap> { return ranges; };
+}
+
 }  // namespace
+
+// ----------------------------------------------------------------------------- calibrate
+
+std::string CalibrateSummary::ToText() const {
+  const std::string held_out =
+      holdout_samples > 0 ? StrCat(" (", holdout_samples, " held out)") : std::string();
+  return StrCat("calibrated ", tensors, " tensors on ", samples, " samples", held_out, " (",
+                observer, ", target ", target, ") in ", Fixed(seconds, 2), " s (",
+                Fixed(static_cast<double>(samples) / std::max(run_seconds, 1e-9), 2),
+                " samples/s through the model, ", Fixed(seconds - run_seconds, 2),
+                " s in the observers), peak tensors ",
+                Fixed(static_cast<double>(peak_bytes) / (1024.0 * 1024.0), 1), " MiB -> ", output,
+                "\n");
+}
+
+StatusOr<CalibrateSummary> CalibrateModel(const CalibrateOptions& options) {
+  if (options.output_path.empty()) return InvalidArgumentError("calibrate: no output path (-o)");
+  if (SameFile(options.model_path, options.output_path)) {
+    return InvalidArgumentError(options.output_path, ": refusing to overwrite the input model");
+  }
+  QALIGN_ASSIGN_OR_RETURN(CalibrationOptions calib_options, ToCalibrationOptions(options, options));
+  calib_options.keep_histograms = options.histograms;
+  QALIGN_ASSIGN_OR_RETURN(PreparedModel model, PrepareModel(options));
+  QALIGN_ASSIGN_OR_RETURN(auto data, OpenData(options.calib_spec, *model.graph));
+  QALIGN_ASSIGN_OR_RETURN(HoldoutSplit split, SplitCalibrationData(data, options));
+
+  CalibrationResult result;
+  QuantConfigTable table;
+  auto calibrated = RunCalibrationSteps(*model.graph, model.profile,
+                                    ExecutorCalibration(model, *split.calibration, calib_options,
+                                                        &result),
+                                    &table);
+  if (!calibrated.ok()) {
+    return Status(calibrated.status().code(),
+                  options.model_path + ": " + calibrated.status().message());
+  }
+  QALIGN_RETURN_IF_ERROR(SaveRanges(calibrated->ranges, options.output_path));
+
+  CalibrateSummary summary;
+  summary.model = options.model_path;
+  summary.target = model.profile.name;
+  summary.observer = ObserverKindName(calib_options.observer.kind);
+  summary.output = options.output_path;
+  summary.tensors = static_cast<int64_t>(result.tensors.size());
+  summary.samples = static_cast<int64_t>(result.samples);
+  summary.holdout_samples = static_cast<int64_t>(split.holdout->size());
+  summary.seconds = result.seconds;
+  summary.run_seconds = result.run_seconds;
+  summary.peak_bytes = result.peak_bytes;
+  return summary;
+}
+
+// --------------------------------------------------------------------------------- align
+
+StatusOr<AlignSummary> AlignModel(const AlignOptions& options) {
+  QuantizePipelineOptions pipeline_options;
+  QALIGN_ASSIGN_OR_RETURN(pipeline_options.alignment, ResolveAlignOverrides(options));
+  pipeline_options.allow_missing_ranges = options.allow_missing_ranges;
+  QALIGN_ASSIGN_OR_RETURN(RangeMap ranges, LoadRanges(options.ranges_path));
+  QALIGN_ASSIGN_OR_RETURN(PreparedModel model, PrepareModel(options));
+
+  QuantConfigTable table;
+  auto pipeline = RunQuantizePipeline(*model.graph, model.profile, pipeline_options,
+                                      RangesFromFile(ranges), &table);
+  if (!pipeline.ok()) {
+    return Status(pipeline.status().code(),
+                  options.model_path + ": " + pipeline.status().message());
+  }
+  for (const std::string& note : pipeline->alignment.notes) LogInfo(note);
+  if (!options.report_path.empty()) {
+    QALIGN_RETURN_IF_ERROR(WriteFileAtomically(
+        options.report_path,
+        AlignmentReportJson(model.profile.name, pipeline->alignment, table, pipeline->violations),
+        options.model_path));
+  }
+  AlignSummary summary;
+  summary.target = model.profile.name;
+  summary.text =
+      AlignmentReportText(model.profile.name, pipeline->alignment, table, pipeline->violations);
+  summary.groups = pipeline->alignment.counters.groups;
+  summary.requantizes = pipeline->alignment.counters.requantizes;
+  for (const AlignmentViolation& v : pipeline->violations) {
+    summary.violation_messages.push_back(v.message);
+  }
+  return summary;
+}
+
+// ------------------------------------------------------------------------------ quantize
 
 std::string QuantizeSummary::ToText() const {
   std::string out;
@@ -65,8 +224,12 @@ std::string QuantizeSummary::ToText() const {
                 biases, " int32 biases; opset ", source_opset, " -> ", opset, "\n");
   out += StrCat("  alignment: ", groups, " groups, ", requantizes, " requantizes, ", violations,
                 " violations\n");
-  out += StrCat("  calibration: ", calibration_samples, " samples in ", Fixed(calibrate_seconds, 2),
-                " s\n");
+  if (!ranges_path.empty()) {
+    out += StrCat("  calibration: ranges from ", ranges_path, "\n");
+  } else {
+    out += StrCat("  calibration: ", calibration_samples, " samples in ",
+                  Fixed(calibrate_seconds, 2), " s\n");
+  }
   if (evaluated_samples > 0) {
     const std::string on =
         holdout_samples > 0
@@ -78,7 +241,8 @@ std::string QuantizeSummary::ToText() const {
                     "\n");
     }
   } else {
-    out += "  output SNR: not measured (--eval-samples 0)\n";
+    out += has_data ? "  output SNR: not measured (--eval-samples 0)\n"
+                    : "  output SNR: not measured (no --calib)\n";
   }
   out += StrCat("  time: ", Fixed(total_seconds, 2), " s (calibrate ", Fixed(calibrate_seconds, 2),
                 ", export ", Fixed(export_seconds, 2), ", evaluate ", Fixed(evaluate_seconds, 2),
@@ -91,21 +255,26 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
   QuantizeSummary summary;
   summary.model = options.model_path;
   summary.output = options.output_path;
+  summary.ranges_path = options.ranges_path;
   if (options.output_path.empty()) return InvalidArgumentError("quantize: no output path (-o)");
   if (SameFile(options.model_path, options.output_path)) {
     return InvalidArgumentError(options.output_path, ": refusing to overwrite the input model");
   }
+  if (options.calib_spec.empty() && options.ranges_path.empty()) {
+    return InvalidArgumentError("quantize: no calibration data (--calib) and no --ranges");
+  }
 
   // Options first, so mistakes surface before any work.
   QuantizePipelineOptions pipeline_options;
-  for (const std::string& a : options.align) {
-    QALIGN_RETURN_IF_ERROR(ParseAlignAssignment(a, &pipeline_options.alignment.method_by_op_type));
+  QALIGN_ASSIGN_OR_RETURN(pipeline_options.alignment, ResolveAlignOverrides(options));
+  QALIGN_ASSIGN_OR_RETURN(CalibrationOptions calib_options, ToCalibrationOptions(options, options));
+  RangeMap file_ranges;
+  if (!options.ranges_path.empty()) {
+    QALIGN_ASSIGN_OR_RETURN(file_ranges, LoadRanges(options.ranges_path));
   }
-  for (const std::string& a : options.align_node) {
-    QALIGN_RETURN_IF_ERROR(ParseAlignAssignment(a, &pipeline_options.alignment.method_by_node));
-  }
-  pipeline_options.alignment.force_overlap = options.force_overlap;
-  QALIGN_ASSIGN_OR_RETURN(TargetProfile profile, LoadTargetProfile(options.target));
+  QALIGN_ASSIGN_OR_RETURN(PreparedModel model, PrepareModel(options));
+  const TargetProfile& profile = model.profile;
+  const Graph& graph = *model.graph;
   if (options.no_align) {
     for (const AlignmentRule& rule : profile.rules) {
       if (rule.kind != RuleKind::kFixedOutput) {
@@ -113,66 +282,43 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
       }
     }
   }
-  CalibrationOptions calib_options;
-  QALIGN_ASSIGN_OR_RETURN(calib_options.observer.kind, ParseObserverKind(options.observer));
-  calib_options.observer.percentile = options.percentile;
-  calib_options.progress = options.quiet ? ProgressMode::kQuiet : ProgressMode::kAuto;
-  calib_options.num_threads = options.num_threads;
-
-  ImportOptions import_options;
-  import_options.input_shapes = options.input_shapes;
-  QALIGN_ASSIGN_OR_RETURN(std::unique_ptr<Graph> graph,
-                          ImportOnnxModel(options.model_path, import_options));
   summary.target = profile.name;
-  summary.ops = static_cast<int64_t>(graph->num_operations());
-  GraphRewriteOptions rewrite;
-  rewrite.fold = options.fold;
-  rewrite.equalize = options.equalize;
-  QALIGN_ASSIGN_OR_RETURN(GraphRewriteStats rewritten, RewriteForQuantization(graph.get(), rewrite));
-  summary.folded_ops = rewritten.folded.batch_norms + rewritten.folded.elementwise;
-  summary.equalized_pairs = rewritten.equalized.pairs;
+  summary.ops = static_cast<int64_t>(graph.num_operations());
+  summary.folded_ops = model.rewritten.folded.batch_norms + model.rewritten.folded.elementwise;
+  summary.equalized_pairs = model.rewritten.equalized.pairs;
 
-  QALIGN_ASSIGN_OR_RETURN(auto data, OpenData(options.calib_spec, *graph));
-  size_t holdout = 0;
-  if (options.holdout >= 0) {
-    holdout = static_cast<size_t>(options.holdout);
-  } else if (data->size() >= 2) {
-    holdout = std::max<size_t>(1, data->size() / 5);
+  // With --ranges the data is optional: it only feeds the SNR and the export's shapes run.
+  HoldoutSplit split;
+  if (!options.calib_spec.empty()) {
+    QALIGN_ASSIGN_OR_RETURN(auto data, OpenData(options.calib_spec, graph));
+    QALIGN_ASSIGN_OR_RETURN(split, SplitCalibrationData(data, options));
+    summary.has_data = true;
+    summary.holdout_samples = static_cast<int64_t>(split.holdout->size());
+    if (options.ranges_path.empty()) {
+      summary.calibration_samples = static_cast<int64_t>(split.calibration->size());
+    }
   }
-  if (holdout >= data->size()) {
-    return InvalidArgumentError(options.calib_spec, ": --holdout ", holdout,
-                                " leaves no calibration sample of ", data->size());
-  }
-  HoldoutSplit split = SplitHoldout(data, data->size() - holdout);
-  summary.calibration_samples = static_cast<int64_t>(split.calibration->size());
-  summary.holdout_samples = static_cast<int64_t>(holdout);
+  const size_t holdout = static_cast<size_t>(summary.holdout_samples);
 
   // Steps 1-5 (pipeline/pipeline.h); calibration runs the FP32 model in the executor. The same
   // runs give the tensor shapes the export needs and, when the summary's SNR is measured on
   // calibration samples, their FP32 outputs.
   calib_options.record_shapes = true;
   if (holdout == 0) calib_options.keep_outputs = static_cast<size_t>(std::max(options.eval_samples, 0));
-  TensorShapes shapes;
-  std::vector<std::map<std::string, Tensor>> fp32_outputs;
-  double calibrate_seconds = 0.0;
-  CalibrateFn calibrate = [&](const std::vector<const Variable*>& tensors) -> StatusOr<RangeMap> {
-    std::vector<ObservedTensor> observed;
-    observed.reserve(tensors.size());
-    for (const Variable* v : tensors) observed.push_back({v, profile.activation});
-    QALIGN_ASSIGN_OR_RETURN(CalibrationResult result,
-                            RunCalibration(*graph, observed, *split.calibration, calib_options));
-    calibrate_seconds = result.seconds;
-    shapes = std::move(result.shapes);
-    fp32_outputs = std::move(result.outputs);
-    return ToRangeMap(result);
-  };
+  CalibrationResult calibration;
+  const CalibrateFn calibrate =
+      options.ranges_path.empty()
+          ? ExecutorCalibration(model, *split.calibration, calib_options, &calibration)
+          : RangesFromFile(file_ranges);
   QuantConfigTable table;
-  auto pipeline = RunQuantizePipeline(*graph, profile, pipeline_options, calibrate, &table);
+  auto pipeline = RunQuantizePipeline(graph, profile, pipeline_options, calibrate, &table);
   if (!pipeline.ok()) {
     return Status(pipeline.status().code(),
                   options.model_path + ": " + pipeline.status().message());
   }
-  summary.calibrate_seconds = calibrate_seconds;
+  TensorShapes shapes = std::move(calibration.shapes);
+  std::vector<std::map<std::string, Tensor>> fp32_outputs = std::move(calibration.outputs);
+  summary.calibrate_seconds = calibration.seconds;
   summary.quantized_ops = pipeline->dispatch.quantized_ops;
   summary.fp32_ops = pipeline->dispatch.fp32_ops;
   summary.groups = pipeline->alignment.counters.groups;
@@ -199,14 +345,20 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
 
   const auto export_start = Clock::now();
   QALIGN_ASSIGN_OR_RETURN(QuantPlan plan,
-                          BuildQuantPlan(*graph, table, pipeline->alignment.requantizes));
-  // Shapes from an FP32 run: the opset converter needs ranks static inference cannot give.
+                          BuildQuantPlan(graph, table, pipeline->alignment.requantizes));
+  // Shapes from an FP32 run: the opset converter needs ranks static inference cannot give. The
+  // first calibration sample, as the calibration run records them; without data, one random
+  // sample of the model's input shapes.
   if (shapes.empty()) {
-    QALIGN_ASSIGN_OR_RETURN(Sample first, split.calibration->Load(0));
-    QALIGN_ASSIGN_OR_RETURN(shapes, RecordTensorShapes(*graph, std::move(first), options.num_threads));
+    std::shared_ptr<const CalibrationDataset> first = split.calibration;
+    if (first == nullptr) {
+      QALIGN_ASSIGN_OR_RETURN(first, OpenData("random:1", graph));
+    }
+    QALIGN_ASSIGN_OR_RETURN(Sample sample, first->Load(0));
+    QALIGN_ASSIGN_OR_RETURN(shapes, RecordTensorShapes(graph, std::move(sample), options.num_threads));
   }
   QdqExportStats export_stats;
-  QALIGN_RETURN_IF_ERROR(SaveQdqModel(*graph, plan, options.output_path, options.model_path,
+  QALIGN_RETURN_IF_ERROR(SaveQdqModel(graph, plan, options.output_path, options.model_path,
                                       &export_stats, &shapes));
   summary.quantized_tensors = export_stats.activation_pairs;
   summary.weights = export_stats.weight_initializers;
@@ -228,7 +380,9 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
   const auto evaluate_start = Clock::now();
   auto eval_data = holdout > 0 ? split.holdout : split.calibration;
   const size_t evaluated =
-      std::min(eval_data->size(), static_cast<size_t>(std::max(options.eval_samples, 0)));
+      eval_data == nullptr
+          ? 0
+          : std::min(eval_data->size(), static_cast<size_t>(std::max(options.eval_samples, 0)));
   summary.evaluated_samples = static_cast<int64_t>(evaluated);
   if (evaluated == 0) {
     summary.total_seconds = SecondsSince(start);
@@ -238,9 +392,9 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
   exec_options.num_threads = options.num_threads;
   std::unique_ptr<Executor> reference;  // only for samples whose FP32 outputs were not kept
   if (fp32_outputs.size() < evaluated) {
-    QALIGN_ASSIGN_OR_RETURN(reference, Executor::Create(*graph, exec_options));
+    QALIGN_ASSIGN_OR_RETURN(reference, Executor::Create(graph, exec_options));
   }
-  QALIGN_ASSIGN_OR_RETURN(auto simulator, FakeQuantSimulator::Create(*graph, plan, exec_options));
+  QALIGN_ASSIGN_OR_RETURN(auto simulator, FakeQuantSimulator::Create(graph, plan, exec_options));
   OutputErrors errors;
   ProgressReporter progress("evaluate", evaluated,
                             options.quiet ? ProgressMode::kQuiet : ProgressMode::kAuto);
