@@ -1,5 +1,6 @@
 // calibrate, align and quantize run the same steps on the same tensors: on the real PP-OCR cls
-// model, `calibrate` then `align --ranges` finds the groups a single `quantize` finds.
+// model, `calibrate` then `align --ranges` finds the groups a single `quantize` finds, and
+// `calibrate` then `quantize --ranges` writes the model a single `quantize` writes, byte for byte.
 //
 // Every run uses --threads 1: the executor's multi-threaded kernels are not bit-reproducible from
 // run to run (the last bit of a sum depends on the split), and these tests compare exactly.
@@ -92,6 +93,54 @@ TEST_P(PipelinePathsTest, CalibrateThenAlignFindsTheGroupsQuantizeFinds) {
   EXPECT_NE(a.out.find(std::to_string(from_quantize["groups"].size()) + " groups"),
             std::string::npos)
       << a.out;
+}
+
+TEST_P(PipelinePathsTest, CalibrateThenQuantizeWithRangesWritesTheSameModel) {
+  const std::string single = dir_ + "/single.onnx";
+  CliResult q = RunCli(Plus(WithCalib(Common("quantize")), {"-o", single}));
+  ASSERT_EQ(q.exit_code, 0) << q.err;
+  EXPECT_NE(q.out.find("calibration: 8 samples"), std::string::npos) << q.out;  // 2 held out
+
+  // The same data and the same default --holdout: calibrate observes the same 8 samples.
+  const std::string ranges = dir_ + "/ranges.json";
+  CliResult c = RunCli(Plus(WithCalib(Common("calibrate")), {"-o", ranges}));
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  const std::string two_step = dir_ + "/two_step.onnx";
+  std::vector<std::string> with_ranges =
+      Plus(Common("quantize"), {"--ranges", ranges, "--calib", "random:10", "-o", two_step});
+  CliResult r = RunCli(with_ranges);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("calibration: ranges from " + ranges), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("on 2 of 2 held-out samples"), std::string::npos) << r.out;
+
+  const std::string expected = ReadBytes(single);
+  ASSERT_GT(expected.size(), 100000u);
+  EXPECT_TRUE(ReadBytes(two_step) == expected) << "calibrate + quantize --ranges differs";
+
+  // Without data: no SNR, the same model.
+  const std::string no_data = dir_ + "/no_data.onnx";
+  CliResult n = RunCli(Plus(Common("quantize"), {"--ranges", ranges, "-o", no_data}));
+  ASSERT_EQ(n.exit_code, 0) << n.err;
+  EXPECT_NE(n.out.find("not measured (no --calib)"), std::string::npos) << n.out;
+  EXPECT_TRUE(ReadBytes(no_data) == expected) << "quantize --ranges without --calib differs";
+
+  // Ranges are already observed: --observer with --ranges is a usage error.
+  CliResult both = RunCli(Plus(Common("quantize"), {"--ranges", ranges, "--observer", "kl", "-o",
+                                                    dir_ + "/x.onnx"}));
+  EXPECT_EQ(both.exit_code, 2) << both.err;
+  EXPECT_FALSE(fs::exists(dir_ + "/x.onnx"));
+  // Neither data nor ranges.
+  CliResult neither = RunCli(Plus(Common("quantize"), {"-o", dir_ + "/x.onnx"}));
+  EXPECT_EQ(neither.exit_code, 2) << neither.err;
+  EXPECT_NE(neither.err.find("--calib or --ranges"), std::string::npos) << neither.err;
+  // A bad ranges file: one line naming it, no model written.
+  const std::string bad = dir_ + "/bad.json";
+  std::ofstream(bad) << "{\"x\": {\"min\": 1}}";
+  CliResult broken = RunCli(Plus(Common("quantize"), {"--ranges", bad, "-o", dir_ + "/x.onnx"}));
+  EXPECT_EQ(broken.exit_code, 1) << broken.err;
+  EXPECT_EQ(broken.StderrLines(), 1) << broken.err;
+  EXPECT_NE(broken.err.find(bad), std::string::npos) << broken.err;
+  EXPECT_FALSE(fs::exists(dir_ + "/x.onnx"));
 }
 
 INSTANTIATE_TEST_SUITE_P(Jobs, PipelinePathsTest,

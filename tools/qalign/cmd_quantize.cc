@@ -1,5 +1,5 @@
-// `qalign quantize`: FP32 ONNX -> QDQ ONNX for a target: rewrite, dispatch, calibrate, align,
-// export, and the output SNR of the result on held-out samples.
+// `qalign quantize`: FP32 ONNX -> QDQ ONNX for a target: rewrite, dispatch, calibrate (or read
+// the ranges calibrate wrote), align, export, and the output SNR of the result on held-out samples.
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -26,6 +26,9 @@ int RunQuantize(QuantizeFlags& flags) {
   Status checked = CheckCalibrationFlags(options);
   if (checked.ok()) checked = CheckAlignFlags(options);
   if (!checked.ok()) return ReportUsageError(checked.message());
+  if (options.calib_spec.empty() && options.ranges_path.empty()) {
+    return ReportUsageError("quantize needs --calib or --ranges");
+  }
   if (options.quiet) SetLogLevel(LogLevel::kWarning);
   auto summary = QuantizeModel(options);
   if (!summary.ok()) return ReportError(summary.status());
@@ -42,7 +45,16 @@ void AddQuantizeCommand(CLI::App& app, CommandContext& context) {
   QuantizeOptions& o = flags->options;
   AddModelFlags(sub, &o.model_path, &flags->input_shapes, "FP32 ONNX model (never overwritten)");
   AddTargetFlag(sub, &o.target);
-  AddCalibrationFlags(sub, &o)->required();
+  AddCalibrationFlags(sub, &o);
+  auto* ranges = sub->add_option(
+      "--ranges", o.ranges_path,
+      "ranges.json from calibrate, used instead of calibrating: with calibrate's --calib and "
+      "--holdout, the model quantize alone writes (byte for byte with --threads 1; with more, "
+      "sums may round differently from run to run). --calib is then optional: "
+      "it gives the SNR on its held-out samples; without it there is no SNR and the export's "
+      "shapes run uses one random sample of the input shapes");
+  ranges->excludes(sub->get_option("--observer"));
+  ranges->excludes(sub->get_option("--percentile"));
   sub->add_option("-o,--output", o.output_path, "Where to write the QDQ ONNX model")->required();
   AddRewriteFlags(sub, &o);
   AddAlignFlags(sub, &o);

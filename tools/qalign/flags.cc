@@ -63,10 +63,9 @@ CLI::Option* AddCalibrationFlags(CLI::App* sub, CalibrationDataOptions* options)
   sub->add_option("--percentile", options->percentile,
                   "For --observer percentile, in (50, 100] (default 99.99)");
   sub->add_option("--holdout", options->holdout,
-                  "The last N samples of --calib are never calibrated on; quantize measures its "
-                  "SNR on them (default: a fifth; 0: calibrate on all). calibrate and quantize "
-                  "split alike, so calibrate + quantize --ranges with the same --calib and "
-                  "--holdout calibrates on the same samples as quantize alone");
+                  "The last N samples of --calib are not calibrated on; quantize's SNR runs on "
+                  "them (default: a fifth, at least 1; 0: calibrate on all). calibrate and "
+                  "quantize split alike");
   return calib;
 }
 
