@@ -1,5 +1,5 @@
 // The user's overrides of a target's alignment rules (public AlignOverrides: CLI flags and an
-// --align-config file) as the alignment pass's options; calibrate, align, quantize and fix share it.
+// --align-config file) as the alignment pass's options; align, quantize and fix share it.
 #pragma once
 
 #include "passes/alignment_pass.h"

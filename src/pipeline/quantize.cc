@@ -55,6 +55,20 @@ StatusOr<std::shared_ptr<const CalibrationDataset>> OpenData(const std::string& 
   return OpenCalibrationData(spec, ModelInputSpecs(graph), loader);
 }
 
+// An output that would replace one of the inputs (the model, a ranges file) is refused before any
+// work is done.
+Status CheckOutputsSpareInputs(const std::vector<std::string>& outputs,
+                               const std::vector<std::string>& inputs) {
+  for (const std::string& output : outputs) {
+    for (const std::string& input : inputs) {
+      if (!output.empty() && !input.empty() && SameFile(input, output)) {
+        return InvalidArgumentError(output, ": refusing to overwrite the input ", input);
+      }
+    }
+  }
+  return Status::Ok();
+}
+
 // Step 0 and the target: where calibrate, align and quantize all start.
 struct PreparedModel {
   std::unique_ptr<Graph> graph;
@@ -109,8 +123,8 @@ StatusOr<CalibrationOptions> ToCalibrationOptions(const CalibrationDataOptions& 
 // ranges (shapes, outputs, timings).
 CalibrateFn ExecutorCalibration(const PreparedModel& model, const CalibrationDataset& samples,
                                 const CalibrationOptions& options, CalibrationResult* result) {
-  return [&model, &samples, options, result](
-             const std::vector<const Variable*>& tensors) -> StatusOr<RangeMap> {
+  return [&model, &samples, options,
+          result](const std::vector<const Variable*>& tensors) -> StatusOr<RangeMap> {
     std::vector<ObservedTensor> observed;
     observed.reserve(tensors.size());
     for (const Variable* v : tensors) observed.push_back({v, model.profile.activation});
@@ -142,9 +156,7 @@ std::string CalibrateSummary::ToText() const {
 
 StatusOr<CalibrateSummary> CalibrateModel(const CalibrateOptions& options) {
   if (options.output_path.empty()) return InvalidArgumentError("calibrate: no output path (-o)");
-  if (SameFile(options.model_path, options.output_path)) {
-    return InvalidArgumentError(options.output_path, ": refusing to overwrite the input model");
-  }
+  QALIGN_RETURN_IF_ERROR(CheckOutputsSpareInputs({options.output_path}, {options.model_path}));
   QALIGN_ASSIGN_OR_RETURN(CalibrationOptions calib_options, ToCalibrationOptions(options, options));
   calib_options.keep_histograms = options.histograms;
   QALIGN_ASSIGN_OR_RETURN(PreparedModel model, PrepareModel(options));
@@ -153,10 +165,9 @@ StatusOr<CalibrateSummary> CalibrateModel(const CalibrateOptions& options) {
 
   CalibrationResult result;
   QuantConfigTable table;
-  auto calibrated = RunCalibrationSteps(*model.graph, model.profile,
-                                    ExecutorCalibration(model, *split.calibration, calib_options,
-                                                        &result),
-                                    &table);
+  auto calibrated = RunCalibrationSteps(
+      *model.graph, model.profile,
+      ExecutorCalibration(model, *split.calibration, calib_options, &result), &table);
   if (!calibrated.ok()) {
     return Status(calibrated.status().code(),
                   options.model_path + ": " + calibrated.status().message());
@@ -180,6 +191,8 @@ StatusOr<CalibrateSummary> CalibrateModel(const CalibrateOptions& options) {
 // --------------------------------------------------------------------------------- align
 
 StatusOr<AlignSummary> AlignModel(const AlignOptions& options) {
+  QALIGN_RETURN_IF_ERROR(
+      CheckOutputsSpareInputs({options.report_path}, {options.model_path, options.ranges_path}));
   QuantizePipelineOptions pipeline_options;
   QALIGN_ASSIGN_OR_RETURN(pipeline_options.alignment, ResolveAlignOverrides(options));
   pipeline_options.allow_missing_ranges = options.allow_missing_ranges;
@@ -218,8 +231,7 @@ std::string QuantizeSummary::ToText() const {
   std::string out;
   out += StrCat("quantized ", model, " for ", target, " -> ", output, "\n");
   out += StrCat("  ops: ", ops, " (", folded_ops, " folded into Conv, ", quantized_ops,
-                " quantized, ", fp32_ops, " FP32); ", equalized_pairs,
-                " Conv pairs equalized\n");
+                " quantized, ", fp32_ops, " FP32); ", equalized_pairs, " Conv pairs equalized\n");
   out += StrCat("  QDQ: ", quantized_tensors, " activation pairs, ", weights, " int8 weights, ",
                 biases, " int32 biases; opset ", source_opset, " -> ", opset, "\n");
   out += StrCat("  alignment: ", groups, " groups, ", requantizes, " requantizes, ", violations,
@@ -257,9 +269,9 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
   summary.output = options.output_path;
   summary.ranges_path = options.ranges_path;
   if (options.output_path.empty()) return InvalidArgumentError("quantize: no output path (-o)");
-  if (SameFile(options.model_path, options.output_path)) {
-    return InvalidArgumentError(options.output_path, ": refusing to overwrite the input model");
-  }
+  QALIGN_RETURN_IF_ERROR(CheckOutputsSpareInputs(
+      {options.output_path, options.report_path, options.table_path, options.trt_cache_path},
+      {options.model_path, options.ranges_path}));
   if (options.calib_spec.empty() && options.ranges_path.empty()) {
     return InvalidArgumentError("quantize: no calibration data (--calib) and no --ranges");
   }
@@ -304,7 +316,9 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
   // runs give the tensor shapes the export needs and, when the summary's SNR is measured on
   // calibration samples, their FP32 outputs.
   calib_options.record_shapes = true;
-  if (holdout == 0) calib_options.keep_outputs = static_cast<size_t>(std::max(options.eval_samples, 0));
+  if (holdout == 0) {
+    calib_options.keep_outputs = static_cast<size_t>(std::max(options.eval_samples, 0));
+  }
   CalibrationResult calibration;
   const CalibrateFn calibrate =
       options.ranges_path.empty()
@@ -338,9 +352,9 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
   if (!pipeline->violations.empty() && options.no_align) {
     for (const std::string& m : summary.violation_messages) LogWarning("--no-align: ", m);
   } else if (!pipeline->violations.empty()) {
-    return FailedPreconditionError(options.model_path, ": ", pipeline->violations.size(),
-                                   " alignment violations, first: ",
-                                   pipeline->violations.front().message);
+    return FailedPreconditionError(
+        options.model_path, ": ", pipeline->violations.size(),
+        " alignment violations, first: ", pipeline->violations.front().message);
   }
 
   const auto export_start = Clock::now();
@@ -355,11 +369,12 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
       QALIGN_ASSIGN_OR_RETURN(first, OpenData("random:1", graph));
     }
     QALIGN_ASSIGN_OR_RETURN(Sample sample, first->Load(0));
-    QALIGN_ASSIGN_OR_RETURN(shapes, RecordTensorShapes(graph, std::move(sample), options.num_threads));
+    QALIGN_ASSIGN_OR_RETURN(shapes,
+                            RecordTensorShapes(graph, std::move(sample), options.num_threads));
   }
   QdqExportStats export_stats;
-  QALIGN_RETURN_IF_ERROR(SaveQdqModel(graph, plan, options.output_path, options.model_path,
-                                      &export_stats, &shapes));
+  QALIGN_RETURN_IF_ERROR(
+      SaveQdqModel(graph, plan, options.output_path, options.model_path, &export_stats, &shapes));
   summary.quantized_tensors = export_stats.activation_pairs;
   summary.weights = export_stats.weight_initializers;
   summary.biases = export_stats.bias_initializers;
@@ -370,8 +385,8 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
         WriteFileAtomically(options.table_path, QuantTableJson(plan), options.model_path));
   }
   if (!options.trt_cache_path.empty()) {
-    QALIGN_RETURN_IF_ERROR(WriteFileAtomically(options.trt_cache_path, TrtCalibrationCache(plan),
-                                               options.model_path));
+    QALIGN_RETURN_IF_ERROR(
+        WriteFileAtomically(options.trt_cache_path, TrtCalibrationCache(plan), options.model_path));
   }
 
   summary.export_seconds = SecondsSince(export_start);
@@ -513,7 +528,9 @@ StatusOr<EvalSummary> EvaluateModels(const EvalOptions& options) {
         const std::string origin = OriginOf(*quant, in->name());
         auto ri = ref.find(origin);
         auto gi = got.find(in->name());
-        if (ri == ref.end() || gi == got.end() || ri->second.shape() != gi->second.shape()) continue;
+        if (ri == ref.end() || gi == got.end() || ri->second.shape() != gi->second.shape()) {
+          continue;
+        }
         QALIGN_RETURN_IF_ERROR(l.inputs[origin].Add(ri->second, gi->second, origin));
       }
     }
@@ -536,8 +553,9 @@ StatusOr<EvalSummary> EvaluateModels(const EvalOptions& options) {
     q.loss_db = q.input_snr_db - std::min(q.snr_db, kExactDb);
     summary.layers.push_back(q);
   }
-  std::stable_sort(summary.layers.begin(), summary.layers.end(),
-                   [](const LayerQuality& a, const LayerQuality& b) { return a.loss_db > b.loss_db; });
+  std::stable_sort(
+      summary.layers.begin(), summary.layers.end(),
+      [](const LayerQuality& a, const LayerQuality& b) { return a.loss_db > b.loss_db; });
   if (summary.layers.size() > static_cast<size_t>(std::max(options.top_layers, 0))) {
     summary.layers.resize(static_cast<size_t>(std::max(options.top_layers, 0)));
   }

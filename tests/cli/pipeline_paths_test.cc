@@ -133,6 +133,12 @@ TEST_P(PipelinePathsTest, CalibrateThenQuantizeWithRangesWritesTheSameModel) {
   CliResult neither = RunCli(Plus(Common("quantize"), {"-o", dir_ + "/x.onnx"}));
   EXPECT_EQ(neither.exit_code, 2) << neither.err;
   EXPECT_NE(neither.err.find("--calib or --ranges"), std::string::npos) << neither.err;
+  // Outputs never replace an input: the ranges file stays as it was.
+  const std::string ranges_bytes = ReadBytes(ranges);
+  CliResult over = RunCli(Plus(Common("quantize"), {"--ranges", ranges, "-o", ranges}));
+  EXPECT_EQ(over.exit_code, 1) << over.err;
+  EXPECT_NE(over.err.find("refusing to overwrite"), std::string::npos) << over.err;
+  EXPECT_EQ(ReadBytes(ranges), ranges_bytes);
   // A bad ranges file: one line naming it, no model written.
   const std::string bad = dir_ + "/bad.json";
   std::ofstream(bad) << "{\"x\": {\"min\": 1}}";

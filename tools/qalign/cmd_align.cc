@@ -30,10 +30,9 @@ int RunAlign(AlignFlags& flags) {
   if (!summary.ok()) return ReportError(summary.status());
   std::fputs(summary->text.c_str(), stdout);
   if (!summary->violation_messages.empty()) {
-    return ReportError(FailedPreconditionError(options.model_path, ": ",
-                                               summary->violation_messages.size(),
-                                               " alignment violations, first: ",
-                                               summary->violation_messages.front()));
+    return ReportError(FailedPreconditionError(
+        options.model_path, ": ", summary->violation_messages.size(),
+        " alignment violations, first: ", summary->violation_messages.front()));
   }
   return kExitOk;
 }

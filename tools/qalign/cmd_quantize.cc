@@ -39,8 +39,8 @@ int RunQuantize(QuantizeFlags& flags) {
 }  // namespace
 
 void AddQuantizeCommand(CLI::App& app, CommandContext& context) {
-  auto* sub = app.add_subcommand(
-      "quantize", "Quantize a model end to end: calibrate, align, export QDQ ONNX");
+  auto* sub = app.add_subcommand("quantize",
+                                 "Quantize a model end to end: calibrate, align, export QDQ ONNX");
   auto flags = std::make_shared<QuantizeFlags>();
   QuantizeOptions& o = flags->options;
   AddModelFlags(sub, &o.model_path, &flags->input_shapes, "FP32 ONNX model (never overwritten)");

@@ -53,12 +53,11 @@ void AddRewriteFlags(CLI::App* sub, ModelOptions* options) {
                 "No cross-layer equalization of Conv -> Conv pairs");
 }
 
-const char kDataSpecHelp[] =
-    "random:N[?seed=S], [npy:]DIR, [pb:]DIR or image:DIR[?size=WxH&...]";
+const char kDataSpecHelp[] = "random:N[?seed=S], [npy:]DIR, [pb:]DIR or image:DIR[?size=WxH&...]";
 
 CLI::Option* AddCalibrationFlags(CLI::App* sub, CalibrationDataOptions* options) {
-  CLI::Option* calib =
-      sub->add_option("--calib", options->calib_spec, std::string("Calibration data: ") + kDataSpecHelp);
+  CLI::Option* calib = sub->add_option("--calib", options->calib_spec,
+                                       std::string("Calibration data: ") + kDataSpecHelp);
   sub->add_option("--observer", options->observer, "minmax (default), percentile, kl or mse");
   sub->add_option("--percentile", options->percentile,
                   "For --observer percentile, in (50, 100] (default 99.99)");
