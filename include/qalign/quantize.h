@@ -43,7 +43,7 @@ struct CalibrationDataOptions {
 struct AlignOverrides {
   std::vector<std::string> align;       // TYPE=METHOD
   std::vector<std::string> align_node;  // NODE=METHOD (beats `align`)
-  // JSON file (passes/alignment_pass.h, LoadAlignConfig), applied first: the fields above and
+  // JSON file (the alignment pass's LoadAlignConfig), applied first: the fields above and
   // below win over it.
   std::string align_config;
   std::optional<bool> force_overlap;

@@ -2,7 +2,7 @@
 // --align-config file) as the alignment pass's options; align, quantize and fix share it.
 #pragma once
 
-#include "passes/alignment_pass.h"
+#include "pipeline/pipeline.h"
 #include "qalign/quantize.h"
 #include "qalign/status.h"
 

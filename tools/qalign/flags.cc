@@ -3,7 +3,7 @@
 
 #include "calib/observer.h"
 #include "onnx/importer.h"
-#include "passes/alignment_pass.h"
+#include "pipeline/align_overrides.h"
 
 namespace qalign::cli {
 
