@@ -1,5 +1,7 @@
-// Public API: quantize an FP32 ONNX model end to end (dispatch, calibrate, align, derive bias
-// params, export QDQ ONNX) and compare a quantized model with its FP32 original.
+// Public API: calibrate, align or quantize an FP32 ONNX model end to end (rewrite, dispatch,
+// calibrate, align, derive weight and bias params, export QDQ ONNX: the steps of
+// src/pipeline/pipeline.h, one path for the three), and compare a quantized model with its FP32
+// original.
 #pragma once
 
 #include <cstdint>
