@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "export/qdq_import.h"
-#include "passes/alignment_pass.h"
+#include "passes/alignment/alignment_pass.h"
 
 namespace qalign {
 

@@ -24,7 +24,7 @@
 
 #include "export/qdq_check.h"
 #include "export/qdq_import.h"
-#include "passes/alignment_pass.h"
+#include "passes/alignment/alignment_pass.h"
 #include "qalign/status.h"
 
 namespace qalign {

@@ -16,7 +16,7 @@
 
 #include "export/alignment_report.h"
 #include "onnx/importer.h"
-#include "passes/alignment_pass.h"
+#include "passes/alignment/alignment_pass.h"
 #include "passes/alignment_verifier.h"
 #include "quant/dispatch.h"
 #include "quant/ranges.h"

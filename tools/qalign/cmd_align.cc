@@ -7,10 +7,10 @@
 #include "cli.h"
 #include "core/file_util.h"
 #include "core/logging.h"
-#include "core/thread_pool.h"
 #include "export/alignment_report.h"
 #include "onnx/importer.h"
-#include "passes/alignment_pass.h"
+#include "passes/alignment/alignment_pass.h"
+#include "passes/weight_bias_params.h"
 #include "passes/alignment_verifier.h"
 #include "quant/dispatch.h"
 #include "quant/quant_config.h"
@@ -72,16 +72,15 @@ int RunAlign(const AlignFlags& flags) {
   if (!dispatched.ok()) return ReportError(dispatched.status());
   auto applied = ApplyRanges(*ranges, &table, flags.allow_missing);
   if (!applied.ok()) return ReportError(applied.status());
-  // Large graphs sweep their TQCs on all cores; small ones would only pay for starting threads.
-  std::unique_ptr<ThreadPool> pool;
-  if (table.size() >= 32768) {
-    pool = std::make_unique<ThreadPool>();
-    options.pool = pool.get();
-  }
   auto result = RunAlignmentPass(**graph, *profile, options, &table);
   if (!result.ok()) {
     return ReportError(Status(result.status().code(),
                               flags.model + ": " + result.status().message()));
+  }
+  auto derived = DeriveWeightAndBiasParams(&table);
+  if (!derived.ok()) {
+    return ReportError(Status(derived.status().code(),
+                              flags.model + ": " + derived.status().message()));
   }
   std::vector<AlignmentViolation> violations =
       VerifyAlignment(**graph, table, *profile, result->requantizes, options);
