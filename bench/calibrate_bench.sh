@@ -9,6 +9,7 @@ n=${2:-32}
 qalign="$root/$build/tools/qalign/qalign"
 model="$root/.cache/models/ch_PP-OCRv4_det_infer.onnx"
 images="$root/.cache/calib/det"
+[[ -x /usr/bin/time ]] || { echo "calibrate_bench: needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
 "$root/scripts/make_calib_images.sh" "$images" det "$n" >/dev/null
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -1,47 +1,66 @@
 #!/usr/bin/env bash
-# README's results table (issue 5, section 6): PP-OCRv4 det (640x640), rec (48x320) and the cls
-# model (48x192), each quantized by `qalign quantize` for tflite-int8, ort-qdq-u8s8 and qnn-u8 on
-# seeded rendered-text images (scripts/make_calib_images.sh): 32 calibrate, 8 held out. Prints one
-# markdown row per model and target: held-out SNR vs FP32 (qalign's simulation, all 8 held-out
-# images), groups, requantizes, violations, wall time. Usage:
-#   bench/ppocr_results.sh [BUILD_DIR]
+# Reproduces the results table of README.md: `qalign quantize` on PP-OCRv4 det (640x640), PP-OCRv4
+# rec (48x320) and PP-OCR mobile v2.0 cls (48x192) for every shipped target, calibrated on 32
+# seeded images of rendered text (scripts/make_calib_images.sh) and evaluated on 8 more held out.
+# Prints the table in README's format: groups, requantizes and violations from the summary's
+# alignment line, the held-out SNR of the simulated quantized output against FP32, and the
+# summary's total time.
+#
+#   bench/ppocr_results.sh [--build DIR] [MODEL [TARGET]]
+#
+# MODEL is det, rec or cls and TARGET one of targets/*.json, to reproduce one row or one model's
+# rows; the default is every model and target (about 3 minutes on 2 cores). Images are rendered
+# once into $QALIGN_BENCH_IMAGES (default .cache/bench_images).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BUILD=${1:-$ROOT/build}
+BUILD=$ROOT/build
+if [[ ${1:-} == --build ]]; then BUILD=${2:?--build DIR}; shift 2; fi
+MODELS=(det rec cls)
+TARGETS=(tflite-int8 ort-qdq-u8s8 trt-int8 qnn-u8 ppq-default)
+[[ $# -ge 1 ]] && MODELS=("$1")
+[[ $# -ge 2 ]] && TARGETS=("$2")
 QALIGN=$BUILD/tools/qalign/qalign
-MODELS=$ROOT/.cache/models
-[[ -x "$QALIGN" ]] || { echo "ppocr_results: $QALIGN not built" >&2; exit 1; }
+IMAGES=${QALIGN_BENCH_IMAGES:-$ROOT/.cache/bench_images}
+[[ -x "$QALIGN" ]] || { echo "ppocr_results: $QALIGN not built (make build)" >&2; exit 1; }
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 
-declare -A FILE SHAPE PREPROCESS
+declare -A FILE SHAPE PREPROCESS LABEL
 FILE[det]=ch_PP-OCRv4_det_infer.onnx
 FILE[rec]=ch_PP-OCRv4_rec_infer.onnx
 FILE[cls]=ch_ppocr_mobile_v2.0_cls_infer.onnx
+LABEL[det]="det 640x640"
+LABEL[rec]="rec 48x320"
+LABEL[cls]="cls 48x192"
 SHAPE[det]=1,3,640,640
 SHAPE[rec]=1,3,48,320
 SHAPE[cls]=1,3,48,192
+# PaddleOCR's preprocessing: det uses ImageNet's mean and std, rec and cls map [0, 1] to [-1, 1].
 PREPROCESS[det]="size=640x640&mean=0.485,0.456,0.406&std=0.229,0.224,0.225"
 PREPROCESS[rec]="size=320x48&mean=0.5&std=0.5"
 PREPROCESS[cls]="size=192x48&mean=0.5&std=0.5"
 
-echo "| model | target | held-out SNR (dB) | cosine | groups | requantizes | violations | time (s) |"
+# The summary's line "  <label> N ..." -> N; "  alignment: G groups, R requantizes, V violations".
+field() { grep -m1 -oE -- "$1 -?[0-9.]+" "$2" | grep -oE -- "-?[0-9.]+$"; }
+count() { grep -m1 "alignment:" "$2" | grep -oE "[0-9]+ $1" | grep -oE "[0-9]+"; }
+
+echo "| model | target | groups | requantizes | violations | held-out SNR (dB) | time (s) | command |"
 echo "|---|---|---|---|---|---|---|---|"
-for model in det rec cls; do
-  images=$ROOT/.cache/results_$model
-  "$ROOT/scripts/make_calib_images.sh" "$images" "$model" 40 > /dev/null
-  for target in tflite-int8 ort-qdq-u8s8 qnn-u8; do
+for model in "${MODELS[@]}"; do
+  [[ -n ${FILE[$model]:-} ]] || { echo "ppocr_results: unknown model $model (det, rec, cls)" >&2; exit 2; }
+  "$ROOT/scripts/make_calib_images.sh" "$IMAGES/$model" "$model" 40 > /dev/null
+  for target in "${TARGETS[@]}"; do
     summary=$OUT/$model-$target.txt
-    "$QALIGN" quantize "$MODELS/${FILE[$model]}" --target "$target" --input-shape "x=${SHAPE[$model]}" \
-      --calib "image:$images?${PREPROCESS[$model]}" --holdout 8 --eval-samples 8 --quiet \
-      -o "$OUT/$model-$target.onnx" > "$summary"
-    snr=$(grep -m1 -oE "SNR -?[0-9.]+ dB" "$summary" | grep -oE -- "-?[0-9.]+")
-    cosine=$(grep -m1 -oE "cosine [0-9.]+" "$summary" | grep -oE "[0-9.]+")
-    align=$(grep -m1 "alignment:" "$summary")
-    groups=$(grep -oE "[0-9]+ groups" <<< "$align" | grep -oE "[0-9]+")
-    requantizes=$(grep -oE "[0-9]+ requantizes" <<< "$align" | grep -oE "[0-9]+")
-    violations=$(grep -oE "[0-9]+ violations" <<< "$align" | grep -oE "[0-9]+")
-    seconds=$(grep -m1 -oE "time: [0-9.]+" "$summary" | grep -oE "[0-9.]+")
-    echo "| $model | $target | $snr | $cosine | $groups | $requantizes | $violations | $seconds |"
+    row="| ${LABEL[$model]} | $target"
+    command="\`bench/ppocr_results.sh $model $target\`"
+    if ! "$QALIGN" quantize "$ROOT/.cache/models/${FILE[$model]}" --target "$target" \
+        --input-shape "x=${SHAPE[$model]}" --calib "image:$IMAGES/$model?${PREPROCESS[$model]}" \
+        --holdout 8 --eval-samples 8 --quiet -o "$OUT/$model-$target.onnx" > "$summary"; then
+      echo "$row | failed (message above) | | | | | $command |"
+      continue
+    fi
+    echo "$row | $(count groups "$summary") | $(count requantizes "$summary")" \
+         "| $(count violations "$summary") | $(field SNR "$summary") | $(field time: "$summary")" \
+         "| $command |"
   done
 done

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Wall time and peak RSS of `qalign quantize` on PP-OCRv4 det at 640x640 with 32 calibration
-# images of rendered text (issue 5, section 7). Usage:
+# images of rendered text. Usage:
 #   bench/quantize_bench.sh [BUILD_DIR] [TARGET] [IMAGES]
 # BUILD_DIR defaults to build (the Release build), TARGET to tflite-int8, IMAGES to 32.
 set -euo pipefail
@@ -11,6 +11,7 @@ COUNT=${3:-32}
 QALIGN=$BUILD/tools/qalign/qalign
 MODEL=$ROOT/.cache/models/ch_PP-OCRv4_det_infer.onnx
 [[ -x "$QALIGN" ]] || { echo "quantize_bench: $QALIGN not built" >&2; exit 1; }
+[[ -x /usr/bin/time ]] || { echo "quantize_bench: needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
 [[ -f "$MODEL" ]] || { echo "quantize_bench: $MODEL missing (scripts/fetch_models.sh)" >&2; exit 1; }
 IMAGES=$ROOT/.cache/bench_det_images
 "$ROOT/scripts/make_calib_images.sh" "$IMAGES" det "$COUNT" > /dev/null

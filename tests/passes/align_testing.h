@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <map>
 #include <memory>
+#include <random>
 #include <set>
 #include <string>
 #include <vector>
@@ -186,6 +187,23 @@ inline std::set<std::string> RequantizeSet(const std::vector<RequantizeEdge>& ed
                (e.consumer ? e.consumer->name() : ""));
   }
   return out;
+}
+
+// Seeded ranges for every non-parameter tensor: [lo, lo + width] with lo <= 0.
+inline RangeMap SyntheticRanges(const Graph& g, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> lo(-8.0f, 0.0f), width(0.05f, 12.0f);
+  RangeMap map;
+  map.source = "synthetic";
+  for (Variable* v : g.variables()) {
+    if (v->is_parameter()) continue;
+    const float l = lo(rng);
+    TensorRange r;
+    r.min = l;
+    r.max = l + width(rng);
+    map.ranges[v->name()] = r;
+  }
+  return map;
 }
 
 }  // namespace qalign::testing

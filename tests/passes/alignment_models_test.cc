@@ -14,6 +14,7 @@
 #include <random>
 #include <set>
 
+#include "align_testing.h"
 #include "export/alignment_report.h"
 #include "onnx/importer.h"
 #include "passes/alignment/alignment_pass.h"
@@ -25,25 +26,10 @@
 namespace qalign {
 namespace {
 
+using testing::SyntheticRanges;
+
 const char* const kModels[] = {"ch_PP-OCRv4_det_infer.onnx", "ch_PP-OCRv4_rec_infer.onnx",
                                "ch_ppocr_mobile_v2.0_cls_infer.onnx"};
-
-// Seeded ranges for every non-parameter tensor: [lo, lo + width] with lo <= 0.
-RangeMap SyntheticRanges(const Graph& g, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> lo(-8.0f, 0.0f), width(0.05f, 12.0f);
-  RangeMap map;
-  map.source = "synthetic";
-  for (Variable* v : g.variables()) {
-    if (v->is_parameter()) continue;
-    const float l = lo(rng);
-    TensorRange r;
-    r.min = l;
-    r.max = l + width(rng);
-    map.ranges[v->name()] = r;
-  }
-  return map;
-}
 
 // ---- the independent count
 
