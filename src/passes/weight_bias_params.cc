@@ -41,7 +41,7 @@ StatusOr<bool> DeriveWeight(TQC* t, QuantConfigTable* table, bool* changed) {
     Status s = ComputeParams(t->scheme, mins[c], maxs[c], &scales[c], &zero_points[c]);
     if (!s.ok()) return InvalidArgumentError(DescribeTqc(*t), " channel ", c, ": ", s.message());
   }
-  *changed |= table->SetGroupParams(t, std::move(scales), std::move(zero_points));
+  *changed |= table->SetGroupParams(t, scales, zero_points);
   return true;
 }
 
@@ -62,8 +62,8 @@ bool DeriveBias(TQC* b, QuantConfigTable* table, bool* changed) {
   if (const Variable* v = b->port.tensor; v != nullptr && v->is_parameter()) {
     channels = static_cast<size_t>(std::max<int64_t>(v->data()->num_elements(), 1));
   }
-  *changed |= table->SetGroupParams(b, BiasScales(in_scale[0], w_scale, channels),
-                                    std::vector<int64_t>(channels, 0));
+  const std::vector<float> scales = BiasScales(in_scale[0], w_scale, channels);
+  *changed |= table->SetGroupParams(b, scales, std::vector<int64_t>(channels, 0));
   return true;
 }
 

@@ -38,6 +38,9 @@ OperationQuantConfig& QuantConfigTable::ForOp(Operation* op) {
   if (!inserted) return op_configs_[it->second];
   OperationQuantConfig& config = op_configs_.emplace_back();
   config.op = op;
+  auto [type, added] = op_type_ids_.emplace(op->type(), static_cast<int32_t>(op_types_.size()));
+  if (added) op_types_.push_back(op->type());
+  config.type_id = type->second;
   config.inputs.assign(op->inputs().size(), nullptr);
   config.outputs.assign(op->outputs().size(), nullptr);
   return config;
@@ -46,6 +49,20 @@ OperationQuantConfig& QuantConfigTable::ForOp(Operation* op) {
 const OperationQuantConfig* QuantConfigTable::FindOp(const Operation* op) const {
   auto it = op_index_.find(op);
   return it == op_index_.end() ? nullptr : &op_configs_[it->second];
+}
+
+std::vector<const OperationQuantConfig*> QuantConfigTable::FindOps(
+    const std::vector<Operation*>& ops) const {
+  std::vector<const OperationQuantConfig*> configs;
+  configs.reserve(ops.size());
+  size_t k = 0;
+  for (const Operation* op : ops) {
+    const bool next = k < op_configs_.size() && op_configs_[k].op == op;
+    configs.push_back(next ? &op_configs_[k++] : nullptr);
+  }
+  // Every config met in order: the ops skipped have none. Otherwise look each one up.
+  for (size_t i = 0; k != op_configs_.size() && i < ops.size(); ++i) configs[i] = FindOp(ops[i]);
+  return configs;
 }
 
 std::vector<OperationQuantConfig*> QuantConfigTable::op_configs() {
@@ -153,14 +170,17 @@ std::vector<TQC*> QuantConfigTable::Members(const TQC* tqc) {
   return out;
 }
 
-bool QuantConfigTable::SetGroupParams(const TQC* member, std::vector<float> scale,
-                                      std::vector<int64_t> offset) {
+bool QuantConfigTable::SetGroupParams(const TQC* member, std::span<const float> scale,
+                                      std::span<const int64_t> offset) {
   TQC* root = Root(member);
   const bool keeps_state = root->state == QuantState::kActivated ||
                            IsBakedState(root->state) || root->state == QuantState::kOverlapped;
-  if (keeps_state && root->scale == scale && root->offset == offset) return false;
-  root->scale = std::move(scale);
-  root->offset = std::move(offset);
+  if (keeps_state && std::ranges::equal(root->scale, scale) &&
+      std::ranges::equal(root->offset, offset)) {
+    return false;
+  }
+  root->scale.assign(scale.begin(), scale.end());
+  root->offset.assign(offset.begin(), offset.end());
   if (root->state != QuantState::kBaked && root->state != QuantState::kOverlapped) {
     root->state = QuantState::kActivated;
   }

@@ -7,6 +7,8 @@
 
 #include <cstdint>
 #include <deque>
+#include <span>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -31,7 +33,16 @@ class QuantConfigTable {
   // Per-operation configs, in the order they were made.
   OperationQuantConfig& ForOp(Operation* op);
   const OperationQuantConfig* FindOp(const Operation* op) const;
+  // FindOp of each op in `ops`, in that order. Configs made in the order of `ops` (as dispatch
+  // makes them, in graph order) are found by walking both lists side by side, without a lookup
+  // per op; any other order falls back to FindOp.
+  std::vector<const OperationQuantConfig*> FindOps(const std::vector<Operation*>& ops) const;
   std::vector<OperationQuantConfig*> op_configs();
+  // The op types of the configs, by OperationQuantConfig::type_id (0, 1, ... as first met).
+  const std::string& op_type(int32_t type_id) const {
+    return op_types_[static_cast<size_t>(type_id)];
+  }
+  size_t num_op_types() const { return op_types_.size(); }
 
   // Group root of a TQC.
   TQC* Root(const TQC* tqc);
@@ -54,7 +65,8 @@ class QuantConfigTable {
   // becomes ACTIVATED (a BAKED or OVERLAPPED root keeps its state) and PASSIVE_INIT members
   // become PASSIVE. Setting the params a group already has on an ACTIVATED, BAKED, PASSIVE_BAKED
   // or OVERLAPPED root changes nothing, so running a pass twice reports no change.
-  bool SetGroupParams(const TQC* member, std::vector<float> scale, std::vector<int64_t> offset);
+  bool SetGroupParams(const TQC* member, std::span<const float> scale,
+                      std::span<const int64_t> offset);
 
   const UnionFind& union_find() const { return union_find_; }
 
@@ -69,6 +81,8 @@ class QuantConfigTable {
   std::vector<int32_t> next_member_;
   std::deque<OperationQuantConfig> op_configs_;
   std::unordered_map<const Operation*, size_t> op_index_;  // op -> index in op_configs_
+  std::vector<std::string> op_types_;                      // by type id
+  std::unordered_map<std::string, int32_t> op_type_ids_;
 };
 
 }  // namespace qalign

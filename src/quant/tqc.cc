@@ -46,6 +46,13 @@ bool IsJoinable(const TQC& tqc) {
   return tqc.role == TensorRole::kActivation || tqc.role == TensorRole::kWeight;
 }
 
+bool PortLess(const TQC* a, const TQC* b) {
+  const int c = a->port.op->name().compare(b->port.op->name());
+  if (c != 0) return c < 0;
+  if (a->port.is_input != b->port.is_input) return a->port.is_input;
+  return a->port.index < b->port.index;
+}
+
 std::string DescribeTqc(const TQC& tqc) {
   const Port& port = tqc.port;
   std::string out = port.op ? port.op->Describe() : std::string("<no op>");

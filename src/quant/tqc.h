@@ -72,12 +72,17 @@ using TQC = TensorQuantConfig;
 // True when a TQC may be a member of an alignment group: quantized (not FP32 / SOI / OVERLAPPED),
 // linear, per-tensor, and an activation or a per-tensor parameter (not a bias).
 bool IsJoinable(const TQC& tqc);
+// Canonical order of ports: op name, inputs before outputs, index (independent of storage order).
+bool PortLess(const TQC* a, const TQC* b);
 // "Conv 'c1' output:0 (tensor 'x')" for messages.
 std::string DescribeTqc(const TQC& tqc);
 
 // The TQCs of one operation, one per input and output port (nullptr where a port is absent).
 struct OperationQuantConfig {
   Operation* op = nullptr;
+  // op->type() numbered by its table (QuantConfigTable::op_type), so a pass that looks rules up
+  // per op type indexes a vector instead of hashing the type name of every op.
+  int32_t type_id = -1;
   std::vector<TQC*> inputs;
   std::vector<TQC*> outputs;
 };

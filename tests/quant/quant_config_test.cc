@@ -267,7 +267,7 @@ TEST_F(TableTest, LinkMergesRootToRootAndReadsThroughTheRoot) {
   for (TQC* t : {pool_in, pool_out, cat_out, cat_in0, cat_in1}) {
     EXPECT_TRUE(table_.SameGroup(t, pool_out));
   }
-  table_.SetGroupParams(cat_in1, {0.5f}, {3});
+  table_.SetGroupParams(cat_in1, std::vector<float>{0.5f}, std::vector<int64_t>{3});
   for (TQC* t : {pool_in, pool_out, cat_out, cat_in0, cat_in1}) {
     EXPECT_EQ(table_.scale(t), std::vector<float>{0.5f});
     EXPECT_EQ(table_.offset(t), std::vector<int64_t>{3});
@@ -294,7 +294,7 @@ TEST_F(TableTest, StatesAfterMerges) {
   TQC* other = root == x ? y : x;
   EXPECT_EQ(root->state, QuantState::kInitial);
   EXPECT_EQ(other->state, QuantState::kPassiveInit);  // root has no params yet
-  table_.SetGroupParams(other, {0.25f}, {0});
+  table_.SetGroupParams(other, std::vector<float>{0.25f}, std::vector<int64_t>{0});
   EXPECT_EQ(root->state, QuantState::kActivated);
   EXPECT_EQ(other->state, QuantState::kPassive);
   // A new member joining a calibrated group becomes PASSIVE at once.
@@ -303,7 +303,7 @@ TEST_F(TableTest, StatesAfterMerges) {
   EXPECT_EQ(z->state, QuantState::kPassive);
   EXPECT_EQ(root->state, QuantState::kActivated);
   // Merge with another group {w} whose root has its own params: the absorbed side turns passive.
-  table_.SetGroupParams(w, {2.0f}, {1});
+  table_.SetGroupParams(w, std::vector<float>{2.0f}, std::vector<int64_t>{1});
   ASSERT_TRUE(table_.Link(w, y).ok());
   int activated = 0, passive = 0;
   for (TQC* t : table_.Members(w)) {

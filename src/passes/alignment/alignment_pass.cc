@@ -17,7 +17,7 @@ StatusOr<AlignmentResult> RunAlignmentPass(const Graph& graph, const TargetProfi
   QALIGN_RETURN_IF_ERROR(CollectRules(graph, profile, options, table, &constraints, &result));
   // 2. Rule ties and default edges; cascade control turns some ties into requantize edges.
   const bool force_overlap = options.force_overlap.value_or(profile.force_overlap);
-  CollectConstraints(graph, force_overlap, table, &constraints, &result);
+  CollectConstraints(force_overlap, table, &constraints, &result);
   // 3. Groups: every constraint linked, conflicts dropped and recorded.
   QALIGN_RETURN_IF_ERROR(FormGroups(constraints, options, table, &result));
   // 4. Params per group, once the groups are final.

@@ -3,18 +3,12 @@
 
 #include <set>
 #include <string>
+#include <optional>
 #include <unordered_map>
 
 #include "quant/op_kinds.h"
 
 namespace qalign {
-
-bool PortLess(const TQC* a, const TQC* b) {
-  const int c = a->port.op->name().compare(b->port.op->name());
-  if (c != 0) return c < 0;
-  if (a->port.is_input != b->port.is_input) return a->port.is_input;
-  return a->port.index < b->port.index;
-}
 
 namespace {
 
@@ -101,18 +95,21 @@ Status CollectRules(const Graph& graph, const TargetProfile& profile,
                     AlignmentConstraints* out, AlignmentResult* result) {
   QALIGN_RETURN_IF_ERROR(ValidateOverrides(graph, profile, options));
   out->pin_of.assign(table->size(), -1);
+  out->configs = table->FindOps(graph.operations());
   // Without a node override the rule depends on the op type only: resolved once per type.
-  std::unordered_map<std::string, EffectiveRule> rule_by_type;
-  for (Operation* op : graph.operations()) {
-    const OperationQuantConfig* config = table->FindOp(op);
+  std::vector<std::optional<EffectiveRule>> rule_by_type(table->num_op_types());
+  for (size_t i = 0; i < out->configs.size(); ++i) {
+    const OperationQuantConfig* config = out->configs[i];
     if (config == nullptr) continue;
-    const bool by_type = options.method_by_node.count(op->name()) == 0;
+    Operation* op = config->op;
+    const bool by_type = options.method_by_node.empty() || !options.method_by_node.count(op->name());
+    std::optional<EffectiveRule>& cached = rule_by_type[static_cast<size_t>(config->type_id)];
     EffectiveRule rule;
-    if (auto it = rule_by_type.find(op->type()); by_type && it != rule_by_type.end()) {
-      rule = it->second;
+    if (by_type && cached) {
+      rule = *cached;
     } else {
       QALIGN_ASSIGN_OR_RETURN(rule, ResolveRule(*op, profile, options));
-      if (by_type) rule_by_type.emplace(op->type(), rule);
+      if (by_type) cached = rule;
     }
     if (!rule.present) continue;
     if (rule.kind == RuleKind::kFixedOutput) {
@@ -142,7 +139,7 @@ Status CollectRules(const Graph& graph, const TargetProfile& profile,
   return Status::Ok();
 }
 
-void CollectConstraints(const Graph& graph, bool force_overlap, QuantConfigTable* table,
+void CollectConstraints(bool force_overlap, QuantConfigTable* table,
                         AlignmentConstraints* out, AlignmentResult* result) {
   std::vector<uint8_t> relaxed(table->size(), 0);  // by TQC id
   for (size_t r = 0; r < out->rules.size(); ++r) {
@@ -163,8 +160,7 @@ void CollectConstraints(const Graph& graph, bool force_overlap, QuantConfigTable
     TQC* producer;
   };
   std::vector<Edge> edges;
-  for (Operation* op : graph.operations()) {
-    const OperationQuantConfig* config = table->FindOp(op);
+  for (const OperationQuantConfig* config : out->configs) {
     if (config == nullptr) continue;
     for (TQC* c : config->inputs) {
       if (c != nullptr && IsJoinable(*c)) edges.push_back({c, ProducerTqc(*c->port.tensor, *table)});

@@ -102,7 +102,7 @@ Status ChooseGroupParams(const AlignmentConstraints& in, const AlignmentOptions&
     if (mixed) ++result->counters.method_conflicts;
     if (mixed || options.collect_groups) {
       reason = RuleReason(deciding, chosen, mixed);
-      if (mixed) result->notes.push_back(StrCat("group of ", DescribeTqc(*g->root), ": ", reason));
+      if (mixed) result->notes.push_back("group of " + DescribeTqc(*g->root) + ": " + reason);
     }
     const AlignMethod method = chosen == AlignMethod::kOptimal ? AlignMethod::kLarge : chosen;
     if (chosen == AlignMethod::kOptimal) reason += "; optimal is not implemented yet, computed as large";
@@ -117,7 +117,7 @@ Status ChooseGroupParams(const AlignmentConstraints& in, const AlignmentOptions&
         }
       }
       if (!has && g->has_range) {
-        reason += StrCat("; the ", g->method, " port has no range, used the union of members");
+        reason += std::string("; the ") + g->method + " port has no range, used the union of members";
         g->method = "large";
       }
     }
@@ -136,7 +136,9 @@ Status ChooseGroupParams(const AlignmentConstraints& in, const AlignmentOptions&
     QALIGN_RETURN_IF_ERROR(ComputeParams(g->root->scheme, lo, hi, &scale, &zero_point));
   }
   ++result->counters.params_set;
-  if (table->SetGroupParams(g->root, {scale}, {zero_point})) ++result->counters.params_changed;
+  if (table->SetGroupParams(g->root, {&scale, 1}, {&zero_point, 1})) {
+    ++result->counters.params_changed;
+  }
   return Status::Ok();
 }
 

@@ -19,10 +19,11 @@ constexpr const char* kKindLabels[] = {"inputs and output share", "input and out
 
 std::string CascadeReason(const Operation& consumer, int port, const Variable& tensor,
                           int value_consumers) {
-  return StrCat("force_overlap off: ", OpLabel(consumer), "'s rule ties input:", port,
-                " but tensor '", tensor.name(), "' has ", value_consumers, " consumer(s)",
-                tensor.is_graph_output() ? " and is a graph output" : "",
-                "; the producer keeps its own params");
+  // Plain concatenation: with force_overlap off a large graph has such an edge per block.
+  return "force_overlap off: " + OpLabel(consumer) + "'s rule ties input:" + std::to_string(port) +
+         " but tensor '" + tensor.name() + "' has " + std::to_string(value_consumers) +
+         " consumer(s)" + (tensor.is_graph_output() ? " and is a graph output" : "") +
+         "; the producer keeps its own params";
 }
 
 std::string PinConflictReason(const Pin& x, const Pin& y) {
@@ -54,17 +55,17 @@ std::string RuleReason(std::vector<const RuleTie*> deciding, AlignMethod chosen,
     return x->op->name() < y->op->name();
   });
   const RuleTie& first = *deciding.front();
-  std::string out = StrCat(OpLabel(*first.op), " ",
-                           kSourceLabels[static_cast<int>(first.rule.source)], " (",
-                           kKindLabels[static_cast<int>(first.rule.kind)], ")");
-  if (deciding.size() > 1) out += StrCat(" and ", deciding.size() - 1, " more");
+  // Plain concatenation: a large graph can have a method conflict per block.
+  std::string out = OpLabel(*first.op) + " " + kSourceLabels[static_cast<int>(first.rule.source)] +
+                    " (" + kKindLabels[static_cast<int>(first.rule.kind)] + ")";
+  if (deciding.size() > 1) out += " and " + std::to_string(deciding.size() - 1) + " more";
   if (!mixed) return out;
   out += "; methods conflict (";
   for (size_t k = 0; k < deciding.size(); ++k) {
     if (k > 0) out += ", ";
-    out += StrCat(deciding[k]->op->Describe(), " wants ", AlignMethodName(deciding[k]->rule.method));
+    out += deciding[k]->op->Describe() + " wants " + AlignMethodName(deciding[k]->rule.method);
   }
-  return StrCat(out, "), chose ", AlignMethodName(chosen), " by priority large > output > input");
+  return out + "), chose " + AlignMethodName(chosen) + " by priority large > output > input";
 }
 
 void FinishReport(std::vector<RequantizeEdge> cascade, std::vector<GroupChoice>* groups,

@@ -36,7 +36,8 @@ struct Constraint {
 };
 
 struct AlignmentConstraints {
-  std::vector<RuleTie> rules;  // graph order
+  std::vector<const OperationQuantConfig*> configs;  // of the graph's ops in order, or nullptr
+  std::vector<RuleTie> rules;                        // graph order
   std::vector<Pin> pins;
   std::vector<int32_t> pin_of;  // by TQC id: index into pins, or -1
   std::vector<Constraint> constraints;  // rule ties, then default edges: the order of the links
@@ -48,9 +49,6 @@ struct AlignmentConstraints {
   }
 };
 
-// Canonical order of ports: op name, inputs before outputs, index.
-bool PortLess(const TQC* a, const TQC* b);
-
 // Step 1: the rule ties of every op, fixed-output pins (checked against the port's scheme) and
 // BAKED members' pins. A TQC keeps its first pin, so a fixed range beats a BAKED value.
 Status CollectRules(const Graph& graph, const TargetProfile& profile,
@@ -61,8 +59,8 @@ Status CollectRules(const Graph& graph, const TargetProfile& profile,
 // consumer port by name. Cascade control (force_overlap off): a rule tie on an input whose tensor
 // has another consumer that reads its values (not Shape, Size), or is a graph output, keeps the
 // producer out: that edge becomes a requantize instead.
-void CollectConstraints(const Graph& graph, bool force_overlap, QuantConfigTable* table,
-                        AlignmentConstraints* out, AlignmentResult* result);
+void CollectConstraints(bool force_overlap, QuantConfigTable* table, AlignmentConstraints* out,
+                        AlignmentResult* result);
 
 // ---------------------------------------------------------------- step 3: groups.cc
 
