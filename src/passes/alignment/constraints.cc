@@ -1,7 +1,6 @@
 // Steps 1 and 2 of the alignment pass: rule ties, pins, default edges, cascade control.
 #include "passes/alignment/steps.h"
 
-#include <set>
 #include <string>
 #include <optional>
 #include <unordered_map>
@@ -41,13 +40,16 @@ Status PinFixedOutputs(const Operation& op, const OperationQuantConfig& config,
   return Status::Ok();
 }
 
-// Distinct consuming ops of t that read its values.
+// Distinct consuming ops of t that read its values (no set: a tensor has a few uses).
 int CountValueConsumers(const Variable& t) {
-  std::set<const Operation*> ops;
-  for (const Use& use : t.uses()) {
-    if (!IsOpKind(use.op->type(), kReadsOnlyShape)) ops.insert(use.op);
+  int count = 0;
+  const std::vector<Use>& uses = t.uses();
+  for (size_t i = 0; i < uses.size(); ++i) {
+    bool first_use = true;  // each op counts at its first use only
+    for (size_t j = 0; j < i && first_use; ++j) first_use = uses[j].op != uses[i].op;
+    count += first_use && !IsOpKind(uses[i].op->type(), kReadsOnlyShape) ? 1 : 0;
   }
-  return static_cast<int>(ops.size());
+  return count;
 }
 
 // Whether an input of `rule_op` reading t must keep t's producer out of the rule's group.

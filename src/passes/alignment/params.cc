@@ -10,7 +10,6 @@ namespace {
 // Priority of a method when rules with different methods meet in one group, by AlignMethod value
 // (none, input, output, large, optimal): large > optimal > output > input.
 constexpr int kMethodPriority[] = {0, 1, 2, 4, 3};
-int MethodPriority(AlignMethod m) { return kMethodPriority[static_cast<int>(m)]; }
 
 // The range a member contributes: its calibration stats, or a parameter's own data.
 bool MemberRange(const TQC& t, float* min, float* max) {
@@ -95,7 +94,8 @@ Status ChooseGroupParams(const AlignmentConstraints& in, const AlignmentOptions&
       const RuleTie& tie = in.rules[static_cast<size_t>(r)];
       if (tie.rule.source != best) continue;
       deciding.push_back(&tie);
-      if (MethodPriority(tie.rule.method) > MethodPriority(chosen)) chosen = tie.rule.method;
+      const AlignMethod m = tie.rule.method;
+      if (kMethodPriority[static_cast<int>(m)] > kMethodPriority[static_cast<int>(chosen)]) chosen = m;
     }
     bool mixed = false;
     for (const RuleTie* tie : deciding) mixed |= tie->rule.method != chosen;

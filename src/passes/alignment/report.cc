@@ -19,11 +19,13 @@ constexpr const char* kKindLabels[] = {"inputs and output share", "input and out
 
 std::string CascadeReason(const Operation& consumer, int port, const Variable& tensor,
                           int value_consumers) {
-  // Plain concatenation: with force_overlap off a large graph has such an edge per block.
-  return "force_overlap off: " + OpLabel(consumer) + "'s rule ties input:" + std::to_string(port) +
-         " but tensor '" + tensor.name() + "' has " + std::to_string(value_consumers) +
-         " consumer(s)" + (tensor.is_graph_output() ? " and is a graph output" : "") +
-         "; the producer keeps its own params";
+  // Appended into one string: with force_overlap off a large graph has such an edge per block.
+  std::string out = "force_overlap off: ";
+  out.append(consumer.type()).append(" '").append(consumer.name()).append("''s rule ties input:");
+  out.append(std::to_string(port)).append(" but tensor '").append(tensor.name()).append("' has ");
+  out.append(std::to_string(value_consumers)).append(" consumer(s)");
+  if (tensor.is_graph_output()) out += " and is a graph output";
+  return out.append("; the producer keeps its own params");
 }
 
 std::string PinConflictReason(const Pin& x, const Pin& y) {
@@ -37,8 +39,8 @@ RequantizeEdge DroppedConstraintEdge(const Constraint& c, Operation* rule_op,
                                      const std::string& why) {
   // A default edge: the consumer requantizes the producer's tensor. A rule tie: the input that
   // cannot join is requantized (or, for two outputs, inside the op).
-  const TQC* in = c.b->port.is_input ? c.b : (c.a->port.is_input ? c.a : nullptr);
-  if (rule_op == nullptr) in = c.b;
+  const TQC* in =
+      rule_op == nullptr || c.b->port.is_input ? c.b : (c.a->port.is_input ? c.a : nullptr);
   if (in == nullptr) return {c.b->port.tensor, rule_op, nullptr, why};
   Operation* consumer = rule_op != nullptr ? rule_op : c.b->port.op;
   return {in->port.tensor, in->port.tensor->producer(), consumer, why};

@@ -1,11 +1,7 @@
 // The steps of the alignment pass (one .cc file each) and the data they hand each other.
 #pragma once
 
-#include <cstdint>
-#include <string>
-#include <vector>
-
-#include "passes/alignment/alignment_pass.h"
+#include "passes/alignment/alignment_pass.h"  // with <cstdint>, <string>, <vector>
 
 namespace qalign {
 
