@@ -1,6 +1,6 @@
 // The quantization alignment pass: makes every sharing rule of a target hold, or says where not.
 //
-// Steps (the contract is the alignment design document), one file each (steps.h says more):
+// Steps (the contract is docs/alignment.md), one file each (steps.h says more):
 //  1. rules.cc        the effective rule of every op: the target's, or a user override
 //  2. constraints.cc  the ports each rule ties, the default producer -> consumer sharing of every
 //                     tensor, and cascade control (a relaxed tie becomes a requantize edge)
