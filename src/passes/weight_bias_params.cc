@@ -10,38 +10,57 @@
 namespace qalign {
 namespace {
 
+// Buffers reused from weight to weight: a model has thousands of small weights.
+struct WeightScratch {
+  std::vector<float> converted, mins, maxs, scales;
+  std::vector<int64_t> zero_points;
+  std::vector<uint8_t> seen;
+};
+
 // Per-channel params of a weight TQC from its tensor's data; returns whether they were derived.
-StatusOr<bool> DeriveWeight(TQC* t, QuantConfigTable* table, bool* changed) {
+StatusOr<bool> DeriveWeight(TQC* t, QuantConfigTable* table, WeightScratch* s, bool* changed) {
   const Variable* v = t->port.tensor;
   if (!v->is_parameter() || v->data()->rank() == 0) return false;
   const Tensor& data = *v->data();
-  auto values = data.AsFloats();
-  if (!values.ok()) return false;
+  // Float data is read in place; other types are converted.
+  std::span<const float> values;
+  if (data.dtype() == DataType::kFloat) {
+    values = data.values<float>();
+  } else {
+    auto converted = data.AsFloats();
+    if (!converted.ok()) return false;
+    s->converted = std::move(converted).value();
+    values = s->converted;
+  }
   const int axis = t->channel_axis < 0 ? 0 : t->channel_axis;
   if (axis >= data.rank()) {
     return InvalidArgumentError(DescribeTqc(*t), ": channel axis ", axis,
                                 " out of range for weight shape ", ShapeToString(data.shape()));
   }
   // Element i = (o * channels + c) * inner + k lies in channel c.
-  const int64_t channels = data.shape()[axis];
-  int64_t inner = 1;
-  for (int64_t d = axis + 1; d < data.rank(); ++d) inner *= data.shape()[d];
-  std::vector<float> mins(static_cast<size_t>(channels)), maxs(static_cast<size_t>(channels));
-  std::vector<uint8_t> seen(static_cast<size_t>(channels), 0);
-  for (size_t i = 0; i < values->size(); ++i) {
-    const size_t c = static_cast<size_t>((static_cast<int64_t>(i) / inner) % channels);
-    const float x = (*values)[i];
-    mins[c] = seen[c] ? std::min(mins[c], x) : x;
-    maxs[c] = seen[c] ? std::max(maxs[c], x) : x;
-    seen[c] = 1;
+  const size_t channels = static_cast<size_t>(data.shape()[axis]);
+  size_t inner = 1;
+  for (int64_t d = axis + 1; d < data.rank(); ++d) inner *= static_cast<size_t>(data.shape()[d]);
+  s->mins.assign(channels, 0.0f);
+  s->maxs.assign(channels, 0.0f);
+  s->seen.assign(channels, 0);
+  for (size_t i = 0; i < values.size(); ++i) {
+    const size_t c = (i / inner) % channels;
+    const float x = values[i];
+    s->mins[c] = s->seen[c] ? std::min(s->mins[c], x) : x;
+    s->maxs[c] = s->seen[c] ? std::max(s->maxs[c], x) : x;
+    s->seen[c] = 1;
   }
-  std::vector<float> scales(static_cast<size_t>(channels));
-  std::vector<int64_t> zero_points(static_cast<size_t>(channels));
-  for (size_t c = 0; c < scales.size(); ++c) {
-    Status s = ComputeParams(t->scheme, mins[c], maxs[c], &scales[c], &zero_points[c]);
-    if (!s.ok()) return InvalidArgumentError(DescribeTqc(*t), " channel ", c, ": ", s.message());
+  s->scales.resize(channels);
+  s->zero_points.resize(channels);
+  for (size_t c = 0; c < channels; ++c) {
+    Status status =
+        ComputeParams(t->scheme, s->mins[c], s->maxs[c], &s->scales[c], &s->zero_points[c]);
+    if (!status.ok()) {
+      return InvalidArgumentError(DescribeTqc(*t), " channel ", c, ": ", status.message());
+    }
   }
-  *changed |= table->SetGroupParams(t, scales, zero_points);
+  *changed |= table->SetGroupParams(t, s->scales, s->zero_points);
   return true;
 }
 
@@ -71,6 +90,7 @@ bool DeriveBias(TQC* b, QuantConfigTable* table, bool* changed) {
 
 StatusOr<DerivedParamsStats> DeriveWeightAndBiasParams(QuantConfigTable* table) {
   DerivedParamsStats stats;
+  WeightScratch scratch;
   std::vector<TQC*> biases;
   for (TQC* t : table->all()) {
     if (t->role == TensorRole::kBias) biases.push_back(t);
@@ -79,7 +99,7 @@ StatusOr<DerivedParamsStats> DeriveWeightAndBiasParams(QuantConfigTable* table) 
         t->state == QuantState::kOverlapped || t->port.tensor == nullptr) {
       continue;
     }
-    QALIGN_ASSIGN_OR_RETURN(bool derived, DeriveWeight(t, table, &stats.changed));
+    QALIGN_ASSIGN_OR_RETURN(bool derived, DeriveWeight(t, table, &scratch, &stats.changed));
     stats.weights += derived ? 1 : 0;
   }
   for (TQC* b : biases) {

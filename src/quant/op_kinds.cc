@@ -142,7 +142,6 @@ bool IsFloatAttributeOperand(const std::string& op_type, int index) {
                  index);
 }
 
-
 uint32_t OpKindsOf(const std::string& op_type) {
   static const std::unordered_map<std::string, uint32_t> kByType = [] {
     std::unordered_map<std::string, uint32_t> by_type;

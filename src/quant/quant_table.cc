@@ -135,7 +135,8 @@ StatusOr<bool> QuantConfigTable::Link(TQC* a, TQC* b) {
     }
   }
   // Splice the two rings into one.
-  std::swap(next_member_[static_cast<size_t>(root_id)], next_member_[static_cast<size_t>(child_id)]);
+  std::swap(next_member_[static_cast<size_t>(root_id)],
+            next_member_[static_cast<size_t>(child_id)]);
   return true;
 }
 
@@ -173,8 +174,8 @@ std::vector<TQC*> QuantConfigTable::Members(const TQC* tqc) {
 bool QuantConfigTable::SetGroupParams(const TQC* member, std::span<const float> scale,
                                       std::span<const int64_t> offset) {
   TQC* root = Root(member);
-  const bool keeps_state = root->state == QuantState::kActivated ||
-                           IsBakedState(root->state) || root->state == QuantState::kOverlapped;
+  const bool keeps_state = root->state == QuantState::kActivated || IsBakedState(root->state) ||
+                           root->state == QuantState::kOverlapped;
   if (keeps_state && std::ranges::equal(root->scale, scale) &&
       std::ranges::equal(root->offset, offset)) {
     return false;

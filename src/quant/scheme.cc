@@ -15,7 +15,7 @@ struct PolicyFlagEntry {
 };
 // One table for flag names, so ToString and parsing cannot drift apart.
 constexpr PolicyFlagEntry kPolicyFlags[] = {
-    {kPerTensor, "per_tensor"}, {kPerChannel, "per_channel"}, {kSymmetric, "symmetric"},
+    {kPerTensor, "per_tensor"},  {kPerChannel, "per_channel"}, {kSymmetric, "symmetric"},
     {kAsymmetric, "asymmetric"}, {kLinear, "linear"},          {kFloating, "floating"},
     {kPowerOf2, "power_of_2"},
 };
@@ -120,8 +120,8 @@ Status ValidateScheme(const QuantScheme& scheme) {
   const int64_t hi = scheme.quant_min < 0 ? (int64_t{1} << (b - 1)) - 1 : (int64_t{1} << b) - 1;
   if (scheme.quant_min < lo || scheme.quant_max > hi) {
     return InvalidArgumentError("scheme ", scheme.ToString(), ": range [", scheme.quant_min, ", ",
-                                scheme.quant_max, "] does not fit in ", b, " bits ([", lo, ", ",
-                                hi, "])");
+                                scheme.quant_max, "] does not fit in ", b, " bits ([", lo, ", ", hi,
+                                "])");
   }
   if (scheme.quant_max - scheme.quant_min < (int64_t{1} << (b - 1))) {
     return InvalidArgumentError("scheme ", scheme.ToString(), ": range [", scheme.quant_min, ", ",

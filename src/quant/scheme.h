@@ -65,8 +65,8 @@ Status ValidateScheme(const QuantScheme& scheme);
 //   power-of-2: scale rounded up to the next power of two (2^ceil(log2(scale))), then the
 //               asymmetric zero_point recomputed with that scale.
 // A degenerate range (max == min == 0 after widening) and any scale below the smallest normal
-// float get kMinScale (2^-23), so 1 / scale stays finite. Fails on NaN/Inf, min > max, an invalid scheme
-// or a floating scheme (those have no integer grid).
+// float get kMinScale (2^-23), so 1 / scale stays finite. Fails on NaN/Inf, min > max, an invalid
+// scheme or a floating scheme (those have no integer grid).
 inline constexpr float kMinScale = 1.1920928955078125e-07f;  // 2^-23
 Status ComputeParams(const QuantScheme& scheme, float min, float max, float* scale,
                      int64_t* zero_point);

@@ -72,7 +72,6 @@ StatusOr<EffectiveRule> ResolveRule(const Operation& op, const TargetProfile& pr
 // The ports a rule ties, restricted to TQCs that may join a group, in port order (inputs first).
 std::vector<TQC*> RuleMembers(const OperationQuantConfig& config, RuleKind kind);
 
-
 // An edge whose consumer reads the tensor with params different from its producer's: exported as
 // Q -> DQ -> Q -> DQ. `producer` is nullptr for a graph input; `consumer` is nullptr when the
 // conflict is inside `producer` (two of its outputs).
@@ -93,19 +92,19 @@ struct AlignmentGroup {
 };
 
 struct AlignmentCounters {
-  int64_t rule_ops = 0;          // ops whose rule tied at least two ports or fixed an output
-  int64_t constraints = 0;       // links requested (rule ties + default edges)
-  int64_t links_made = 0;        // links that merged two groups
-  int64_t groups = 0;            // reported groups (rule-formed or multi-tensor)
-  int64_t members = 0;           // members of reported groups
+  int64_t rule_ops = 0;     // ops whose rule tied at least two ports or fixed an output
+  int64_t constraints = 0;  // links requested (rule ties + default edges)
+  int64_t links_made = 0;   // links that merged two groups
+  int64_t groups = 0;       // reported groups (rule-formed or multi-tensor)
+  int64_t members = 0;      // members of reported groups
   int64_t requantizes = 0;
   int64_t conflicts = 0;         // constraints dropped because of a conflict (also requantizes)
   int64_t method_conflicts = 0;  // groups where rules with different methods met
   int64_t fixed_outputs = 0;
-  int64_t params_set = 0;        // groups whose params were (re)computed
-  int64_t params_changed = 0;    // of those, groups whose params differ from before
+  int64_t params_set = 0;      // groups whose params were (re)computed
+  int64_t params_changed = 0;  // of those, groups whose params differ from before
   int64_t groups_without_range = 0;
-  bool changed = false;          // any link or param changed
+  bool changed = false;  // any link or param changed
 };
 
 // The pass's notes (fallbacks and conflicts), one line each, in the order the pass made them.

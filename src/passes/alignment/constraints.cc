@@ -1,10 +1,9 @@
 // Steps 1 and 2 of the alignment pass: rule ties, pins, default edges, cascade control.
-#include "passes/alignment/steps.h"
-
-#include <string>
 #include <optional>
+#include <string>
 #include <unordered_map>
 
+#include "passes/alignment/steps.h"
 #include "quant/op_kinds.h"
 
 namespace qalign {
@@ -25,8 +24,8 @@ Status PinFixedOutputs(const Operation& op, const OperationQuantConfig& config,
   bool any = false;
   for (TQC* t : config.outputs) {
     if (t == nullptr || !IsJoinable(*t)) continue;
-    if (rule.fixed_zero_point < t->scheme.quant_min || rule.fixed_zero_point > t->scheme.quant_max ||
-        !(rule.fixed_scale > 0.0f)) {
+    if (rule.fixed_zero_point < t->scheme.quant_min ||
+        rule.fixed_zero_point > t->scheme.quant_max || !(rule.fixed_scale > 0.0f)) {
       return InvalidArgumentError("target '", profile.name, "': fixed output params (",
                                   rule.fixed_scale, ", ", rule.fixed_zero_point, ") of ",
                                   op.Describe(), " do not fit ", DescribeTqc(*t), " scheme ",
@@ -104,7 +103,8 @@ Status CollectRules(const Graph& graph, const TargetProfile& profile,
     const OperationQuantConfig* config = out->configs[i];
     if (config == nullptr) continue;
     Operation* op = config->op;
-    const bool by_type = options.method_by_node.empty() || !options.method_by_node.count(op->name());
+    const bool by_type =
+        options.method_by_node.empty() || !options.method_by_node.count(op->name());
     std::optional<EffectiveRule>& cached = rule_by_type[static_cast<size_t>(config->type_id)];
     EffectiveRule rule;
     if (by_type && cached) {
@@ -141,8 +141,8 @@ Status CollectRules(const Graph& graph, const TargetProfile& profile,
   return Status::Ok();
 }
 
-void CollectConstraints(bool force_overlap, QuantConfigTable* table,
-                        AlignmentConstraints* out, AlignmentResult* result) {
+void CollectConstraints(bool force_overlap, QuantConfigTable* table, AlignmentConstraints* out,
+                        AlignmentResult* result) {
   std::vector<uint8_t> relaxed(table->size(), 0);  // by TQC id
   for (size_t r = 0; r < out->rules.size(); ++r) {
     const RuleTie& tie = out->rules[r];
@@ -165,7 +165,8 @@ void CollectConstraints(bool force_overlap, QuantConfigTable* table,
   for (const OperationQuantConfig* config : out->configs) {
     if (config == nullptr) continue;
     for (TQC* c : config->inputs) {
-      if (c != nullptr && IsJoinable(*c)) edges.push_back({c, ProducerTqc(*c->port.tensor, *table)});
+      if (c != nullptr && IsJoinable(*c))
+        edges.push_back({c, ProducerTqc(*c->port.tensor, *table)});
     }
   }
   // Consumers of a tensor without a quantized producer side share the first one by port name.
@@ -180,8 +181,9 @@ void CollectConstraints(bool force_overlap, QuantConfigTable* table,
     if (relaxed[static_cast<size_t>(e.consumer->id)]) {
       if (e.producer != nullptr) {
         Operation* op = e.consumer->port.op;
-        out->requantizes.push_back({t, t->producer(), op,
-                                    CascadeReason(*op, e.consumer->port.index, *t, CountValueConsumers(*t))});
+        out->requantizes.push_back(
+            {t, t->producer(), op,
+             CascadeReason(*op, e.consumer->port.index, *t, CountValueConsumers(*t))});
       }
     } else if (e.producer != nullptr) {
       out->constraints.push_back({e.producer, e.consumer, -1});

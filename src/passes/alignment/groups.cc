@@ -1,9 +1,9 @@
 // Step 3 of the alignment pass: groups from constraints, conflicts replayed in name order.
-#include "passes/alignment/steps.h"
-
 #include <algorithm>
 #include <numeric>
 #include <string>
+
+#include "passes/alignment/steps.h"
 
 namespace qalign {
 namespace {
@@ -11,16 +11,15 @@ namespace {
 // A look-ahead partition over TQC ids that never touches the table: the smaller id is the root.
 struct LookAhead {
   explicit LookAhead(size_t n) : parent(n) { std::iota(parent.begin(), parent.end(), 0); }
+  int32_t& up(int32_t x) { return parent[static_cast<size_t>(x)]; }
   int32_t Find(int32_t x) {  // with path halving
-    while (parent[static_cast<size_t>(x)] != x) {
-      x = parent[static_cast<size_t>(x)] = parent[static_cast<size_t>(parent[static_cast<size_t>(x)])];
-    }
+    while (up(x) != x) x = up(x) = up(up(x));
     return x;
   }
   void Union(int32_t a, int32_t b) {
     a = Find(a);
     b = Find(b);
-    parent[static_cast<size_t>(std::max(a, b))] = std::min(a, b);
+    up(std::max(a, b)) = std::min(a, b);
   }
   std::vector<int32_t> parent;
 };
@@ -110,7 +109,8 @@ Status FormGroups(const AlignmentConstraints& in, const AlignmentOptions& option
             "scheme mismatch: ", DescribeTqc(*c.a), " must share params with ", DescribeTqc(*c.b),
             " (", rule_op(c) ? StrCat(rule_op(c)->Describe(), " rule") : std::string("same tensor"),
             ") but ", DescribeTqc(*sa), " is ", sa->scheme.ToString(), " and ", DescribeTqc(*sb),
-            " is ", sb->scheme.ToString(), "; pass --requantize-on-mismatch to insert a requantize");
+            " is ", sb->scheme.ToString(),
+            "; pass --requantize-on-mismatch to insert a requantize");
       }
       why = StrCat("scheme mismatch: ", sa->scheme.ToString(), " vs ", sb->scheme.ToString());
     } else if (pa != nullptr && pb != nullptr && !pa->Same(*pb)) {
@@ -119,8 +119,8 @@ Status FormGroups(const AlignmentConstraints& in, const AlignmentOptions& option
     if (!why.empty()) {
       ++result->counters.conflicts;
       result->requantizes.push_back(DroppedConstraintEdge(c, rule_op(c), why));
-      result->notes.push_back(StrCat("constraint ", DescribeTqc(*c.a), " ~ ", DescribeTqc(*c.b),
-                                       " dropped: ", why));
+      result->notes.push_back(
+          StrCat("constraint ", DescribeTqc(*c.a), " ~ ", DescribeTqc(*c.b), " dropped: ", why));
       continue;
     }
     parts.Union(ra, rb);  // the smaller root stays: with a's scheme, and its pin or the other's

@@ -1,8 +1,8 @@
 // Step 4 of the alignment pass: group params from pins, overrides and rule methods.
-#include "passes/alignment/steps.h"
-
 #include <algorithm>
 #include <cmath>
+
+#include "passes/alignment/steps.h"
 
 namespace qalign {
 namespace {
@@ -10,6 +10,7 @@ namespace {
 // Priority of a method when rules with different methods meet in one group, by AlignMethod value
 // (none, input, output, large, optimal): large > optimal > output > input.
 constexpr int kMethodPriority[] = {0, 1, 2, 4, 3};
+int Priority(AlignMethod m) { return kMethodPriority[static_cast<int>(m)]; }
 
 // The range a member contributes: its calibration stats, or a parameter's own data.
 bool MemberRange(const TQC& t, float* min, float* max) {
@@ -94,8 +95,7 @@ Status ChooseGroupParams(const AlignmentConstraints& in, const AlignmentOptions&
       const RuleTie& tie = in.rules[static_cast<size_t>(r)];
       if (tie.rule.source != best) continue;
       deciding.push_back(&tie);
-      const AlignMethod m = tie.rule.method;
-      if (kMethodPriority[static_cast<int>(m)] > kMethodPriority[static_cast<int>(chosen)]) chosen = m;
+      if (Priority(tie.rule.method) > Priority(chosen)) chosen = tie.rule.method;
     }
     bool mixed = false;
     for (const RuleTie* tie : deciding) mixed |= tie->rule.method != chosen;
@@ -105,19 +105,22 @@ Status ChooseGroupParams(const AlignmentConstraints& in, const AlignmentOptions&
       if (mixed) result->notes.push_back("group of " + DescribeTqc(*g->root) + ": " + reason);
     }
     const AlignMethod method = chosen == AlignMethod::kOptimal ? AlignMethod::kLarge : chosen;
-    if (chosen == AlignMethod::kOptimal) reason += "; optimal is not implemented yet, computed as large";
+    if (chosen == AlignMethod::kOptimal)
+      reason += "; optimal is not implemented yet, computed as large";
     g->method = AlignMethodName(method);
     if (method != AlignMethod::kLarge) {
       for (const RuleTie* tie : deciding) {
         if (tie->rule.method != chosen) continue;
-        const auto& ports = method == AlignMethod::kOutput ? tie->config->outputs : tie->config->inputs;
+        const auto& ports =
+            method == AlignMethod::kOutput ? tie->config->outputs : tie->config->inputs;
         float a, b;
         if (!ports.empty() && ports[0] != nullptr && MemberRange(*ports[0], &a, &b)) {
           Widen(&has, &lo, &hi, a, b);
         }
       }
       if (!has && g->has_range) {
-        reason += std::string("; the ") + g->method + " port has no range, used the union of members";
+        reason +=
+            std::string("; the ") + g->method + " port has no range, used the union of members";
         g->method = "large";
       }
     }

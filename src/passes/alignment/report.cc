@@ -1,8 +1,8 @@
 // Step 5 of the alignment pass: requantize edges and groups for the report; notes and reasons.
-#include "passes/alignment/steps.h"
-
 #include <algorithm>
 #include <set>
+
+#include "passes/alignment/steps.h"
 
 namespace qalign {
 namespace {
@@ -30,9 +30,8 @@ std::string CascadeReason(const Operation& consumer, int port, const Variable& t
 
 std::string PinConflictReason(const Pin& x, const Pin& y) {
   return StrCat("conflicting ", x.fixed ? "fixed" : "baked", " params (", x.scale, ", ",
-                x.zero_point, ") of ", DescribeTqc(*x.source), " and ",
-                y.fixed ? "fixed" : "baked", " params (", y.scale, ", ", y.zero_point, ") of ",
-                DescribeTqc(*y.source));
+                x.zero_point, ") of ", DescribeTqc(*x.source), " and ", y.fixed ? "fixed" : "baked",
+                " params (", y.scale, ", ", y.zero_point, ") of ", DescribeTqc(*y.source));
 }
 
 RequantizeEdge DroppedConstraintEdge(const Constraint& c, Operation* rule_op,
@@ -53,9 +52,8 @@ std::string PinReason(const Pin& pin) {
 
 std::string RuleReason(std::vector<const RuleTie*> deciding, AlignMethod chosen, bool mixed) {
   // Sorted by op name, so a reason reads the same whatever the storage order.
-  std::sort(deciding.begin(), deciding.end(), [](const RuleTie* x, const RuleTie* y) {
-    return x->op->name() < y->op->name();
-  });
+  std::sort(deciding.begin(), deciding.end(),
+            [](const RuleTie* x, const RuleTie* y) { return x->op->name() < y->op->name(); });
   const RuleTie& first = *deciding.front();
   // Plain concatenation: a large graph can have a method conflict per block.
   std::string out = OpLabel(*first.op) + " " + kSourceLabels[static_cast<int>(first.rule.source)] +
@@ -79,10 +77,11 @@ void FinishReport(std::vector<RequantizeEdge> cascade, std::vector<GroupChoice>*
   auto consumer_name = [](const RequantizeEdge& e) {
     return e.consumer != nullptr ? std::string_view(e.consumer->name()) : std::string_view();
   };
-  std::stable_sort(edges.begin(), edges.end(), [&](const RequantizeEdge& x, const RequantizeEdge& y) {
-    const int c = x.tensor->name().compare(y.tensor->name());
-    return c != 0 ? c < 0 : consumer_name(x) < consumer_name(y);
-  });
+  std::stable_sort(edges.begin(), edges.end(),
+                   [&](const RequantizeEdge& x, const RequantizeEdge& y) {
+                     const int c = x.tensor->name().compare(y.tensor->name());
+                     return c != 0 ? c < 0 : consumer_name(x) < consumer_name(y);
+                   });
   edges.erase(std::unique(edges.begin(), edges.end(),
                           [](const RequantizeEdge& a, const RequantizeEdge& b) {
                             return a.tensor == b.tensor && a.consumer == b.consumer &&

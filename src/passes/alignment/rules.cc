@@ -1,9 +1,9 @@
 // Step 1 of the alignment pass: options, overrides, the effective rule of an op, its ports.
-#include "passes/alignment/alignment_pass.h"
-
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "core/file_util.h"
+#include "passes/alignment/alignment_pass.h"
 #include "quant/op_kinds.h"
 
 namespace qalign {
@@ -39,8 +39,8 @@ Status LoadAlignConfig(const std::string& path, AlignmentOptions* options) {
         }
         auto parsed = ParseAlignMethod(method.get<std::string>());
         if (!parsed.ok()) {
-          return InvalidArgumentError(path, ": \"", key, ".", name, "\": ",
-                                      parsed.status().message());
+          return InvalidArgumentError(path, ": \"", key, ".", name,
+                                      "\": ", parsed.status().message());
         }
         target[name] = *parsed;
       }
@@ -72,8 +72,8 @@ StatusOr<EffectiveRule> ResolveRule(const Operation& op, const TargetProfile& pr
                                     const AlignmentOptions& options) {
   EffectiveRule rule;
   if (const AlignmentRule* base = profile.FindRule(op.type()); base != nullptr) {
-    rule = {true, base->kind, base->method, RuleSource::kProfile, base->fixed_scale,
-            base->fixed_zero_point};
+    const RuleSource source = RuleSource::kProfile;
+    rule = {true, base->kind, base->method, source, base->fixed_scale, base->fixed_zero_point};
     // Fixed ranges are what the kernel computes; no override can change them.
     if (base->kind == RuleKind::kFixedOutput) return rule;
   }
@@ -84,9 +84,9 @@ StatusOr<EffectiveRule> ResolveRule(const Operation& op, const TargetProfile& pr
   if (!rule.present) {
     std::optional<RuleKind> kind = DefaultRuleKind(op.type());
     if (!kind) {
-      return InvalidArgumentError("cannot align ", op.Describe(), ": target '", profile.name,
-                                  "' has no rule for op type ", op.type(),
-                                  " and qalign knows no sharing kind for it; add a rule to the profile");
+      return InvalidArgumentError(
+          "cannot align ", op.Describe(), ": target '", profile.name, "' has no rule for op type ",
+          op.type(), " and qalign knows no sharing kind for it; add a rule to the profile");
     }
     rule.present = true;
     rule.kind = *kind;
@@ -99,17 +99,16 @@ StatusOr<EffectiveRule> ResolveRule(const Operation& op, const TargetProfile& pr
 std::vector<TQC*> RuleMembers(const OperationQuantConfig& config, RuleKind kind) {
   // share_inputs_and_output: every input and output; share_input_output: input 0 and every
   // output; share_inputs: every input; fixed_output ties nothing.
-  std::vector<TQC*> ports;
-  if (kind == RuleKind::kShareInputOutput && !config.inputs.empty()) {
-    ports.push_back(config.inputs[0]);
-  } else if (kind == RuleKind::kShareInputsAndOutput || kind == RuleKind::kShareInputs) {
-    ports = config.inputs;
+  size_t inputs =
+      std::min<size_t>(kind == RuleKind::kShareInputOutput ? 1 : 0, config.inputs.size());
+  if (kind == RuleKind::kShareInputsAndOutput || kind == RuleKind::kShareInputs) {
+    inputs = config.inputs.size();
   }
-  if (kind == RuleKind::kShareInputsAndOutput || kind == RuleKind::kShareInputOutput) {
-    ports.insert(ports.end(), config.outputs.begin(), config.outputs.end());
-  }
+  const bool outputs =
+      kind == RuleKind::kShareInputsAndOutput || kind == RuleKind::kShareInputOutput;
   std::vector<TQC*> members;
-  for (TQC* t : ports) {
+  for (size_t i = 0; i < inputs + (outputs ? config.outputs.size() : 0); ++i) {
+    TQC* t = i < inputs ? config.inputs[i] : config.outputs[i - inputs];
     if (t != nullptr && IsJoinable(*t)) members.push_back(t);
   }
   return members;

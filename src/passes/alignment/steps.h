@@ -35,8 +35,8 @@ struct AlignmentConstraints {
   std::vector<const OperationQuantConfig*> configs;  // of the graph's ops in order, or nullptr
   std::vector<RuleTie> rules;                        // graph order
   std::vector<Pin> pins;
-  std::vector<int32_t> pin_of;  // by TQC id: index into pins, or -1
-  std::vector<Constraint> constraints;  // rule ties, then default edges: the order of the links
+  std::vector<int32_t> pin_of;              // by TQC id: index into pins, or -1
+  std::vector<Constraint> constraints;      // rule ties, then default edges: the order of the links
   std::vector<RequantizeEdge> requantizes;  // made by cascade control
 
   const Pin* PinOf(const TQC* t) const {
@@ -72,7 +72,7 @@ Status FormGroups(const AlignmentConstraints& constraints, const AlignmentOption
 // What the pass knows of one group of joinable TQCs once the groups are final.
 struct GroupChoice {
   TQC* root = nullptr;
-  std::vector<int32_t> rules;  // indices of the rule ties touching the group, in rule order
+  std::vector<int32_t> rules;      // indices of the rule ties touching the group, in rule order
   const Pin* fixed_pin = nullptr;  // the first by port name, if any
   const Pin* baked_pin = nullptr;
   bool has_range = false;  // the union of the members' ranges:
