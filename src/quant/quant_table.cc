@@ -171,6 +171,15 @@ std::vector<TQC*> QuantConfigTable::Members(const TQC* tqc) {
   return out;
 }
 
+size_t QuantConfigTable::GroupSize(const TQC* tqc) const {
+  size_t count = 1;
+  for (int32_t m = next_member_[static_cast<size_t>(tqc->id)]; m != tqc->id;
+       m = next_member_[static_cast<size_t>(m)]) {
+    ++count;
+  }
+  return count;
+}
+
 bool QuantConfigTable::SetGroupParams(const TQC* member, std::span<const float> scale,
                                       std::span<const int64_t> offset) {
   TQC* root = Root(member);

@@ -57,6 +57,7 @@ class QuantConfigTable {
   std::vector<std::vector<TQC*>> Groups();
   // The members of tqc's group (tqc included), in id order. O(group size).
   std::vector<TQC*> Members(const TQC* tqc);
+  size_t GroupSize(const TQC* tqc) const;  // Members(tqc).size(), without building the list
 
   // Group params, read through the root.
   const std::vector<float>& scale(const TQC* tqc) { return Root(tqc)->scale; }

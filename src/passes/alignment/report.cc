@@ -93,10 +93,10 @@ void FinishReport(std::vector<RequantizeEdge> cascade, std::vector<GroupChoice>*
   for (GroupChoice& g : *groups) {
     if (g.rules.empty() && g.fixed_pin == nullptr) continue;
     ++result->counters.groups;
+    result->counters.members += static_cast<int64_t>(table->GroupSize(g.root));
+    if (!options.collect_groups) continue;
     AlignmentGroup group;
     group.members = table->Members(g.root);
-    result->counters.members += static_cast<int64_t>(group.members.size());
-    if (!options.collect_groups) continue;
     std::sort(group.members.begin(), group.members.end(), PortLess);
     std::set<const Variable*> tensors;
     for (const TQC* m : group.members) tensors.insert(m->port.tensor);
