@@ -75,7 +75,7 @@ struct GroupChoice {
   std::vector<int32_t> rules;      // indices of the rule ties touching the group, in rule order
   const Pin* fixed_pin = nullptr;  // the first by port name, if any
   const Pin* baked_pin = nullptr;
-  bool has_range = false;  // the union of the members' ranges:
+  bool has_range = false;  // whether [min, max], the union of the members' ranges, is set
   float min = 0.0f, max = 0.0f;
   const char* method = "";  // "fixed", "baked", "large", "output", "input"; "" for a tensor's own
   std::string reason;       // for reported groups, when options.collect_groups
