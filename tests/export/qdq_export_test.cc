@@ -223,6 +223,41 @@ TEST(QdqExportTest, WeightAxisFollowsEachWeightLayout) {
   EXPECT_TRUE(CheckOnnxModel(*model, "test").ok());
 }
 
+// Zero points are written as the plan holds them, in the point's integer type: uint8 activations
+// for ort-qdq-u8s8 (zero points anywhere in 0..255), int8 for tflite-int8. Every QuantizeLinear
+// of a producer point is compared with its point.
+TEST(QdqExportTest, ZeroPointsAreWrittenInTheirIntegerType) {
+  for (const char* target : {"ort-qdq-u8s8", "tflite-int8"}) {
+    SCOPED_TRACE(target);
+    auto q = QuantizeForTest(SmallConvGraph(), target, std::nullopt);
+    auto model = ExportQdqModel(*q->graph, q->plan);
+    ASSERT_TRUE(model.ok()) << model.status().ToString();
+    ProtoIndex index(*model);
+    int compared = 0, nonzero = 0;
+    for (const ActivationPoint& point : q->plan.activations) {
+      if (!point.producer_side || point.feeds_graph_output) continue;  // outputs keep their names
+      const onnx::NodeProto* quantize = nullptr;
+      for (const onnx::NodeProto* reader : index.readers[point.tensor->name()]) {
+        if (reader->op_type() == "QuantizeLinear") quantize = reader;
+      }
+      ASSERT_NE(quantize, nullptr) << point.tensor->name();
+      ASSERT_EQ(quantize->input_size(), 3);
+      const onnx::TensorProto* zp = index.init.at(quantize->input(2));
+      EXPECT_EQ(zp->data_type(), point.params.dtype == DataType::kUint8
+                                     ? onnx::TensorProto::UINT8
+                                     : onnx::TensorProto::INT8);
+      const std::vector<float> written = index.Floats(quantize->input(2));
+      ASSERT_EQ(written.size(), 1u);
+      EXPECT_EQ(static_cast<int64_t>(written[0]), point.params.zero_point[0]) << point.tensor->name();
+      EXPECT_FLOAT_EQ(index.Floats(quantize->input(1))[0], point.params.scale[0]);
+      nonzero += point.params.zero_point[0] != 0 ? 1 : 0;
+      ++compared;
+    }
+    EXPECT_GE(compared, 3);
+    EXPECT_GE(nonzero, 2);  // the comparison must see zero points that a wrong conversion moves
+  }
+}
+
 TEST(QdqExportTest, FixedOutputAndGraphOutputsKeepTheirNames) {
   auto q = QuantizeForTest(SmallConvGraph(), "tflite-int8", std::nullopt);
   auto model = ExportQdqModel(*q->graph, q->plan);

@@ -1,5 +1,5 @@
 // The quantize pipeline (see pipeline.h for the order and why).
-#include "passes/pipeline.h"
+#include "pipeline/pipeline.h"
 
 #include <unordered_set>
 
@@ -21,6 +21,18 @@ std::vector<const Variable*> TensorsToCalibrate(QuantConfigTable& table) {
   return out;
 }
 
+StatusOr<CalibrationStepsResult> RunCalibrationSteps(const Graph& graph,
+                                                     const TargetProfile& profile,
+                                                     const CalibrateFn& calibrate,
+                                                     QuantConfigTable* table) {
+  CalibrationStepsResult result;
+  // 1. Dispatch decides what is quantized; calibration only needs those tensors.
+  QALIGN_ASSIGN_OR_RETURN(result.dispatch, DispatchQuantization(graph, profile, table));
+  // 2. Calibrate.
+  QALIGN_ASSIGN_OR_RETURN(result.ranges, calibrate(TensorsToCalibrate(*table)));
+  return result;
+}
+
 StatusOr<GraphRewriteStats> RewriteForQuantization(Graph* graph, const GraphRewriteOptions& options) {
   GraphRewriteStats stats;
   if (options.fold) {
@@ -38,10 +50,11 @@ StatusOr<QuantizePipelineResult> RunQuantizePipeline(const Graph& graph,
                                                      const CalibrateFn& calibrate,
                                                      QuantConfigTable* table) {
   QuantizePipelineResult result;
-  // 1. Dispatch decides what is quantized; calibration only needs those tensors.
-  QALIGN_ASSIGN_OR_RETURN(result.dispatch, DispatchQuantization(graph, profile, table));
-  // 2. Calibrate.
-  QALIGN_ASSIGN_OR_RETURN(result.ranges, calibrate(TensorsToCalibrate(*table)));
+  // 1-2. Dispatch and calibrate.
+  QALIGN_ASSIGN_OR_RETURN(CalibrationStepsResult calibrated,
+                          RunCalibrationSteps(graph, profile, calibrate, table));
+  result.dispatch = calibrated.dispatch;
+  result.ranges = std::move(calibrated.ranges);
   // 3. Ranges into TQCs.
   QALIGN_ASSIGN_OR_RETURN(result.applied,
                           ApplyRanges(result.ranges, table, options.allow_missing_ranges));

@@ -1,5 +1,5 @@
 // FixQdqModel (see qdq_fix.h): re-align an imported QDQ model and rewrite its Q/DQ params.
-#include "export/qdq_fix.h"
+#include "qdq/qdq_fix.h"
 
 #include <nlohmann/json.hpp>
 

@@ -1,5 +1,5 @@
 // CheckQdqModel (see qdq_check.h).
-#include "export/qdq_check.h"
+#include "qdq/qdq_check.h"
 
 #include <nlohmann/json.hpp>
 

@@ -69,6 +69,19 @@ struct QuantizePipelineResult {
 // table order, each once.
 std::vector<const Variable*> TensorsToCalibrate(QuantConfigTable& table);
 
+struct CalibrationStepsResult {
+  DispatchStats dispatch;
+  RangeMap ranges;
+};
+
+// Steps 1-2 on an empty `table`: dispatch, then calibrate the tensors it quantizes. `qalign
+// calibrate` stops here and writes the ranges; RunQuantizePipeline starts with it, so both observe
+// the same tensors.
+StatusOr<CalibrationStepsResult> RunCalibrationSteps(const Graph& graph,
+                                                     const TargetProfile& profile,
+                                                     const CalibrateFn& calibrate,
+                                                     QuantConfigTable* table);
+
 // Runs steps 1-5 on an empty `table`.
 StatusOr<QuantizePipelineResult> RunQuantizePipeline(const Graph& graph,
                                                      const TargetProfile& profile,

@@ -6,11 +6,11 @@
 
 #include <string>
 
-#include "export/qdq_check.h"
 #include "export/qdq_export.h"
 #include "export/qdq_fixture.h"
-#include "export/qdq_import.h"
 #include "onnx/tensor_proto.h"
+#include "qdq/qdq_check.h"
+#include "qdq/qdq_import.h"
 
 namespace qalign {
 namespace {
