@@ -18,10 +18,6 @@ const char* QuantStateName(QuantState state) {
   return "UNKNOWN";
 }
 
-bool IsQuantizedState(QuantState state) {
-  return state != QuantState::kFp32 && state != QuantState::kSoi;
-}
-
 bool IsBakedState(QuantState state) {
   return state == QuantState::kBaked || state == QuantState::kPassiveBaked;
 }
@@ -38,12 +34,6 @@ const char* TensorRoleName(TensorRole role) {
 
 std::string Port::ToString() const {
   return (is_input ? "input:" : "output:") + std::to_string(index);
-}
-
-bool IsJoinable(const TQC& tqc) {
-  if (!IsQuantizedState(tqc.state) || tqc.state == QuantState::kOverlapped) return false;
-  if (tqc.floating() || tqc.per_channel()) return false;
-  return tqc.role == TensorRole::kActivation || tqc.role == TensorRole::kWeight;
 }
 
 bool PortLess(const TQC* a, const TQC* b) {

@@ -29,7 +29,9 @@ enum class QuantState : uint8_t {
 inline constexpr int kNumQuantStates = 9;
 const char* QuantStateName(QuantState state);  // "INITIAL", "ACTIVATED", ..., "FP32", "SOI"
 // FP32 and SOI members never join a group.
-bool IsQuantizedState(QuantState state);
+inline bool IsQuantizedState(QuantState state) {
+  return state != QuantState::kFp32 && state != QuantState::kSoi;
+}
 bool IsBakedState(QuantState state);  // BAKED or PASSIVE_BAKED
 
 enum class TensorRole : uint8_t { kActivation, kWeight, kBias, kShape };
@@ -71,7 +73,12 @@ struct TensorQuantConfig {
 using TQC = TensorQuantConfig;
 // True when a TQC may be a member of an alignment group: quantized (not FP32 / SOI / OVERLAPPED),
 // linear, per-tensor, and an activation or a per-tensor parameter (not a bias).
-bool IsJoinable(const TQC& tqc);
+// (Inline: the alignment pass asks it of every TQC several times.)
+inline bool IsJoinable(const TQC& tqc) {
+  if (!IsQuantizedState(tqc.state) || tqc.state == QuantState::kOverlapped) return false;
+  if (tqc.floating() || tqc.per_channel()) return false;
+  return tqc.role == TensorRole::kActivation || tqc.role == TensorRole::kWeight;
+}
 // Canonical order of ports: op name, inputs before outputs, index (independent of storage order).
 bool PortLess(const TQC* a, const TQC* b);
 // "Conv 'c1' output:0 (tensor 'x')" for messages.
