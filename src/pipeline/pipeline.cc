@@ -58,10 +58,10 @@ StatusOr<QuantizePipelineResult> RunQuantizePipeline(const Graph& graph,
   // 3. Ranges into TQCs.
   QALIGN_ASSIGN_OR_RETURN(result.applied,
                           ApplyRanges(result.ranges, table, options.allow_missing_ranges));
-  // 4. Align (weights and biases derived inside, after the groups' params are final).
-  AlignmentOptions alignment = options.alignment;
-  alignment.derive_weight_and_bias = true;
+  // 4. Align, then derive weight and bias params (the bias reads the aligned input scale).
+  const AlignmentOptions& alignment = options.alignment;
   QALIGN_ASSIGN_OR_RETURN(result.alignment, RunAlignmentPass(graph, profile, alignment, table));
+  QALIGN_ASSIGN_OR_RETURN(result.derived, DeriveWeightAndBiasParams(table));
   // 5. Verify, independently of how the pass got there.
   result.violations =
       VerifyAlignment(graph, *table, profile, result.alignment.requantizes, alignment);

@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "passes/alignment_pass.h"
+#include "passes/alignment/alignment_pass.h"
 #include "qdq/qdq_import.h"
 
 namespace qalign {

@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "passes/alignment_pass.h"
+#include "passes/alignment/alignment_pass.h"
 #include "qalign/status.h"
 #include "qdq/qdq_check.h"
 #include "qdq/qdq_import.h"

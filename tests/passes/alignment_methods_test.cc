@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "align_testing.h"
-#include "passes/alignment_pass.h"
+#include "passes/alignment/alignment_pass.h"
 #include "passes/alignment_verifier.h"
 #include "testing/graph_builder.h"
 
