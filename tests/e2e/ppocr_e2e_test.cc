@@ -113,6 +113,7 @@ TEST_P(PpOcrE2eTest, OnnxRuntimeAgreesWithSimulationAndRulesHold) {
   }
   auto q = testing::QuantizeForTest(std::move(graph).value(), target, std::nullopt,
                                     "image:" + calib_dir + "?" + c.preprocess);
+  ASSERT_NE(q, nullptr);
   ASSERT_TRUE(q->result.violations.empty())
       << q->result.violations.size() << " violations, first: " << q->result.violations.front().message;
 

@@ -74,6 +74,7 @@ int64_t DefaultOpset(const onnx::ModelProto& m) {
 
 TEST(QdqExportTest, RequantizePairsOnExactlyTheRecordedEdges) {
   auto q = QuantizeForTest(SmallConvGraph(), "tflite-int8", /*force_overlap=*/false);
+  ASSERT_NE(q, nullptr);
   ASSERT_TRUE(q->result.violations.empty()) << q->result.violations.front().message;
   const auto& requantizes = q->result.alignment.requantizes;
   ASSERT_FALSE(requantizes.empty());
@@ -103,6 +104,7 @@ TEST(QdqExportTest, RequantizePairsOnExactlyTheRecordedEdges) {
 
 TEST(QdqExportTest, ForceOverlapSharesOnePairPerTensor) {
   auto q = QuantizeForTest(SmallConvGraph(), "tflite-int8", /*force_overlap=*/true);
+  ASSERT_NE(q, nullptr);
   ASSERT_TRUE(q->result.violations.empty());
   EXPECT_TRUE(q->result.alignment.requantizes.empty());
   auto model = ExportQdqModel(*q->graph, q->plan);
@@ -131,6 +133,7 @@ TEST(QdqExportTest, ForceOverlapSharesOnePairPerTensor) {
 
 TEST(QdqExportTest, WeightsPerChannelAndBiasInt32WithDerivedScale) {
   auto q = QuantizeForTest(SmallConvGraph(), "tflite-int8", std::nullopt);
+  ASSERT_NE(q, nullptr);
   auto model = ExportQdqModel(*q->graph, q->plan);
   ASSERT_TRUE(model.ok()) << model.status().ToString();
   ProtoIndex index(*model);
@@ -191,12 +194,8 @@ TEST(QdqExportTest, WeightAxisFollowsEachWeightLayout) {
                       {{"kernel_shape", Attribute::Ints({2, 2})}, {"strides", Attribute::Ints({2, 2})}});
   b.Output(mm);
   b.Output(ct);
-  for (Variable* v : b.graph().variables()) {
-    if (!v->is_parameter() && v->dtype() == DataType::kUndefined) v->set_dtype(DataType::kFloat);
-  }
-  auto graph = CloneGraph(b.graph());
-  ASSERT_TRUE(graph.ok()) << graph.status().ToString();
-  auto q = QuantizeForTest(std::move(graph).value(), "tflite-int8", std::nullopt);
+  auto q = QuantizeForTest(testing::WithInferredShapes(b), "tflite-int8", std::nullopt);
+  ASSERT_NE(q, nullptr);
   ASSERT_TRUE(q->result.violations.empty()) << q->result.violations.front().message;
   auto model = ExportQdqModel(*q->graph, q->plan);
   ASSERT_TRUE(model.ok()) << model.status().ToString();
@@ -230,6 +229,7 @@ TEST(QdqExportTest, ZeroPointsAreWrittenInTheirIntegerType) {
   for (const char* target : {"ort-qdq-u8s8", "tflite-int8"}) {
     SCOPED_TRACE(target);
     auto q = QuantizeForTest(SmallConvGraph(), target, std::nullopt);
+    ASSERT_NE(q, nullptr);
     auto model = ExportQdqModel(*q->graph, q->plan);
     ASSERT_TRUE(model.ok()) << model.status().ToString();
     ProtoIndex index(*model);
@@ -260,6 +260,7 @@ TEST(QdqExportTest, ZeroPointsAreWrittenInTheirIntegerType) {
 
 TEST(QdqExportTest, FixedOutputAndGraphOutputsKeepTheirNames) {
   auto q = QuantizeForTest(SmallConvGraph(), "tflite-int8", std::nullopt);
+  ASSERT_NE(q, nullptr);
   auto model = ExportQdqModel(*q->graph, q->plan);
   ASSERT_TRUE(model.ok()) << model.status().ToString();
   ProtoIndex index(*model);
@@ -282,12 +283,8 @@ TEST(QdqExportTest, OldOpsetIsConvertedTo13) {
   Variable* clip = b.Op("Clip", "clip", {c}, {{"min", Attribute::Float(0.0f)}, {"max", Attribute::Float(6.0f)}});
   Variable* pool = b.Op("MaxPool", "pool", {clip}, {{"kernel_shape", Attribute::Ints({2, 2})}});
   b.Output(pool);
-  for (Variable* v : b.graph().variables()) {
-    if (!v->is_parameter()) v->set_dtype(DataType::kFloat);
-  }
-  auto graph = CloneGraph(b.graph());
-  ASSERT_TRUE(graph.ok()) << graph.status().ToString();
-  auto q = QuantizeForTest(std::move(graph).value(), "tflite-int8", std::nullopt);
+  auto q = QuantizeForTest(testing::WithInferredShapes(b), "tflite-int8", std::nullopt);
+  ASSERT_NE(q, nullptr);
   QdqExportStats stats;
   auto model = ExportQdqModel(*q->graph, q->plan, &stats);
   ASSERT_TRUE(model.ok()) << model.status().ToString();
@@ -353,6 +350,7 @@ TEST(QdqExportTest, FakeQuantizeInPlaceMatchesFakeQuantizeValueBitwise) {
 
 TEST(QdqExportTest, SaveNeverOverwritesTheInput) {
   auto q = QuantizeForTest(SmallConvGraph(), "ort-qdq-u8s8", std::nullopt);
+  ASSERT_NE(q, nullptr);
   const std::string dir = ::testing::TempDir();
   const std::string input = dir + "/qdq_export_input.onnx";
   ASSERT_TRUE(WriteFileAtomically(input, "not a model").ok());

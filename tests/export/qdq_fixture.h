@@ -28,6 +28,15 @@ struct QuantizedModel {
   QuantPlan plan;
 };
 
+// The built graph with float activations and every intermediate shape filled in by an ONNX
+// round trip (shape inference), as the export and the simulation need.
+inline std::unique_ptr<Graph> WithInferredShapes(GraphBuilder& b) {
+  for (Variable* v : b.graph().variables()) {
+    if (!v->is_parameter() && v->dtype() == DataType::kUndefined) v->set_dtype(DataType::kFloat);
+  }
+  return ValueOrThrow(CloneGraph(b.graph()), "CloneGraph");
+}
+
 inline std::unique_ptr<Graph> SmallConvGraph(int64_t opset = 13) {
   GraphBuilder b(opset);
   Variable* x = b.Input("x", {1, 3, 8, 8});
@@ -45,13 +54,7 @@ inline std::unique_ptr<Graph> SmallConvGraph(int64_t opset = 13) {
   Variable* sig = b.Op("Sigmoid", "sigmoid", {add});
   b.Output(cat);
   b.Output(sig);
-  for (Variable* v : b.graph().variables()) {
-    if (!v->is_parameter() && v->dtype() == DataType::kUndefined) v->set_dtype(DataType::kFloat);
-  }
-  // An ONNX round trip fills every intermediate shape by shape inference.
-  auto clone = CloneGraph(b.graph());
-  EXPECT_TRUE(clone.ok()) << clone.status().ToString();
-  return std::move(clone).value();
+  return WithInferredShapes(b);
 }
 
 inline std::map<std::string, Tensor> RandomInput(const Graph& graph, uint32_t seed) {
@@ -66,18 +69,24 @@ inline std::map<std::string, Tensor> RandomInput(const Graph& graph, uint32_t se
   return inputs;
 }
 
-// Dispatch, calibrate on seeded random samples, align, derive bias, plan.
+// Dispatch, calibrate on seeded random samples, align, derive bias, plan. Returns nullptr, with a
+// failure naming the step, when a step fails: callers ASSERT_NE(q, nullptr) so a broken
+// precondition stops the test with a message instead of crashing it.
 inline std::unique_ptr<QuantizedModel> QuantizeForTest(std::unique_ptr<Graph> graph,
                                                        const std::string& target,
                                                        std::optional<bool> force_overlap,
                                                        const std::string& calib = "random:4?seed=7&low=-1&high=1") {
   auto model = std::make_unique<QuantizedModel>();
   model->graph = std::move(graph);
+  auto fail = [](const char* step, const Status& status) -> std::unique_ptr<QuantizedModel> {
+    ADD_FAILURE() << "QuantizeForTest: " << step << ": " << status.ToString();
+    return nullptr;
+  };
   auto profile = LoadTargetProfile(target);
-  EXPECT_TRUE(profile.ok()) << profile.status().ToString();
+  if (!profile.ok()) return fail("target", profile.status());
   model->profile = *profile;
   auto data = OpenCalibrationData(calib, ModelInputSpecs(*model->graph));
-  EXPECT_TRUE(data.ok()) << data.status().ToString();
+  if (!data.ok()) return fail("calibration data", data.status());
   QuantizePipelineOptions options;
   options.alignment.force_overlap = force_overlap;
   CalibrateFn calibrate = [&](const std::vector<const Variable*>& tensors) -> StatusOr<RangeMap> {
@@ -91,10 +100,10 @@ inline std::unique_ptr<QuantizedModel> QuantizeForTest(std::unique_ptr<Graph> gr
     return ToRangeMap(r);
   };
   auto result = RunQuantizePipeline(*model->graph, model->profile, options, calibrate, &model->table);
-  EXPECT_TRUE(result.ok()) << result.status().ToString();
+  if (!result.ok()) return fail("pipeline", result.status());
   model->result = std::move(result).value();
   auto plan = BuildQuantPlan(*model->graph, model->table, model->result.alignment.requantizes);
-  EXPECT_TRUE(plan.ok()) << plan.status().ToString();
+  if (!plan.ok()) return fail("plan", plan.status());
   model->plan = std::move(plan).value();
   return model;
 }

@@ -22,6 +22,7 @@ TEST_P(QdqOrtTest, OnnxRuntimeMatchesSimulation) {
   const auto& [target, force_overlap] = GetParam();
   ::setenv("QALIGN_ORT_OPTIMIZATION", "disabled", 1);
   auto q = testing::QuantizeForTest(testing::SmallConvGraph(), target, force_overlap);
+  ASSERT_NE(q, nullptr);
   ASSERT_TRUE(q->result.violations.empty()) << q->result.violations.front().message;
   const std::string path = ::testing::TempDir() + "/qdq_ort_" + target +
                            (force_overlap ? "_overlap" : "_requant") + ".onnx";

@@ -38,6 +38,7 @@ TEST(TrtCacheTest, ScaleIsAmaxOver127) {
 
 TEST(TrtCacheTest, OneLinePerActivationTensor) {
   auto q = testing::QuantizeForTest(testing::SmallConvGraph(), "trt-int8", std::nullopt);
+  ASSERT_NE(q, nullptr);
   const std::string cache = TrtCalibrationCache(q->plan);
   std::istringstream in(cache);
   std::string line;
@@ -66,6 +67,7 @@ TEST(TrtCacheTest, OneLinePerActivationTensor) {
 
 TEST(QuantTableTest, ListsEveryQuantizedTensor) {
   auto q = testing::QuantizeForTest(testing::SmallConvGraph(), "tflite-int8", false);
+  ASSERT_NE(q, nullptr);
   auto j = nlohmann::json::parse(QuantTableJson(q->plan));
   ASSERT_TRUE(j["tensors"].is_array());
   EXPECT_EQ(j["tensors"].size(), q->plan.activations.size() + q->plan.parameters.size());

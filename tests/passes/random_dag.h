@@ -114,8 +114,7 @@ inline std::unique_ptr<QuantConfigTable> MakeCaseTable(const RandomCase& c) {
     if (t->role != TensorRole::kActivation) continue;
     if (c.uint8_ops.count(t->port.op->name())) t->scheme = Uint8Asym();
   }
-  auto applied = ApplyRanges(c.ranges, table.get(), false);
-  EXPECT_TRUE(applied.ok()) << applied.status().ToString();
+  ValueOrThrow(ApplyRanges(c.ranges, table.get(), false), "ApplyRanges");
   for (TQC* t : table->all()) {
     if (c.fp32_tensors.count(t->port.tensor->name()) && t->state != QuantState::kSoi) {
       t->state = QuantState::kFp32;

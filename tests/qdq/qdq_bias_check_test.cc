@@ -38,6 +38,7 @@ class QdqBiasCheckTest : public ::testing::Test {
  protected:
   void SetUp() override {
     q_ = testing::QuantizeForTest(testing::SmallConvGraph(), "tflite-int8", std::nullopt);
+    ASSERT_NE(q_, nullptr);
     ASSERT_TRUE(q_->result.violations.empty()) << q_->result.violations.front().message;
     auto proto = ExportQdqModel(*q_->graph, q_->plan);
     ASSERT_TRUE(proto.ok()) << proto.status().ToString();

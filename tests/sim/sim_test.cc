@@ -25,14 +25,7 @@ QdqParams PerTensor(float scale, int64_t zp, DataType dtype = DataType::kUint8) 
   return p;
 }
 
-std::unique_ptr<Graph> Typed(GraphBuilder& b) {
-  for (Variable* v : b.graph().variables()) {
-    if (!v->is_parameter()) v->set_dtype(DataType::kFloat);
-  }
-  auto g = CloneGraph(b.graph());
-  EXPECT_TRUE(g.ok()) << g.status().ToString();
-  return std::move(g).value();
-}
+std::unique_ptr<Graph> Typed(GraphBuilder& b) { return testing::WithInferredShapes(b); }
 
 TEST(SimTest, RequantizeIsSeenOnlyByItsConsumer) {
   // t = Relu(x) read by two Identity ops; t quantized once at its producer (scale 0.1), and the
@@ -139,6 +132,7 @@ TEST(SimTest, QdqKernelsMatchTheSharedArithmetic) {
 
 TEST(SimTest, SimulatedOutputsLieOnTheirGrid) {
   auto q = testing::QuantizeForTest(testing::SmallConvGraph(), "ort-qdq-u8s8", std::nullopt);
+  ASSERT_NE(q, nullptr);
   auto sim = FakeQuantSimulator::Create(*q->graph, q->plan);
   ASSERT_TRUE(sim.ok()) << sim.status().ToString();
   auto out = (*sim)->Run(testing::RandomInput(*q->graph, 77));

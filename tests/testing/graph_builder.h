@@ -6,6 +6,7 @@
 #include <initializer_list>
 #include <memory>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -15,6 +16,16 @@
 namespace qalign::testing {
 
 using AttributeList = std::vector<std::pair<std::string, Attribute>>;
+
+// The value of `result`, or a test failure: a helper that must return a value cannot ASSERT, so it
+// throws, and GoogleTest ends the test with the message (instead of a crash on a missing value).
+template <typename T>
+T ValueOrThrow(StatusOr<T> result, const std::string& what) {
+  if (!result.ok()) {
+    throw std::runtime_error(what + ": " + result.status().ToString());
+  }
+  return std::move(result).value();
+}
 
 class GraphBuilder {
  public:
@@ -79,8 +90,7 @@ class GraphBuilder {
  private:
   template <typename T>
   static T Check(StatusOr<T> result) {
-    EXPECT_TRUE(result.ok()) << result.status().ToString();
-    return std::move(result).value();
+    return ValueOrThrow(std::move(result), "GraphBuilder");
   }
 
   std::unique_ptr<Graph> graph_;
