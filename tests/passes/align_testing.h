@@ -14,6 +14,9 @@
 
 #include "ir/graph.h"
 #include "passes/alignment/alignment_pass.h"
+#include "passes/alignment_verifier.h"
+#include "passes/weight_bias_params.h"
+#include "testing/graph_builder.h"
 #include "quant/quant_config.h"
 #include "quant/ranges.h"
 #include "quant/target_profile.h"
@@ -204,6 +207,68 @@ inline RangeMap SyntheticRanges(const Graph& g, uint32_t seed) {
     map.ranges[v->name()] = r;
   }
   return map;
+}
+
+
+// (scale, zero_point) that ComputeParams gives for [min, max] under `scheme`.
+inline std::pair<float, int64_t> Params(const QuantScheme& scheme, float min, float max) {
+  float s = 0;
+  int64_t z = 0;
+  EXPECT_TRUE(ComputeParams(scheme, min, max, &s, &z).ok());
+  return {s, z};
+}
+
+// The group params of t are exactly `expected`.
+inline void ExpectParams(QuantConfigTable& table, const TQC* t, std::pair<float, int64_t> expected) {
+  ASSERT_EQ(table.scale(t).size(), 1u) << DescribeTqc(*t);
+  EXPECT_FLOAT_EQ(table.scale(t)[0], expected.first) << DescribeTqc(*t);
+  EXPECT_EQ(table.offset(t)[0], expected.second) << DescribeTqc(*t);
+}
+
+// The seed document's example: Conv1 and Conv2 feed Add1; Conv2 also feeds Conv3. Ranges: x
+// [-1, 1], Conv1_out [-2, 2], Conv2_out [-1, 6], Add1_out [-3, 8], Conv3_out [-4, 4].
+struct SeedExample {
+  std::unique_ptr<Graph> graph;
+  std::unique_ptr<QuantConfigTable> table;
+};
+inline SeedExample BuildSeedExample() {
+  GraphBuilder b;
+  Variable* x = b.Input("x", {1, 3, 8, 8});
+  Variable* c1 = b.Op("Conv", "Conv1", {x, b.RandomParam("w1", {4, 3, 1, 1}, 1)});
+  Variable* c2 = b.Op("Conv", "Conv2", {x, b.RandomParam("w2", {4, 3, 1, 1}, 2)});
+  Variable* a = b.Op("Add", "Add1", {c1, c2});
+  Variable* c3 = b.Op("Conv", "Conv3", {c2, b.RandomParam("w3", {4, 4, 1, 1}, 3)});
+  b.Output(a);
+  b.Output(c3);
+  SeedExample ex;
+  ex.graph = b.Build();
+  ex.table = MakeTable(*ex.graph);
+  RangeMap ranges;
+  AddRange(&ranges, "x", -1, 1);
+  AddRange(&ranges, "Conv1_out", -2, 2);
+  AddRange(&ranges, "Conv2_out", -1, 6);
+  AddRange(&ranges, "Add1_out", -3, 8);
+  AddRange(&ranges, "Conv3_out", -4, 4);
+  ValueOrThrow(ApplyRanges(ranges, ex.table.get(), false), "ApplyRanges");
+  return ex;
+}
+// PPQ's elementwise rule, as in the seed: Add's inputs share, aligned to the large range.
+inline TargetProfile SeedProfile(bool force_overlap) {
+  return MakeProfile("seed", {Rule("Add", RuleKind::kShareInputs, AlignMethod::kLarge)},
+                     force_overlap);
+}
+
+// Runs the pass and the weight/bias step as the pipeline does, and fails on any violation.
+inline AlignmentResult RunOk(const Graph& g, const TargetProfile& p, QuantConfigTable* table,
+                             const AlignmentOptions& options = {}) {
+  auto result = RunAlignmentPass(g, p, options, table);
+  EXPECT_TRUE(result.ok()) << result.status().ToString();
+  if (!result.ok()) return {};
+  auto derived = DeriveWeightAndBiasParams(table);
+  EXPECT_TRUE(derived.ok()) << derived.status().ToString();
+  auto violations = VerifyAlignment(g, *table, p, result->requantizes, options);
+  for (const auto& v : violations) ADD_FAILURE() << "[" << v.check << "] " << v.message;
+  return std::move(result).value();
 }
 
 }  // namespace qalign::testing

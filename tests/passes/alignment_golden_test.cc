@@ -33,27 +33,10 @@ std::string RunAndPrint(const Graph& graph, const TargetProfile& profile,
 // range); Conv2 also feeds Conv3.
 TEST(AlignmentGolden, SeedExample) {
   for (bool force : {true, false}) {
-    GraphBuilder b;
-    Variable* x = b.Input("x", {1, 3, 8, 8});
-    Variable* c1 = b.Op("Conv", "Conv1", {x, b.RandomParam("w1", {4, 3, 1, 1}, 1)});
-    Variable* c2 = b.Op("Conv", "Conv2", {x, b.RandomParam("w2", {4, 3, 1, 1}, 2)});
-    Variable* a = b.Op("Add", "Add1", {c1, c2});
-    Variable* c3 = b.Op("Conv", "Conv3", {c2, b.RandomParam("w3", {4, 4, 1, 1}, 3)});
-    b.Output(a);
-    b.Output(c3);
-    auto graph = b.Build();
-    auto table = testing::MakeTable(*graph);
-    RangeMap ranges;
-    AddRange(&ranges, "x", -1, 1);
-    AddRange(&ranges, "Conv1_out", -2, 2);
-    AddRange(&ranges, "Conv2_out", -1, 6);
-    AddRange(&ranges, "Add1_out", -3, 8);
-    AddRange(&ranges, "Conv3_out", -4, 4);
-    ASSERT_TRUE(ApplyRanges(ranges, table.get(), false).ok());
-    const TargetProfile profile = testing::MakeProfile(
-        "seed", {testing::Rule("Add", RuleKind::kShareInputs, AlignMethod::kLarge)}, force);
+    testing::SeedExample ex = testing::BuildSeedExample();
+    const TargetProfile profile = testing::SeedProfile(force);
     testing::ExpectMatchesGolden(force ? "seed_force_overlap" : "seed_no_force_overlap",
-                                 RunAndPrint(*graph, profile, {}, table.get()));
+                                 RunAndPrint(*ex.graph, profile, {}, ex.table.get()));
   }
 }
 

@@ -12,6 +12,9 @@ namespace qalign {
 namespace {
 
 using testing::AddRange;
+using testing::ExpectParams;
+using testing::Params;
+using testing::RunOk;
 using testing::GraphBuilder;
 using testing::In;
 using testing::Int8Asym;
@@ -19,29 +22,6 @@ using testing::MakeProfile;
 using testing::MakeTable;
 using testing::Out;
 using testing::Rule;
-
-std::pair<float, int64_t> ParamsOf(float min, float max) {
-  float s = 0;
-  int64_t z = 0;
-  EXPECT_TRUE(ComputeParams(Int8Asym(), min, max, &s, &z).ok());
-  return {s, z};
-}
-
-void ExpectGroupParams(QuantConfigTable& table, const TQC* t, std::pair<float, int64_t> want) {
-  ASSERT_EQ(table.scale(t).size(), 1u) << DescribeTqc(*t);
-  EXPECT_FLOAT_EQ(table.scale(t)[0], want.first) << DescribeTqc(*t);
-  EXPECT_EQ(table.offset(t)[0], want.second) << DescribeTqc(*t);
-}
-
-AlignmentResult RunAndVerify(const Graph& g, const TargetProfile& profile, QuantConfigTable* t) {
-  auto result = RunAlignmentPass(g, profile, {}, t);
-  EXPECT_TRUE(result.ok()) << result.status().ToString();
-  if (!result.ok()) return {};
-  for (const auto& v : VerifyAlignment(g, *t, profile, result->requantizes, {})) {
-    ADD_FAILURE() << "[" << v.check << "] " << v.message;
-  }
-  return std::move(result).value();
-}
 
 // p -> MaxPool (method input) -> Reshape (method output): one group, where the output method wins
 // by priority, so the group takes the Reshape's output range [0, 5], not the MaxPool input's
@@ -65,7 +45,7 @@ TEST(AlignmentMethods, OutputBeatsInputWhenBothMeetInOneGroup) {
       "mixed", {Rule("MaxPool", RuleKind::kShareInputOutput, AlignMethod::kInput),
                 Rule("Reshape", RuleKind::kShareInputOutput, AlignMethod::kOutput)},
       true);
-  AlignmentResult r = RunAndVerify(*g, profile, t.get());
+  AlignmentResult r = RunOk(*g, profile, t.get());
   ASSERT_EQ(r.groups.size(), 1u);
   EXPECT_EQ(r.groups[0].method, "output");
   EXPECT_EQ(r.groups[0].reason,
@@ -74,7 +54,7 @@ TEST(AlignmentMethods, OutputBeatsInputWhenBothMeetInOneGroup) {
             "priority large > output > input");
   EXPECT_EQ(r.counters.method_conflicts, 1);
   for (const TQC* m : {Out(*t, *g, "p"), In(*t, *g, "pool"), Out(*t, *g, "reshape")}) {
-    ExpectGroupParams(*t, m, ParamsOf(0, 5));
+    ExpectParams(*t, m, Params(Int8Asym(), 0, 5));
   }
 }
 
@@ -100,7 +80,7 @@ TEST(AlignmentMethods, MissingMethodPortRangeFallsBackToTheUnion) {
   const TargetProfile profile = MakeProfile(
       "concat-output", {Rule("Concat", RuleKind::kShareInputsAndOutput, AlignMethod::kOutput)},
       true);
-  AlignmentResult r = RunAndVerify(*g, profile, t.get());
+  AlignmentResult r = RunOk(*g, profile, t.get());
   ASSERT_EQ(r.groups.size(), 1u);
   EXPECT_EQ(r.groups[0].method, "large");
   EXPECT_NE(r.groups[0].reason.find("the output port has no range, used the union of members"),
@@ -108,7 +88,7 @@ TEST(AlignmentMethods, MissingMethodPortRangeFallsBackToTheUnion) {
       << r.groups[0].reason;
   EXPECT_EQ(r.counters.groups_without_range, 0);
   for (const TQC* m : {In(*t, *g, "cat", 0), In(*t, *g, "cat", 1), Out(*t, *g, "cat")}) {
-    ExpectGroupParams(*t, m, ParamsOf(-0.5f, 3));
+    ExpectParams(*t, m, Params(Int8Asym(), -0.5f, 3));
   }
 }
 

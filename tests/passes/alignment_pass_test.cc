@@ -19,6 +19,12 @@ namespace qalign {
 namespace {
 
 using testing::AddRange;
+using testing::BuildSeedExample;
+using testing::ExpectParams;
+using testing::Params;
+using testing::RunOk;
+using testing::SeedExample;
+using testing::SeedProfile;
 using testing::FixedRule;
 using testing::GraphBuilder;
 using testing::In;
@@ -28,31 +34,6 @@ using testing::MakeTable;
 using testing::Out;
 using testing::Rule;
 
-std::pair<float, int64_t> Params(const QuantScheme& scheme, float min, float max) {
-  float s = 0;
-  int64_t z = 0;
-  EXPECT_TRUE(ComputeParams(scheme, min, max, &s, &z).ok());
-  return {s, z};
-}
-
-void ExpectParams(QuantConfigTable& table, const TQC* t, std::pair<float, int64_t> expected) {
-  ASSERT_EQ(table.scale(t).size(), 1u) << DescribeTqc(*t);
-  EXPECT_FLOAT_EQ(table.scale(t)[0], expected.first) << DescribeTqc(*t);
-  EXPECT_EQ(table.offset(t)[0], expected.second) << DescribeTqc(*t);
-}
-
-AlignmentResult RunOk(const Graph& g, const TargetProfile& p, QuantConfigTable* table,
-                      const AlignmentOptions& options = {}) {
-  auto result = RunAlignmentPass(g, p, options, table);
-  EXPECT_TRUE(result.ok()) << result.status().ToString();
-  if (!result.ok()) return {};
-  auto derived = DeriveWeightAndBiasParams(table);
-  EXPECT_TRUE(derived.ok()) << derived.status().ToString();
-  auto violations = VerifyAlignment(g, *table, p, result->requantizes, options);
-  for (const auto& v : violations) ADD_FAILURE() << "[" << v.check << "] " << v.message;
-  return std::move(result).value();
-}
-
 void Apply(const RangeMap& ranges, QuantConfigTable* table) {
   auto applied = ApplyRanges(ranges, table, /*allow_missing=*/false);
   ASSERT_TRUE(applied.ok()) << applied.status().ToString();
@@ -60,45 +41,11 @@ void Apply(const RangeMap& ranges, QuantConfigTable* table) {
 
 // ---------------------------------------------------------------- the seed's example
 
-// Conv1 and Conv2 feed Add1; Conv2 also feeds Conv3. Add has PPQ's elementwise rule: its inputs
-// share, aligned to the large range.
-struct SeedExample {
-  std::unique_ptr<Graph> graph;
-  std::unique_ptr<QuantConfigTable> table;
-};
-
-SeedExample BuildSeedExample() {
-  GraphBuilder b;
-  Variable* x = b.Input("x", {1, 3, 8, 8});
-  Variable* c1 = b.Op("Conv", "Conv1", {x, b.RandomParam("w1", {4, 3, 1, 1}, 1)});
-  Variable* c2 = b.Op("Conv", "Conv2", {x, b.RandomParam("w2", {4, 3, 1, 1}, 2)});
-  Variable* a = b.Op("Add", "Add1", {c1, c2});
-  Variable* c3 = b.Op("Conv", "Conv3", {c2, b.RandomParam("w3", {4, 4, 1, 1}, 3)});
-  b.Output(a);
-  b.Output(c3);
-  SeedExample ex;
-  ex.graph = b.Build();
-  ex.table = MakeTable(*ex.graph);
-  RangeMap ranges;
-  AddRange(&ranges, "x", -1, 1);
-  AddRange(&ranges, "Conv1_out", -2, 2);
-  AddRange(&ranges, "Conv2_out", -1, 6);
-  AddRange(&ranges, "Add1_out", -3, 8);
-  AddRange(&ranges, "Conv3_out", -4, 4);
-  Apply(ranges, ex.table.get());
-  return ex;
-}
-
-TargetProfile ElementwiseProfile(bool force_overlap) {
-  return MakeProfile("seed", {Rule("Add", RuleKind::kShareInputs, AlignMethod::kLarge)},
-                     force_overlap);
-}
-
 TEST(SeedExample, ForceOverlapOnPullsProducerAndEveryConsumerIn) {
   SeedExample ex = BuildSeedExample();
   Graph& g = *ex.graph;
   QuantConfigTable& t = *ex.table;
-  AlignmentResult r = RunOk(g, ElementwiseProfile(true), &t);
+  AlignmentResult r = RunOk(g, SeedProfile(true), &t);
   // The Add's inputs, both producers and Conv3's input (the other consumer of Conv2_out).
   TQC* anchor = In(t, g, "Add1", 0);
   for (TQC* m : {Out(t, g, "Conv1"), In(t, g, "Add1", 1), Out(t, g, "Conv2"), In(t, g, "Conv3")}) {
@@ -119,7 +66,7 @@ TEST(SeedExample, ForceOverlapOffKeepsProducerAndRecordsRequantize) {
   SeedExample ex = BuildSeedExample();
   Graph& g = *ex.graph;
   QuantConfigTable& t = *ex.table;
-  AlignmentResult r = RunOk(g, ElementwiseProfile(false), &t);
+  AlignmentResult r = RunOk(g, SeedProfile(false), &t);
   TQC* add0 = In(t, g, "Add1", 0);
   // Conv1_out has one consumer: its producer joins the Add's group.
   EXPECT_TRUE(t.SameGroup(add0, Out(t, g, "Conv1")));
@@ -136,7 +83,7 @@ TEST(SeedExample, ForceOverlapOffKeepsProducerAndRecordsRequantize) {
   ExpectParams(t, add0, Params(Int8Asym(), -2, 6));
   ExpectParams(t, Out(t, g, "Conv2"), Params(Int8Asym(), -1, 6));
   // Without the recorded requantize the verifier flags the edge.
-  auto violations = VerifyAlignment(g, t, ElementwiseProfile(false), {});
+  auto violations = VerifyAlignment(g, t, SeedProfile(false), {});
   ASSERT_EQ(violations.size(), 1u);
   EXPECT_EQ(violations[0].check, "edge");
   EXPECT_NE(violations[0].message.find("Conv2_out"), std::string::npos);
@@ -145,9 +92,9 @@ TEST(SeedExample, ForceOverlapOffKeepsProducerAndRecordsRequantize) {
 TEST(SeedExample, RunningTwiceChangesNothing) {
   for (bool force : {true, false}) {
     SeedExample ex = BuildSeedExample();
-    RunOk(*ex.graph, ElementwiseProfile(force), ex.table.get());
+    RunOk(*ex.graph, SeedProfile(force), ex.table.get());
     auto before = testing::TableSnapshot(*ex.table);
-    AlignmentResult again = RunOk(*ex.graph, ElementwiseProfile(force), ex.table.get());
+    AlignmentResult again = RunOk(*ex.graph, SeedProfile(force), ex.table.get());
     EXPECT_FALSE(again.counters.changed);
     EXPECT_EQ(again.counters.links_made, 0);
     EXPECT_EQ(testing::TableSnapshot(*ex.table), before);

@@ -25,26 +25,11 @@ float ScaleOf(float min, float max) {
 
 TEST(AlignmentReport, JsonListsGroupsMembersLossRequantizesAndSummary) {
   // The seed's example with force_overlap off: one Add group, one requantize edge.
-  GraphBuilder b;
-  Variable* x = b.Input("x", {1, 3, 8, 8});
-  Variable* c1 = b.Op("Conv", "Conv1", {x, b.RandomParam("w1", {4, 3, 1, 1}, 1)});
-  Variable* c2 = b.Op("Conv", "Conv2", {x, b.RandomParam("w2", {4, 3, 1, 1}, 2)});
-  Variable* a = b.Op("Add", "Add1", {c1, c2});
-  Variable* c3 = b.Op("Conv", "Conv3", {c2, b.RandomParam("w3", {4, 4, 1, 1}, 3)});
-  b.Output(a);
-  b.Output(c3);
-  auto g = b.Build();
-  auto t = testing::MakeTable(*g);
-  RangeMap ranges;
-  AddRange(&ranges, "x", -1, 1);
-  AddRange(&ranges, "Conv1_out", -2, 2);
-  AddRange(&ranges, "Conv2_out", -1, 6);
-  AddRange(&ranges, "Add1_out", -3, 8);
-  AddRange(&ranges, "Conv3_out", -4, 4);
-  ASSERT_TRUE(ApplyRanges(ranges, t.get(), false).ok());
-  const TargetProfile profile = testing::MakeProfile(
-      "seed", {testing::Rule("Add", RuleKind::kShareInputs, AlignMethod::kLarge)}, false);
-  auto result = RunAlignmentPass(*g, profile, {}, t.get());
+  testing::SeedExample ex = testing::BuildSeedExample();
+  const Graph* g = ex.graph.get();
+  QuantConfigTable* t = ex.table.get();
+  const TargetProfile profile = testing::SeedProfile(false);
+  auto result = RunAlignmentPass(*g, profile, {}, t);
   ASSERT_TRUE(result.ok()) << result.status().ToString();
   auto violations = VerifyAlignment(*g, *t, profile, result->requantizes);
   ASSERT_TRUE(violations.empty());
