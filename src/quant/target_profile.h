@@ -33,7 +33,7 @@
 //          share_input_output       input 0 and the output(s) share (pooling, Reshape, Split, ...)
 //          share_inputs             all inputs share, the output keeps its own (Add on some DSPs)
 //          fixed_output             the output has fixed "scale" and "zero_point" (Softmax)
-// methods: none, input, output, large, optimal (see ../shared/design/alignment.md); default
+// methods: none, input, output, large, optimal (see docs/alignment.md); default
 //          output; "method" is not allowed on fixed_output rules. An op type may appear in one
 //          class only; every op type must be a known ONNX operator.
 #pragma once
