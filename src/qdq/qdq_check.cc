@@ -4,6 +4,9 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <vector>
+
+#include "quant/bias_params.h"
 
 namespace qalign {
 namespace {
@@ -111,10 +114,10 @@ QdqCheckResult CheckQdqModel(QdqModelView& view, const AlignmentOptions& options
       const TQC* in = config->inputs[0];
       const TQC* w = config->inputs[1];
       ++result.biases_checked;
+      const std::vector<float> expected = BiasScales(in->scale[0], w->scale, b->scale.size());
       bool scale_ok = true;
       for (size_t c = 0; scale_ok && c < b->scale.size(); ++c) {
-        const float ws = w->scale[w->scale.size() == 1 ? 0 : std::min(c, w->scale.size() - 1)];
-        scale_ok = Close(b->scale[c], in->scale[0] * ws, 1e-5f);
+        scale_ok = Close(b->scale[c], expected[c], 1e-5f);
       }
       bool zero_point_ok = true;
       for (int64_t z : b->offset) zero_point_ok = zero_point_ok && z == 0;

@@ -16,6 +16,7 @@
 #include "export/qdq_export.h"
 #include "export/quant_plan.h"
 #include "onnx/tensor_proto.h"
+#include "quant/bias_params.h"
 
 namespace qalign {
 namespace {
@@ -389,11 +390,8 @@ class Rewriter {
       if (!q || q->rank() > 1) continue;
       const size_t channels = static_cast<size_t>(std::max<int64_t>(q->num_elements(), 1));
       Params p;
-      const size_t n_scale = w_scale.size() > 1 ? channels : 1;
-      for (size_t c = 0; c < n_scale; ++c) {
-        p.scale.push_back(in_scale[0] * w_scale[std::min(c, w_scale.size() - 1)]);
-      }
-      p.zero_point.assign(n_scale, 0);
+      p.scale = BiasScales(in_scale[0], w_scale, w_scale.size() > 1 ? channels : 1);
+      p.zero_point.assign(p.scale.size(), 0);
       bool same = p.scale.size() == before.scale.size() && p.zero_point == before.zero_point;
       for (size_t c = 0; same && c < p.scale.size(); ++c) {
         same = std::fabs(p.scale[c] - before.scale[c]) <= 1e-6f * p.scale[c];
