@@ -118,16 +118,10 @@ StatusOr<Tensor> TensorFromProto(const onnx::TensorProto& proto, const std::stri
   if (proto.has_segment()) {
     return UnimplementedError(TensorLabel(proto), ": segmented tensors are not supported");
   }
-  // Element count without overflow; a corrupt file must not make us allocate exabytes.
-  constexpr int64_t kMaxElements = int64_t{1} << 40;
-  int64_t count = 1;
-  for (int64_t d : shape) {
-    if (d != 0 && count > kMaxElements / d) {
-      return InvalidArgumentError(TensorLabel(proto), ": shape ", ShapeToString(shape),
-                                  " has too many elements");
-    }
-    count *= d;
-  }
+  // Element count without overflow, within the tensor limit: a corrupt file must not make us
+  // allocate exabytes.
+  QALIGN_RETURN_IF_ERROR(CheckedTensorBytes(dtype, shape, TensorLabel(proto)).status());
+  const int64_t count = NumElements(shape);
   const size_t expected_bytes = static_cast<size_t>(count) * DataTypeSize(dtype);
 
   if (dtype == DataType::kString) {
