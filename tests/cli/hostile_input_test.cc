@@ -225,5 +225,22 @@ TEST_F(HostileInputTest, ResizeWithHugeScalesFailsInTheOp) {
                 {"Resize 'resize'", "[1,1,2000000,2000000]", "limit"});
 }
 
+TEST_F(HostileInputTest, ExternalDataOutsideTheModelFolderIsRefused) {
+  // Both used to be read as weights, exit 0.
+  Write("secret.bin", std::string(36, '\x01'));
+  for (const std::string location : {"/etc/passwd", "../secret.bin"}) {
+    onnx::ModelProto model = ConvRelu();
+    onnx::TensorProto* w = model.mutable_graph()->mutable_initializer(0);
+    w->clear_raw_data();
+    w->set_data_location(onnx::TensorProto::EXTERNAL);
+    auto* entry = w->add_external_data();
+    entry->set_key("location");
+    entry->set_value(location);
+    const std::string path = WriteModel("model/m.onnx", model);
+    ExpectFailure(RunCli({"inspect", path}),
+                  {path, "tensor 'w'", "location '" + location + "'", "model's folder"});
+  }
+}
+
 }  // namespace
 }  // namespace qalign
