@@ -95,6 +95,11 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
   if (SameFile(options.model_path, options.output_path)) {
     return InvalidArgumentError(options.output_path, ": refusing to overwrite the input model");
   }
+  // Every output checked before any work, so none is written when another cannot be.
+  for (const std::string* path : {&options.output_path, &options.report_path,
+                                  &options.table_path, &options.trt_cache_path}) {
+    if (!path->empty()) QALIGN_RETURN_IF_ERROR(CheckOutputPath(*path, options.model_path));
+  }
 
   // Options first, so mistakes surface before any work.
   QuantizePipelineOptions pipeline_options;

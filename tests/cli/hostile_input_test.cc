@@ -2,8 +2,10 @@
 // fails with one stderr line naming the file and the op or tensor, and leaves no output behind.
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -240,6 +242,43 @@ TEST_F(HostileInputTest, ExternalDataOutsideTheModelFolderIsRefused) {
     ExpectFailure(RunCli({"inspect", path}),
                   {path, "tensor 'w'", "location '" + location + "'", "model's folder"});
   }
+}
+
+TEST_F(HostileInputTest, OutputOntoAFifoOrSymlinkIsRefusedAndLeavesNothing) {
+  // A FIFO stands in for a device node: -o /dev/null used to replace the device.
+  const std::string model = WriteModel("m.onnx", ConvRelu());
+  ASSERT_EQ(::mkfifo((folder_ + "/fifo").c_str(), 0600), 0);
+  ExpectFailure(RunCli({"quantize", model, "--target", "ort-qdq-u8s8", "--calib", "random:1",
+                        "-o", folder_ + "/fifo"}),
+                {folder_ + "/fifo", "not a regular file"});
+  std::filesystem::create_symlink(folder_ + "/elsewhere.onnx", folder_ + "/link.onnx");
+  ExpectFailure(RunCli({"quantize", model, "--target", "ort-qdq-u8s8", "--calib", "random:1",
+                        "-o", folder_ + "/link.onnx"}),
+                {folder_ + "/link.onnx", "symbolic link"});
+  EXPECT_EQ(Entries(), (std::vector<std::string>{"fifo", "link.onnx", "m.onnx"}));
+  EXPECT_TRUE(std::filesystem::is_fifo(folder_ + "/fifo"));
+}
+
+TEST_F(HostileInputTest, InvalidSecondOutputMeansNoOutputAtAll) {
+  // The -o model used to be written before --table or --trt-cache failed.
+  const std::string model = WriteModel("m.onnx", ConvRelu());
+  const std::string out = folder_ + "/q.onnx";
+  ExpectFailure(RunCli({"quantize", model, "--target", "ort-qdq-u8s8", "--calib", "random:1",
+                        "--table", folder_ + "/missing/t.json", "-o", out}),
+                {folder_ + "/missing", "output folder"});
+  ExpectFailure(RunCli({"quantize", model, "--target", "trt-int8", "--calib", "random:1",
+                        "--trt-cache", model, "-o", out}),
+                {model, "refusing to overwrite the input"});
+  EXPECT_EQ(Entries(), std::vector<std::string>{"m.onnx"});
+}
+
+TEST_F(HostileInputTest, LongOutputNameWorks) {
+  const std::string model = WriteModel("m.onnx", ConvRelu());
+  const std::string out = folder_ + "/" + std::string(245, 'q') + ".onnx";
+  CliResult r = RunCli({"quantize", model, "--target", "ort-qdq-u8s8", "--calib", "random:1",
+                        "-o", out});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(std::filesystem::is_regular_file(out));
 }
 
 }  // namespace
