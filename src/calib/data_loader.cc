@@ -2,6 +2,7 @@
 #include "calib/data_loader.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <filesystem>
 #include <random>
@@ -272,14 +273,22 @@ StatusOr<std::shared_ptr<const CalibrationDataset>> OpenImages(
       std::make_shared<ImageDataset>(inputs[0], std::move(files), std::move(preprocess)));
 }
 
+constexpr long long kMaxRandomSamples = 100000;
+
 StatusOr<std::shared_ptr<const CalibrationDataset>> OpenRandom(
     const std::string& body, const std::vector<ModelInputSpec>& inputs) {
   const size_t question = body.find('?');
   const std::string count_text = body.substr(0, question);
   char* end = nullptr;
+  errno = 0;
   const long long count = std::strtoll(count_text.c_str(), &end, 10);
   if (count_text.empty() || end != count_text.c_str() + count_text.size() || count <= 0) {
     return InvalidArgumentError("--calib random:", body, ": expected random:N with N > 0");
+  }
+  // Each sample is a full forward pass: N = 2^63 - 1 was accepted and ran forever.
+  if (errno == ERANGE || count > kMaxRandomSamples) {
+    return InvalidArgumentError("--calib random:", body, ": at most ", kMaxRandomSamples,
+                                " samples (calibration needs hundreds)");
   }
   uint32_t seed = 0;
   float low = 0.0f, high = 1.0f;

@@ -272,6 +272,16 @@ TEST_F(HostileInputTest, InvalidSecondOutputMeansNoOutputAtAll) {
   EXPECT_EQ(Entries(), std::vector<std::string>{"m.onnx"});
 }
 
+TEST_F(HostileInputTest, HugeRandomSampleCountAndNegativeNpyDimsAreRefused) {
+  // random:2^63-1 was accepted and ran forever; a .npy (-1, 16) read as (1, 16).
+  const std::string model = WriteModel("m.onnx", ConvRelu());
+  ExpectFailure(RunCli({"calibrate", model, "--target", "ort-qdq-u8s8", "--calib",
+                        "random:9223372036854775807", "-o", folder_ + "/r.json"}),
+                {"random:9223372036854775807", "at most"});
+  const std::string x = Write("x.npy", NpyBytes({}, std::vector<float>(16, 1.0f), "(-1, 1, 4, 4)"));
+  ExpectFailure(RunCli({"run", model, "--input", "x=" + x}), {x, "dim '-1'"});
+}
+
 TEST_F(HostileInputTest, LongOutputNameWorks) {
   const std::string model = WriteModel("m.onnx", ConvRelu());
   const std::string out = folder_ + "/" + std::string(245, 'q') + ".onnx";
