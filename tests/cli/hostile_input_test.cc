@@ -282,6 +282,14 @@ TEST_F(HostileInputTest, HugeRandomSampleCountAndNegativeNpyDimsAreRefused) {
   ExpectFailure(RunCli({"run", model, "--input", "x=" + x}), {x, "dim '-1'"});
 }
 
+TEST_F(HostileInputTest, AbsurdThreadCountRunsWithACappedPool) {
+  const std::string model = WriteModel("m.onnx", ConvRelu());
+  const std::string x = Write("x.npy", NpyBytes({1, 1, 4, 4}, std::vector<float>(16, 1.0f)));
+  CliResult r = RunCli({"run", model, "--input", "x=" + x, "--threads", "100000"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("thread pool: 100000 threads asked"), std::string::npos) << r.err;
+}
+
 TEST_F(HostileInputTest, LongOutputNameWorks) {
   const std::string model = WriteModel("m.onnx", ConvRelu());
   const std::string out = folder_ + "/" + std::string(245, 'q') + ".onnx";
