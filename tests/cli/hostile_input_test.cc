@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -288,6 +289,34 @@ TEST_F(HostileInputTest, AbsurdThreadCountRunsWithACappedPool) {
   CliResult r = RunCli({"run", model, "--input", "x=" + x, "--threads", "100000"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("thread pool: 100000 threads asked"), std::string::npos) << r.err;
+}
+
+TEST_F(HostileInputTest, EvalRefusesAQdqModelWithAMeaninglessScale) {
+  // eval printed an SNR for these (check and fix reject them).
+  onnx::ModelProto fp32 = NewModel(13);
+  auto* g = fp32.mutable_graph();
+  AddInput(g, "x", {"1", "4"});
+  AddNode(g, "Relu", {"x"}, {"y"}, "relu");
+  AddOutput(g, "y", {"1", "4"});
+  const std::string fp32_path = WriteModel("fp32.onnx", fp32);
+  for (const float scale : {0.0f, -0.5f, std::nanf(""), INFINITY}) {
+    onnx::ModelProto q = NewModel(13);
+    auto* qg = q.mutable_graph();
+    AddInput(qg, "x", {"1", "4"});
+    *qg->add_initializer() = FloatTensor("s", {}, {scale});
+    onnx::TensorProto zp;
+    zp.set_name("zp");
+    zp.set_data_type(onnx::TensorProto::UINT8);
+    zp.set_raw_data(std::string(1, '\0'));
+    *qg->add_initializer() = zp;
+    AddNode(qg, "QuantizeLinear", {"x", "s", "zp"}, {"xq"}, "quant");
+    AddNode(qg, "DequantizeLinear", {"xq", "s", "zp"}, {"xd"}, "dequant");
+    AddNode(qg, "Relu", {"xd"}, {"y"}, "relu");
+    AddOutput(qg, "y", {"1", "4"});
+    const std::string q_path = WriteModel("q.onnx", q);
+    ExpectFailure(RunCli({"eval", fp32_path, q_path, "--data", "random:2", "--quiet"}),
+                  {"QuantizeLinear 'quant'", "scale 's'", "positive and finite"});
+  }
 }
 
 TEST_F(HostileInputTest, LongOutputNameWorks) {
