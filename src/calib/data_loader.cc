@@ -309,6 +309,11 @@ StatusOr<std::shared_ptr<const CalibrationDataset>> OpenRandom(
         return InvalidArgumentError("--calib random: '", item, "' is not key=number");
       }
       if (key == "seed") {
+        // Casting a negative or too large double to uint32_t is undefined (found by fuzzing).
+        if (number < 0 || number > 4294967295.0 || number != std::floor(number)) {
+          return InvalidArgumentError("--calib random: seed '", value,
+                                      "' is not a whole number from 0 to 4294967295");
+        }
         seed = static_cast<uint32_t>(number);
       } else if (key == "low") {
         low = static_cast<float>(number);

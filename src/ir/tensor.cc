@@ -2,6 +2,7 @@
 #include "ir/tensor.h"
 
 #include <algorithm>
+#include <limits>
 #include <sstream>
 
 #include "core/limits.h"
@@ -60,8 +61,14 @@ bool IsFloatingPoint(DataType type) {
 }
 
 int64_t NumElements(std::span<const int64_t> shape) {
+  // A zero dim empties the tensor whatever the others are; checked first so that huge dims
+  // beside it do not overflow the product. A product past int64 saturates (callers that
+  // allocate check shapes with CheckedTensorBytes first).
+  if (std::find(shape.begin(), shape.end(), 0) != shape.end()) return 0;
   int64_t n = 1;
-  for (int64_t d : shape) n *= d;
+  for (int64_t d : shape) {
+    if (!MultiplyChecked(n, d, &n)) return std::numeric_limits<int64_t>::max();
+  }
   return n;
 }
 

@@ -300,8 +300,7 @@ void InferShapes(const onnx::ModelProto& model, Graph& graph, const ImportOption
     try {
       onnx::ShapeInferenceOptions inference_options(/*check_type_val=*/false,
                                                     /*strict_mode_val=*/0, data_propagation);
-      onnx::shape_inference::InferShapes(inferred, onnx::OpSchemaRegistry::Instance(),
-                                         inference_options);
+      onnx::shape_inference::InferShapes(inferred, GuardedSchemaRegistry(), inference_options);
       failure.clear();
       break;
     } catch (const std::exception& e) {

@@ -2,9 +2,12 @@
 #include "onnx/model_check.h"
 
 #include <onnx/defs/schema.h>
+#include <onnx/defs/shape_inference.h>
 
 #include <cstdint>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <set>
 
 #include "ir/tensor.h"
@@ -201,7 +204,82 @@ Status CheckGraph(const onnx::GraphProto& graph, const Opsets& opsets, bool top_
   return Status::Ok();
 }
 
+// Where the data input and the weight (-1: none) of a conv or pool op are.
+struct ConvPoolInputs {
+  int x;
+  int w;
+};
+const std::map<std::string, ConvPoolInputs>& ConvPoolOps() {
+  static const auto* ops = new std::map<std::string, ConvPoolInputs>{
+      {"Conv", {0, 1}},        {"ConvTranspose", {0, 1}}, {"ConvInteger", {0, 1}},
+      {"QLinearConv", {0, 3}}, {"DeformConv", {0, 1}},    {"MaxPool", {0, -1}},
+      {"AveragePool", {0, -1}}, {"LpPool", {0, -1}},      {"MaxUnpool", {0, -1}}};
+  return *ops;
+}
+
+// Before ONNX's inference of a conv or pool op: input rank >= 2, a weight of the same rank, and
+// per-axis attributes as long as the spatial rank (pads twice as long).
+void CheckConvPoolRanks(onnx::InferenceContext& ctx, const ConvPoolInputs& io,
+                        const std::string& op_type) {
+  if (ctx.getNumInputs() <= static_cast<size_t>(io.x) || !onnx::hasInputShape(ctx, io.x)) return;
+  const int rank = ctx.getInputType(io.x)->tensor_type().shape().dim_size();
+  if (rank < 2) fail_shape_inference(op_type, ": input of rank ", rank, ", needs at least 2");
+  if (io.w >= 0 && ctx.getNumInputs() > static_cast<size_t>(io.w) &&
+      onnx::hasInputShape(ctx, io.w)) {
+    const int w_rank = ctx.getInputType(io.w)->tensor_type().shape().dim_size();
+    if (w_rank != rank) {
+      fail_shape_inference(op_type, ": weight of rank ", w_rank, " for an input of rank ", rank);
+    }
+  }
+  const int spatial = rank - 2;
+  for (const char* name : {"strides", "dilations", "kernel_shape", "output_padding"}) {
+    const onnx::AttributeProto* a = ctx.getAttribute(name);
+    if (a != nullptr && a->ints_size() != spatial) {
+      fail_shape_inference(op_type, ": '", name, "' has ", a->ints_size(), " values for ",
+                           spatial, " spatial dims");
+    }
+  }
+  const onnx::AttributeProto* pads = ctx.getAttribute("pads");
+  if (pads != nullptr && pads->ints_size() != 2 * spatial) {
+    fail_shape_inference(op_type, ": 'pads' has ", pads->ints_size(), " values for ", spatial,
+                         " spatial dims");
+  }
+}
+
+class GuardedRegistry : public onnx::ISchemaRegistry {
+ public:
+  const onnx::OpSchema* GetSchema(const std::string& key, const int max_inclusive_version,
+                                  const std::string& domain) const override {
+    const onnx::OpSchema* schema =
+        onnx::OpSchemaRegistry::Instance()->GetSchema(key, max_inclusive_version, domain);
+    if (schema == nullptr || !(domain.empty() || domain == "ai.onnx")) return schema;
+    const auto op = ConvPoolOps().find(key);
+    if (op == ConvPoolOps().end()) return schema;
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto& guarded = guarded_[schema];
+    if (!guarded) {
+      guarded = std::make_unique<onnx::OpSchema>(*schema);
+      onnx::InferenceFunction original = schema->GetTypeAndShapeInferenceFunction();
+      const ConvPoolInputs io = op->second;
+      guarded->TypeAndShapeInferenceFunction([original, io, key](onnx::InferenceContext& ctx) {
+        CheckConvPoolRanks(ctx, io, key);
+        if (original) original(ctx);
+      });
+    }
+    return guarded.get();
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  mutable std::map<const onnx::OpSchema*, std::unique_ptr<onnx::OpSchema>> guarded_;
+};
+
 }  // namespace
+
+const onnx::ISchemaRegistry* GuardedSchemaRegistry() {
+  static const auto* registry = new GuardedRegistry();
+  return registry;
+}
 
 bool IsValidUtf8(const std::string& text) {
   const auto* p = reinterpret_cast<const unsigned char*>(text.data());

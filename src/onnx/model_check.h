@@ -1,6 +1,7 @@
 // Checks a parsed ModelProto before anything interprets it: names, declared shapes, attributes.
 #pragma once
 
+#include <onnx/defs/schema.h>
 #include <onnx/onnx_pb.h>
 
 #include <string>
@@ -23,6 +24,14 @@ namespace qalign {
 // Subgraphs (If/Loop/Scan bodies) are checked the same way. Errors are one line naming
 // `source` and the op (type and name) or tensor.
 Status CheckModelProto(const onnx::ModelProto& model, const std::string& source);
+
+// ONNX's schema registry, with a guard in front of the shape inference of conv and pool ops.
+// ONNX's convPoolShapeInference indexes the input's dims with the weight's rank and the
+// attributes' lengths without comparing them (a Conv weight of rank 50 on a rank-4 input read
+// past the dims: SIGSEGV, found by fuzz/fuzz_onnx_import). Ranks are only known during
+// inference, so the guard runs there: a mismatch fails inference the way ONNX itself does
+// (an exception the importer turns into a warning), instead of reaching ONNX's code.
+const onnx::ISchemaRegistry* GuardedSchemaRegistry();
 
 // True when `text` is well-formed UTF-8 (no overlong forms, surrogates or values past U+10FFFF).
 bool IsValidUtf8(const std::string& text);

@@ -396,6 +396,8 @@ TEST_F(DataLoaderTest, RandomDataIsSeededAndInRange) {
   ExpectError(OpenCalibrationData("random:100000000000000000000", inputs).status(),
               {"at most 100000"});
   ExpectError(OpenCalibrationData("random:1e20", inputs).status(), {"random:1e20"});
+  ExpectError(OpenCalibrationData("random:3?seed=-1", inputs).status(), {"seed '-1'"});
+  ExpectError(OpenCalibrationData("random:3?seed=1.5", inputs).status(), {"seed '1.5'"});
   EXPECT_TRUE(OpenCalibrationData("random:100000", inputs).ok());
   ExpectError(OpenCalibrationData("random:3", {Input("x", {-1, 3})}).status(),
               {"'x'", "--input-shape"});

@@ -90,6 +90,10 @@ TEST(NpyTest, ShapeSpellingsNumpyWrites) {
   auto matrix = ParseNpy(NpyWithShape("2, 3", 24), "m.npy");
   ASSERT_TRUE(matrix.ok()) << matrix.status().message();
   EXPECT_EQ(matrix->shape(), (std::vector<int64_t>{2, 3}));
+  // A zero dim beside dims whose product overflows: empty, no overflow (found by fuzzing).
+  auto huge_empty = ParseNpy(NpyWithShape("1111111111125, 222222222221, 0", 0), "z.npy");
+  ASSERT_TRUE(huge_empty.ok()) << huge_empty.status().message();
+  EXPECT_EQ(huge_empty->num_elements(), 0);
   auto empty = ParseNpy(NpyWithShape("0, 5", 0), "e.npy");
   ASSERT_TRUE(empty.ok()) << empty.status().message();
   EXPECT_EQ(empty->num_elements(), 0);

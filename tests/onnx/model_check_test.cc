@@ -137,6 +137,29 @@ TEST(ModelCheckTest, WellTypedConvStillImports) {
   EXPECT_EQ((*graph)->FindVariable("y")->shape().ToString(), "[1,1,4,4]");
 }
 
+TEST(ModelCheckTest, ConvWeightRankUnlikeTheInputsStopsShapeInferenceNotTheProcess) {
+  // A rank-6 weight on a rank-4 input made ONNX's convPoolShapeInference read past the input's
+  // dims (SIGSEGV, found by fuzz/fuzz_onnx_import). The guard fails inference instead: the
+  // model imports with the output's shape unknown, as for any model inference cannot follow.
+  onnx::ModelProto model = NewModel(13);
+  auto* g = model.mutable_graph();
+  AddInput(g, "x", {"1", "1", "8", "8"});
+  *g->add_initializer() = FloatTensor("w", {1, 1, 3, 3, 1, 1}, std::vector<float>(9, 1.0f));
+  AddNode(g, "Conv", {"x", "w"}, {"y"}, "op");
+  AddOutput(g, "y", {})->mutable_type()->mutable_tensor_type()->clear_shape();
+  auto graph = Import(model);
+  ASSERT_TRUE(graph.ok()) << graph.status().message();
+  EXPECT_FALSE((*graph)->FindVariable("y")->shape().rank_known);
+  // Per-axis attributes must match the spatial rank too.
+  onnx::NodeProto* node = nullptr;
+  onnx::ModelProto pads = ConvOrPool("MaxPool", &node);
+  AddInts(node, "kernel_shape", {2, 2});
+  AddInts(node, "pads", {1, 1});
+  auto pooled = Import(pads);
+  ASSERT_TRUE(pooled.ok()) << pooled.status().message();
+  EXPECT_FALSE((*pooled)->FindVariable("y")->shape().fully_known());
+}
+
 TEST(ModelCheckTest, GraphWithoutOutputsIsRefused) {
   onnx::ModelProto model = NewModel(13);
   auto* g = model.mutable_graph();
