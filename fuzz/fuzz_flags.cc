@@ -17,8 +17,8 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const std::string text(reinterpret_cast<const char*>(data) + 1, size - 1);
-  const std::vector<qalign::ModelInputSpec> inputs = {
-      {"x", qalign::DataType::kFloat, {1, 3, 4, 4}}, {"ids", qalign::DataType::kInt64, {2}}};
+  const std::vector<qalign::ModelInputSpec> inputs = {{"x", qalign::DataType::kFloat, {1, 3, 4, 4}},
+                                                      {"ids", qalign::DataType::kInt64, {2}}};
   switch (data[0] % 4) {
     case 0: {
       auto parsed = qalign::ParseInputShapeFlag(text);
@@ -37,8 +37,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     case 2: {
       // The scratch folder holds only fuzz inputs, so the listing stays small.
-      auto dataset = qalign::OpenCalibrationData(
-          "image:" + qalign::fuzz::ScratchDir() + "?" + text, {inputs[0]});
+      auto dataset = qalign::OpenCalibrationData("image:" + qalign::fuzz::ScratchDir() + "?" + text,
+                                                 {inputs[0]});
       (void)dataset;
       break;
     }

@@ -114,15 +114,23 @@ int main(int argc, char** argv) {
   Write(dir + "/onnx_import/conv_pool.onnx", ConvPoolModel());
   Write(dir + "/onnx_import/reshape.onnx", ReshapeModel());
   using qalign::Tensor;
-  Write(dir + "/npy/f32_2x3.npy", *qalign::SerializeNpy(Tensor::FromVector<float>({2, 3}, {1, 2, 3, 4, 5, 6})));
+  Write(dir + "/npy/f32_2x3.npy",
+        *qalign::SerializeNpy(Tensor::FromVector<float>({2, 3}, {1, 2, 3, 4, 5, 6})));
   Write(dir + "/npy/i64_scalar.npy", *qalign::SerializeNpy(Tensor::FromVector<int64_t>({}, {7})));
-  Write(dir + "/npy/u8_4.npy", *qalign::SerializeNpy(Tensor::FromVector<uint8_t>({4}, {1, 2, 3, 4})));
+  Write(dir + "/npy/u8_4.npy",
+        *qalign::SerializeNpy(Tensor::FromVector<uint8_t>({4}, {1, 2, 3, 4})));
   Write(dir + "/ranges/two.json",
         "{\"a\": {\"min\": -1.5, \"max\": 3.25}, \"b\": {\"min\": 0, \"max\": 1, \"histogram\": "
         "{\"min\": 0, \"max\": 1, \"counts\": [1, 0, 4, 2]}}}\n");
   Write(dir + "/flags/input_shape", std::string("\x00x=1,3,640,640", 15));
-  Write(dir + "/flags/random", "\x01" "5?seed=3&low=-1&high=1");
-  Write(dir + "/flags/image_spec", "\x02" "mean=0.5,0.5,0.5&std=0.2,0.2,0.2&scale=1/255&size=8x8");
-  Write(dir + "/flags/preprocess", "\x03" "order=bgr&layout=nhwc&scale=1");
+  Write(dir + "/flags/random",
+        "\x01"
+        "5?seed=3&low=-1&high=1");
+  Write(dir + "/flags/image_spec",
+        "\x02"
+        "mean=0.5,0.5,0.5&std=0.2,0.2,0.2&scale=1/255&size=8x8");
+  Write(dir + "/flags/preprocess",
+        "\x03"
+        "order=bgr&layout=nhwc&scale=1");
   return 0;
 }

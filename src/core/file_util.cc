@@ -126,7 +126,8 @@ StatusOr<std::string> ReadFileToString(const std::string& path) {
 }
 
 bool SameFile(const std::string& a, const std::string& b) {
-  struct stat sa {}, sb {};
+  struct stat sa {
+  }, sb{};
   if (::stat(a.c_str(), &sa) != 0 || ::stat(b.c_str(), &sb) != 0) return false;
   return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
@@ -142,11 +143,13 @@ Status CheckOutputPath(const std::string& path, const std::string& protected_pat
       return InvalidArgumentError(path, ": is a directory, expected a file path");
     }
     if (S_ISLNK(info.st_mode)) {
-      return InvalidArgumentError(path, ": is a symbolic link; qalign replaces only regular "
+      return InvalidArgumentError(path,
+                                  ": is a symbolic link; qalign replaces only regular "
                                   "files (name the link's target, or remove the link)");
     }
     if (!S_ISREG(info.st_mode)) {
-      return InvalidArgumentError(path, ": is not a regular file (a device, FIFO or socket); "
+      return InvalidArgumentError(path,
+                                  ": is not a regular file (a device, FIFO or socket); "
                                   "qalign writes outputs only to regular files or new names");
     }
     return Status::Ok();

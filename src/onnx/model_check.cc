@@ -31,21 +31,36 @@ std::string DescribeNode(const onnx::NodeProto& node) {
 
 const char* AttributeTypeName(onnx::AttributeProto::AttributeType type) {
   switch (type) {
-    case onnx::AttributeProto::FLOAT: return "FLOAT";
-    case onnx::AttributeProto::INT: return "INT";
-    case onnx::AttributeProto::STRING: return "STRING";
-    case onnx::AttributeProto::TENSOR: return "TENSOR";
-    case onnx::AttributeProto::GRAPH: return "GRAPH";
-    case onnx::AttributeProto::SPARSE_TENSOR: return "SPARSE_TENSOR";
-    case onnx::AttributeProto::TYPE_PROTO: return "TYPE_PROTO";
-    case onnx::AttributeProto::FLOATS: return "FLOATS";
-    case onnx::AttributeProto::INTS: return "INTS";
-    case onnx::AttributeProto::STRINGS: return "STRINGS";
-    case onnx::AttributeProto::TENSORS: return "TENSORS";
-    case onnx::AttributeProto::GRAPHS: return "GRAPHS";
-    case onnx::AttributeProto::SPARSE_TENSORS: return "SPARSE_TENSORS";
-    case onnx::AttributeProto::TYPE_PROTOS: return "TYPE_PROTOS";
-    default: return "UNDEFINED";
+    case onnx::AttributeProto::FLOAT:
+      return "FLOAT";
+    case onnx::AttributeProto::INT:
+      return "INT";
+    case onnx::AttributeProto::STRING:
+      return "STRING";
+    case onnx::AttributeProto::TENSOR:
+      return "TENSOR";
+    case onnx::AttributeProto::GRAPH:
+      return "GRAPH";
+    case onnx::AttributeProto::SPARSE_TENSOR:
+      return "SPARSE_TENSOR";
+    case onnx::AttributeProto::TYPE_PROTO:
+      return "TYPE_PROTO";
+    case onnx::AttributeProto::FLOATS:
+      return "FLOATS";
+    case onnx::AttributeProto::INTS:
+      return "INTS";
+    case onnx::AttributeProto::STRINGS:
+      return "STRINGS";
+    case onnx::AttributeProto::TENSORS:
+      return "TENSORS";
+    case onnx::AttributeProto::GRAPHS:
+      return "GRAPHS";
+    case onnx::AttributeProto::SPARSE_TENSORS:
+      return "SPARSE_TENSORS";
+    case onnx::AttributeProto::TYPE_PROTOS:
+      return "TYPE_PROTOS";
+    default:
+      return "UNDEFINED";
   }
 }
 
@@ -63,9 +78,9 @@ const std::map<std::string, std::vector<IntBound>>& IntBounds() {
         {"strides", 1}, {"dilations", 1}, {"kernel_shape", 1}, {"pads", 0}};
     const std::vector<IntBound> block = {{"blocksize", 1}};
     return new std::map<std::string, std::vector<IntBound>>{
-        {"Conv", conv},         {"ConvTranspose", conv}, {"ConvInteger", conv},
-        {"QLinearConv", conv},  {"DeformConv", conv},    {"MaxPool", pool},
-        {"AveragePool", pool},  {"LpPool", pool},        {"MaxUnpool", pool},
+        {"Conv", conv},          {"ConvTranspose", conv}, {"ConvInteger", conv},
+        {"QLinearConv", conv},   {"DeformConv", conv},    {"MaxPool", pool},
+        {"AveragePool", pool},   {"LpPool", pool},        {"MaxUnpool", pool},
         {"DepthToSpace", block}, {"SpaceToDepth", block}};
   }();
   return *bounds;
@@ -78,18 +93,16 @@ Status CheckAttributes(const onnx::NodeProto& node, const Opsets& opsets,
   const onnx::OpSchema* schema =
       opset == opsets.end()
           ? nullptr
-          : onnx::OpSchemaRegistry::Schema(node.op_type(), static_cast<int>(opset->second),
-                                           domain);
+          : onnx::OpSchemaRegistry::Schema(node.op_type(), static_cast<int>(opset->second), domain);
   for (const auto& attr : node.attribute()) {
     if (attr.has_ref_attr_name()) continue;  // a function body's reference, typed by the caller
     if (schema != nullptr) {
       const auto& declared = schema->attributes();
       const auto it = declared.find(attr.name());
       if (it != declared.end() && attr.type() != it->second.type) {
-        return InvalidArgumentError(source, ": ", DescribeNode(node), ": attribute '",
-                                    EscapeBytes(attr.name()), "' is ",
-                                    AttributeTypeName(attr.type()), ", the op needs ",
-                                    AttributeTypeName(it->second.type));
+        return InvalidArgumentError(
+            source, ": ", DescribeNode(node), ": attribute '", EscapeBytes(attr.name()), "' is ",
+            AttributeTypeName(attr.type()), ", the op needs ", AttributeTypeName(it->second.type));
       }
     }
     if (domain.empty()) {
@@ -128,7 +141,8 @@ Status CheckDeclaredShape(const onnx::ValueInfoProto& info, const char* kind, bo
     }
     if (d.dim_value() < 0) {
       return InvalidArgumentError(source, ": ", kind, " '", info.name(), "' declares dim ",
-                                  d.dim_value(), "; dims must be >= 0 (leave a dim unknown with "
+                                  d.dim_value(),
+                                  "; dims must be >= 0 (leave a dim unknown with "
                                   "dim_param)");
     }
     dims.push_back(d.dim_value());
@@ -211,9 +225,9 @@ struct ConvPoolInputs {
 };
 const std::map<std::string, ConvPoolInputs>& ConvPoolOps() {
   static const auto* ops = new std::map<std::string, ConvPoolInputs>{
-      {"Conv", {0, 1}},        {"ConvTranspose", {0, 1}}, {"ConvInteger", {0, 1}},
-      {"QLinearConv", {0, 3}}, {"DeformConv", {0, 1}},    {"MaxPool", {0, -1}},
-      {"AveragePool", {0, -1}}, {"LpPool", {0, -1}},      {"MaxUnpool", {0, -1}}};
+      {"Conv", {0, 1}},         {"ConvTranspose", {0, 1}}, {"ConvInteger", {0, 1}},
+      {"QLinearConv", {0, 3}},  {"DeformConv", {0, 1}},    {"MaxPool", {0, -1}},
+      {"AveragePool", {0, -1}}, {"LpPool", {0, -1}},       {"MaxUnpool", {0, -1}}};
   return *ops;
 }
 
@@ -235,8 +249,8 @@ void CheckConvPoolRanks(onnx::InferenceContext& ctx, const ConvPoolInputs& io,
   for (const char* name : {"strides", "dilations", "kernel_shape", "output_padding"}) {
     const onnx::AttributeProto* a = ctx.getAttribute(name);
     if (a != nullptr && a->ints_size() != spatial) {
-      fail_shape_inference(op_type, ": '", name, "' has ", a->ints_size(), " values for ",
-                           spatial, " spatial dims");
+      fail_shape_inference(op_type, ": '", name, "' has ", a->ints_size(), " values for ", spatial,
+                           " spatial dims");
     }
   }
   const onnx::AttributeProto* pads = ctx.getAttribute("pads");
@@ -329,7 +343,8 @@ std::string EscapeBytes(const std::string& text) {
 Status CheckModelProto(const onnx::ModelProto& model, const std::string& source) {
   const onnx::GraphProto& graph = model.graph();
   if (graph.output_size() == 0) {
-    return InvalidArgumentError(source, ": the graph has no outputs; a model must declare at "
+    return InvalidArgumentError(source,
+                                ": the graph has no outputs; a model must declare at "
                                 "least one");
   }
   Opsets opsets;

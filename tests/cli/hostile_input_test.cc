@@ -112,8 +112,8 @@ onnx::ModelProto ConvRelu() {
 TEST_F(HostileInputTest, ValidModelQuantizes) {
   const std::string model = WriteModel("ok.onnx", ConvRelu());
   const std::string out = folder_ + "/q.onnx";
-  CliResult r = RunCli({"quantize", model, "--target", "ort-qdq-u8s8", "--calib", "random:2",
-                        "-o", out});
+  CliResult r =
+      RunCli({"quantize", model, "--target", "ort-qdq-u8s8", "--calib", "random:2", "-o", out});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(std::filesystem::is_regular_file(out));
 }
@@ -128,13 +128,14 @@ TEST_F(HostileInputTest, ZeroStridesFailInEverySubcommandWithoutASignal) {
   const std::string path = WriteModel("strides0.onnx", model);
   const std::string out = folder_ + "/q.onnx";
   ExpectFailure(RunCli({"inspect", path}), {path, "Conv 'conv'", "'strides'"});
-  ExpectFailure(RunCli({"calibrate", path, "--target", "ort-qdq-u8s8", "--calib", "random:1",
-                        "-o", folder_ + "/r.json"}),
+  ExpectFailure(RunCli({"calibrate", path, "--target", "ort-qdq-u8s8", "--calib", "random:1", "-o",
+                        folder_ + "/r.json"}),
                 {path, "Conv 'conv'", "'strides'"});
-  ExpectFailure(RunCli({"check", path, "--target", "ort-qdq-u8s8"}), {path, "Conv 'conv'", "'strides'"});
-  ExpectFailure(RunCli({"quantize", path, "--target", "ort-qdq-u8s8", "--calib", "random:1",
-                        "-o", out}),
+  ExpectFailure(RunCli({"check", path, "--target", "ort-qdq-u8s8"}),
                 {path, "Conv 'conv'", "'strides'"});
+  ExpectFailure(
+      RunCli({"quantize", path, "--target", "ort-qdq-u8s8", "--calib", "random:1", "-o", out}),
+      {path, "Conv 'conv'", "'strides'"});
   EXPECT_FALSE(std::filesystem::exists(out));
 }
 
@@ -158,8 +159,8 @@ TEST_F(HostileInputTest, NonUtf8NamesAreRefusedBeforeAnyJsonOrOutput) {
   const std::string out = folder_ + "/q.onnx";
   const std::string table = folder_ + "/table.json";
   ExpectFailure(RunCli({"inspect", "--json", path}), {path, "'c\\xff'", "not valid UTF-8"});
-  ExpectFailure(RunCli({"calibrate", path, "--target", "ort-qdq-u8s8", "--calib", "random:1",
-                        "-o", folder_ + "/ranges.json"}),
+  ExpectFailure(RunCli({"calibrate", path, "--target", "ort-qdq-u8s8", "--calib", "random:1", "-o",
+                        folder_ + "/ranges.json"}),
                 {path, "not valid UTF-8"});
   ExpectFailure(RunCli({"quantize", path, "--target", "ort-qdq-u8s8", "--calib", "random:1",
                         "--table", table, "-o", out}),
@@ -191,9 +192,9 @@ TEST_F(HostileInputTest, InputDimsThatOverflowOrAreNegativeAreRefused) {
   for (const auto& dims : std::vector<std::vector<int64_t>>{
            {1, 3, int64_t{1} << 32, int64_t{1} << 32}, {1, 3, INT64_MAX, INT64_MAX}}) {
     const std::string path = WriteModel("big.onnx", ReluWithInputDims(dims));
-    ExpectFailure(RunCli({"quantize", path, "--target", "ort-qdq-u8s8", "--calib", "random:1",
-                          "-o", out}),
-                  {path, "input 'x'", "64-bit"});
+    ExpectFailure(
+        RunCli({"quantize", path, "--target", "ort-qdq-u8s8", "--calib", "random:1", "-o", out}),
+        {path, "input 'x'", "64-bit"});
   }
   const std::string path = WriteModel("neg.onnx", ReluWithInputDims({1, -3, 4}));
   ExpectFailure(RunCli({"inspect", path}), {path, "input 'x'", "dim -3"});
@@ -207,8 +208,8 @@ TEST_F(HostileInputTest, HugeInputShapeFlagIsRefused) {
   AddNode(g, "Relu", {"x"}, {"y"}, "relu");
   AddOutput(g, "y", {"n", "c", "h", "w"});
   const std::string path = WriteModel("dyn.onnx", model);
-  for (const std::string dims : {"1,3,48000,192000", "100000,3,640,640",
-                                 "1,3,9223372036854775807,1"}) {
+  for (const std::string dims :
+       {"1,3,48000,192000", "100000,3,640,640", "1,3,9223372036854775807,1"}) {
     ExpectFailure(RunCli({"calibrate", path, "--target", "ort-qdq-u8s8", "--calib", "random:1",
                           "--input-shape", "x=" + dims, "-o", folder_ + "/r.json"}),
                   {path, "--input-shape x"});
@@ -249,12 +250,12 @@ TEST_F(HostileInputTest, OutputOntoAFifoOrSymlinkIsRefusedAndLeavesNothing) {
   // A FIFO stands in for a device node: -o /dev/null used to replace the device.
   const std::string model = WriteModel("m.onnx", ConvRelu());
   ASSERT_EQ(::mkfifo((folder_ + "/fifo").c_str(), 0600), 0);
-  ExpectFailure(RunCli({"quantize", model, "--target", "ort-qdq-u8s8", "--calib", "random:1",
-                        "-o", folder_ + "/fifo"}),
+  ExpectFailure(RunCli({"quantize", model, "--target", "ort-qdq-u8s8", "--calib", "random:1", "-o",
+                        folder_ + "/fifo"}),
                 {folder_ + "/fifo", "not a regular file"});
   std::filesystem::create_symlink(folder_ + "/elsewhere.onnx", folder_ + "/link.onnx");
-  ExpectFailure(RunCli({"quantize", model, "--target", "ort-qdq-u8s8", "--calib", "random:1",
-                        "-o", folder_ + "/link.onnx"}),
+  ExpectFailure(RunCli({"quantize", model, "--target", "ort-qdq-u8s8", "--calib", "random:1", "-o",
+                        folder_ + "/link.onnx"}),
                 {folder_ + "/link.onnx", "symbolic link"});
   EXPECT_EQ(Entries(), (std::vector<std::string>{"fifo", "link.onnx", "m.onnx"}));
   EXPECT_TRUE(std::filesystem::is_fifo(folder_ + "/fifo"));
@@ -322,8 +323,8 @@ TEST_F(HostileInputTest, EvalRefusesAQdqModelWithAMeaninglessScale) {
 TEST_F(HostileInputTest, LongOutputNameWorks) {
   const std::string model = WriteModel("m.onnx", ConvRelu());
   const std::string out = folder_ + "/" + std::string(245, 'q') + ".onnx";
-  CliResult r = RunCli({"quantize", model, "--target", "ort-qdq-u8s8", "--calib", "random:1",
-                        "-o", out});
+  CliResult r =
+      RunCli({"quantize", model, "--target", "ort-qdq-u8s8", "--calib", "random:1", "-o", out});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(std::filesystem::is_regular_file(out));
 }

@@ -192,9 +192,10 @@ onnx::ModelProto ReluWithInput(const std::vector<int64_t>& dims) {
 TEST(ModelCheckTest, InputWhoseElementCountOverflowsIsRefused) {
   // These reached oneDNN (SIGFPE) or gave the random input 3 floats of storage.
   constexpr int64_t kMax = INT64_MAX;
-  for (const auto& dims : std::vector<std::vector<int64_t>>{{1, 3, int64_t{1} << 32, int64_t{1} << 32},
-                                                           {1, 3, int64_t{1} << 62, 4},
-                                                           {1, 3, kMax, kMax}}) {
+  for (const auto& dims :
+       std::vector<std::vector<int64_t>>{{1, 3, int64_t{1} << 32, int64_t{1} << 32},
+                                         {1, 3, int64_t{1} << 62, 4},
+                                         {1, 3, kMax, kMax}}) {
     SCOPED_TRACE(ShapeToString(dims));
     ExpectRefused(ReluWithInput(dims), {"input 'x'", "64-bit"});
   }
@@ -203,7 +204,8 @@ TEST(ModelCheckTest, InputWhoseElementCountOverflowsIsRefused) {
 TEST(ModelCheckTest, InputOverTheTensorLimitIsRefusedAndTheLimitIsSettable) {
   const onnx::ModelProto model = ReluWithInput({1, 3, 1024, 1024});  // 12 MiB of f32
   SetMaxTensorBytes(int64_t{1} << 20);
-  ExpectRefused(model, {"input 'x'", "12582912 bytes", "limit of 1048576", "QALIGN_MAX_TENSOR_BYTES"});
+  ExpectRefused(model,
+                {"input 'x'", "12582912 bytes", "limit of 1048576", "QALIGN_MAX_TENSOR_BYTES"});
   SetMaxTensorBytes(0);  // the default again
   EXPECT_EQ(MaxTensorBytes(), kDefaultMaxTensorBytes);
   EXPECT_TRUE(Import(model).ok());
@@ -267,10 +269,10 @@ TEST(ModelCheckTest, Utf8Validation) {
   EXPECT_TRUE(IsValidUtf8("\xe5\x8d\xb7\xe7\xa7\xaf"));  // 卷积
   EXPECT_TRUE(IsValidUtf8("\xf0\x9f\x98\x80"));          // U+1F600
   EXPECT_FALSE(IsValidUtf8("\xff"));
-  EXPECT_FALSE(IsValidUtf8("\xc3"));                     // truncated
-  EXPECT_FALSE(IsValidUtf8("\xc0\x80"));                 // overlong NUL
-  EXPECT_FALSE(IsValidUtf8("\xed\xa0\x80"));             // surrogate U+D800
-  EXPECT_FALSE(IsValidUtf8("\xf4\x90\x80\x80"));         // past U+10FFFF
+  EXPECT_FALSE(IsValidUtf8("\xc3"));              // truncated
+  EXPECT_FALSE(IsValidUtf8("\xc0\x80"));          // overlong NUL
+  EXPECT_FALSE(IsValidUtf8("\xed\xa0\x80"));      // surrogate U+D800
+  EXPECT_FALSE(IsValidUtf8("\xf4\x90\x80\x80"));  // past U+10FFFF
   EXPECT_EQ(EscapeBytes(std::string("a\xff\n", 3)), "a\\xff\\x0a");
 }
 
