@@ -16,7 +16,7 @@ trap 'rm -rf "$tmp"' EXIT
 printf "%-10s %8s %10s %12s %12s\n" observer samples "wall s" "samples/s" "peak RSS MB"
 for observer in minmax kl; do
   /usr/bin/time -f "%e %M" -o "$tmp/time" "$qalign" calibrate "$model" --target tflite-int8 \
-    --input-shape x=1,3,640,640 --observer "$observer" --num-samples "$n" --quiet \
+    --input-shape x=1,3,640,640 --observer "$observer" --holdout 0 --quiet \
     --calib "image:$images?size=640x640&mean=0.485,0.456,0.406&std=0.229,0.224,0.225" \
     -o "$tmp/ranges.json"
   read -r wall rss_kb < "$tmp/time"

@@ -1,5 +1,7 @@
-// Public API: quantize an FP32 ONNX model end to end (dispatch, calibrate, align, derive bias
-// params, export QDQ ONNX) and compare a quantized model with its FP32 original.
+// Public API: calibrate, align or quantize an FP32 ONNX model end to end (rewrite, dispatch,
+// calibrate, align, derive weight and bias params, export QDQ ONNX: the steps of
+// src/pipeline/pipeline.h, one path for the three), and compare a quantized model with its FP32
+// original.
 #pragma once
 
 #include <cstdint>
@@ -12,36 +14,99 @@
 
 namespace qalign {
 
-struct QuantizeOptions {
-  std::string model_path;   // FP32 ONNX model (never overwritten)
-  std::string target;       // profile name (tflite-int8, ...) or JSON file
-  std::string calib_spec;   // --calib: random:N, npy:DIR, pb:DIR, image:DIR?...
-  std::string output_path;  // QDQ ONNX model
+// What calibrate, align and quantize share: the model, the target and the graph rewrites before
+// dispatch (step 0 of the pipeline), so that the three run the same steps on the same tensors.
+struct ModelOptions {
+  std::string model_path;  // FP32 ONNX model (never overwritten)
+  std::string target;      // profile name (tflite-int8, ...) or JSON file
   std::map<std::string, std::vector<int64_t>> input_shapes;  // NAME -> dims
-  std::string observer = "minmax";  // minmax, percentile, kl, mse
-  double percentile = 99.99;
-  std::vector<std::string> align;       // TYPE=METHOD
-  std::vector<std::string> align_node;  // NODE=METHOD
-  std::optional<bool> force_overlap;
-  // --no-align: every rule's method becomes `none` (fixed output ranges still apply); violations
-  // are reported as warnings and the model is written anyway (to make test inputs for `fix`).
-  bool no_align = false;
   // Fold BatchNormalization and per-channel Mul/Add/Sub/Div into the Conv before them
   // (passes/fold_into_conv.h), as deployment converters do. Off: every op is kept as it is.
   bool fold = true;
   // Cross-layer equalization of Conv -> Conv pairs (passes/equalize_conv_pairs.h), after folding.
   bool equalize = true;
+  bool quiet = false;
+  int num_threads = 0;  // 0: all cores
+};
+
+// The calibration data and how its ranges are observed (calibrate, and quantize without ranges).
+struct CalibrationDataOptions {
+  std::string calib_spec;  // --calib: random:N, npy:DIR, pb:DIR, image:DIR?...
+  std::string observer = "minmax";  // minmax, percentile, kl, mse
+  double percentile = 99.99;
+  // The last `holdout` samples of the data are never calibrated on; quantize measures its SNR on
+  // them. -1: a fifth of the samples (at least 1 when there are 2 or more). calibrate and quantize
+  // split alike, so that calibrate + quantize --ranges on the same data calibrates on the same
+  // samples as quantize alone.
+  int holdout = -1;
+};
+
+// The user's overrides of the target's alignment rules.
+struct AlignOverrides {
+  std::vector<std::string> align;       // TYPE=METHOD
+  std::vector<std::string> align_node;  // NODE=METHOD (beats `align`)
+  // JSON file (the alignment pass's LoadAlignConfig), applied first: the fields above and
+  // below win over it.
+  std::string align_config;
+  std::optional<bool> force_overlap;
+  bool requantize_on_mismatch = false;
+};
+
+struct CalibrateOptions : ModelOptions, CalibrationDataOptions {
+  std::string output_path;  // ranges.json (quant/ranges.h)
+  // Bin every value even for minmax, so ranges.json carries histograms for other tools.
+  bool histograms = false;
+};
+
+struct CalibrateSummary {
+  std::string model, target, observer, output;
+  int64_t tensors = 0;
+  int64_t samples = 0;          // calibrated on
+  int64_t holdout_samples = 0;  // left out
+  double seconds = 0.0;
+  double run_seconds = 0.0;  // of that, loading and running the samples
+  int64_t peak_bytes = 0;
+  // One line for people.
+  std::string ToText() const;
+};
+
+// Steps 0-2 of the pipeline: rewrite, dispatch, calibrate the tensors quantize would, and write
+// their ranges (with histograms when asked) to `output_path`.
+StatusOr<CalibrateSummary> CalibrateModel(const CalibrateOptions& options);
+
+struct AlignOptions : ModelOptions, AlignOverrides {
+  std::string ranges_path;  // ranges.json, as CalibrateModel writes it
+  std::string report_path;  // JSON alignment report
+  // Tensors missing from ranges.json stay FP32 (with a warning) instead of failing.
+  bool allow_missing_ranges = false;
+};
+
+struct AlignSummary {
+  std::string target;
+  std::string text;  // the alignment report for people (groups, requantizes, violations)
+  int64_t groups = 0;
+  int64_t requantizes = 0;
+  std::vector<std::string> violation_messages;
+};
+
+// Steps 0-5 with the ranges of `ranges_path` instead of a calibration run: the same groups and
+// params quantize finds from those ranges. Violations are in the summary, not an error.
+StatusOr<AlignSummary> AlignModel(const AlignOptions& options);
+
+struct QuantizeOptions : ModelOptions, CalibrationDataOptions, AlignOverrides {
+  std::string output_path;  // QDQ ONNX model
+  // ranges.json from CalibrateModel, used instead of calibrating. calib_spec is then optional: it
+  // feeds only the SNR evaluation (on its held-out samples) and the shapes run of the export.
+  std::string ranges_path;
+  // --no-align: every rule's method becomes `none` (fixed output ranges still apply); violations
+  // are reported as warnings and the model is written anyway (to make test inputs for `fix`).
+  bool no_align = false;
   std::string report_path;     // JSON alignment report
   std::string table_path;      // JSON quantization table
   std::string trt_cache_path;  // TensorRT calibration cache
-  // Samples held out of the calibration data for the SNR in the summary; -1: a fifth of them
-  // (at least 1 when there are 2 or more samples).
-  int holdout = -1;
-  // At most this many of those samples are run for the SNR (reference and simulation: two model
+  // At most this many held-out samples are run for the SNR (reference and simulation: two model
   // runs each); 0 skips the evaluation.
   int eval_samples = 8;
-  bool quiet = false;
-  int num_threads = 0;  // 0: all cores
 };
 
 struct OutputQuality {
@@ -64,6 +129,8 @@ struct QuantizeSummary {
   int64_t requantizes = 0;
   int64_t violations = 0;
   std::vector<std::string> violation_messages;
+  std::string ranges_path;  // the ranges came from this file (no calibration run)
+  bool has_data = false;    // calibration data was given (without it, no SNR)
   int64_t calibration_samples = 0;
   int64_t holdout_samples = 0;  // 0: the SNR below is on the calibration samples
   int64_t evaluated_samples = 0;  // how many of them the SNR was measured on (0: not measured)

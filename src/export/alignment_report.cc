@@ -80,7 +80,7 @@ std::string AlignmentReportJson(const std::string& target, const AlignmentResult
     requantize.push_back({{"tensor", e.tensor->name()},
                           {"producer", OpName(e.producer)},
                           {"consumer", OpName(e.consumer)},
-                          {"reason", e.reason()}});
+                          {"reason", e.reason}});
   }
   root["requantize"] = std::move(requantize);
   root["summary"] = {{"groups", result.groups.size()},
@@ -134,7 +134,7 @@ std::string AlignmentReportText(const std::string& target, const AlignmentResult
       out += StrCat("   tensor '", e.tensor->name(), "' ",
                     e.producer ? e.producer->Describe() : std::string("(graph input)"), " -> ",
                     e.consumer ? e.consumer->Describe() : std::string("(inside producer)"), ": ",
-                    e.reason(), "\n");
+                    e.reason, "\n");
     }
   }
   if (!violations.empty()) {

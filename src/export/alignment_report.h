@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "passes/alignment_pass.h"
+#include "passes/alignment/alignment_pass.h"
 #include "passes/alignment_verifier.h"
 #include "quant/quant_config.h"
 #include "qalign/status.h"

@@ -7,6 +7,8 @@
 #include <span>
 #include <tuple>
 
+#include "quant/bias_params.h"
+
 namespace qalign {
 namespace {
 
@@ -51,7 +53,7 @@ std::vector<AlignmentViolation> VerifyAlignment(const Graph& graph, QuantConfigT
   };
 
   // Cycles first: the other checks follow parent chains.
-  UnionFind& uf = table.union_find();
+  const UnionFind& uf = table.union_find();
   bool cyclic = false;
   for (size_t id = 0; id < uf.size(); ++id) {
     int32_t x = static_cast<int32_t>(id);
@@ -68,30 +70,11 @@ std::vector<AlignmentViolation> VerifyAlignment(const Graph& graph, QuantConfigT
   }
   if (cyclic) return out;
 
-  // Without a node override an op's rule depends on its type only: resolve each type once, by
-  // the type id the table interned (so the Operation is not read for its type).
-  std::vector<std::optional<StatusOr<EffectiveRule>>> rule_by_type(table.num_op_types());
   std::vector<TQC*> members;
   for (Operation* op : graph.operations()) {
     const OperationQuantConfig* config = table.FindOp(op);
     if (config == nullptr) continue;
-    std::optional<StatusOr<EffectiveRule>> node_rule;
-    const StatusOr<EffectiveRule>* resolved = nullptr;
-    if (!options.method_by_node.empty() && options.method_by_node.count(op->name()) != 0) {
-      node_rule.emplace(ResolveRule(*op, profile, options));
-      resolved = &*node_rule;
-    } else {
-      std::optional<StatusOr<EffectiveRule>>& cached =
-          rule_by_type[static_cast<size_t>(config->type_id)];
-      if (!cached) cached.emplace(ResolveRule(*op, profile, options));
-      resolved = &*cached;
-      if (!resolved->ok()) {
-        // Errors name the op: resolve this one for its own message.
-        node_rule.emplace(ResolveRule(*op, profile, options));
-        resolved = &*node_rule;
-      }
-    }
-    const StatusOr<EffectiveRule>& rule = *resolved;
+    const StatusOr<EffectiveRule> rule = ResolveRule(*op, profile, options);
     if (!rule.ok()) {
       add("rule", rule.status().message());
       continue;
@@ -110,8 +93,7 @@ std::vector<AlignmentViolation> VerifyAlignment(const Graph& graph, QuantConfigT
         }
       }
     } else if (rule->present && rule->method != AlignMethod::kNone) {
-      members.clear();
-      AppendRuleMembers(*config, rule->kind, &members);
+      members = RuleMembers(*config, rule->kind);
       for (size_t i = 1; i < members.size(); ++i) {
         if (table.SameGroup(members[0], members[i])) continue;
         if (relaxed_at(members[i]->port.tensor, op) || relaxed_at(members[0]->port.tensor, op)) {
@@ -150,9 +132,8 @@ std::vector<AlignmentViolation> VerifyAlignment(const Graph& graph, QuantConfigT
         const auto& is = table.scale(in);
         const auto& ws = table.scale(w);
         bool ok = is.size() == 1 && !ws.empty();
-        for (size_t c = 0; ok && c < bs.size(); ++c) {
-          ok = NearlyEqual(bs[c], is[0] * ws[ws.size() == 1 ? 0 : std::min(c, ws.size() - 1)]);
-        }
+        const std::vector<float> expected = ok ? BiasScales(is[0], ws, bs.size()) : std::vector<float>();
+        for (size_t c = 0; ok && c < bs.size(); ++c) ok = NearlyEqual(bs[c], expected[c]);
         for (int64_t z : table.offset(b)) ok = ok && z == 0;
         if (!ok) {
           add("bias", StrCat(DescribeTqc(*b), " params are not input_scale * weight_scale with ",
@@ -168,7 +149,7 @@ std::vector<AlignmentViolation> VerifyAlignment(const Graph& graph, QuantConfigT
   std::vector<int32_t> root_of(n);
   std::vector<uint32_t> first(n + 1, 0);
   for (size_t i = 0; i < n; ++i) {
-    root_of[i] = uf.Find(static_cast<int32_t>(i));
+    root_of[i] = table.Root(table.Get(static_cast<int32_t>(i)))->id;
     ++first[static_cast<size_t>(root_of[i]) + 1];
   }
   for (size_t r = 0; r < n; ++r) first[r + 1] += first[r];

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "ir/graph.h"
-#include "passes/alignment_pass.h"
+#include "passes/alignment/alignment_pass.h"
 #include "quant/quant_config.h"
 #include "quant/target_profile.h"
 

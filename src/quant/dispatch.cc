@@ -7,99 +7,21 @@
 #include <vector>
 
 #include "quant/activation_patterns.h"
+#include "quant/op_kinds.h"
 
 namespace qalign {
 
 namespace {
 
-// ---------------------------------------------------------------- operand tables
+// ---------------------------------------------------------------- op kinds (quant/op_kinds.h)
 
-struct OperandSlots {
-  const char* op_type;
-  std::initializer_list<int> inputs;
-};
+bool ReadsOnlyShape(const std::string& op_type) { return IsOpKind(op_type, kReadsOnlyShape); }
 
-// Inputs that carry shapes, indices, axes or counts: never quantized, whatever their dtype.
-constexpr OperandSlots kShapeOperands[] = {
-    {"Reshape", {1}},
-    {"Slice", {1, 2, 3, 4}},
-    {"Gather", {1}},
-    {"GatherElements", {1}},
-    {"GatherND", {1}},
-    {"ScatterElements", {1}},
-    {"ScatterND", {1}},
-    {"Resize", {1, 2, 3}},
-    {"Upsample", {1}},
-    {"Expand", {1}},
-    {"Tile", {1}},
-    {"ConstantOfShape", {0}},
-    {"Range", {0, 1, 2}},
-    {"Pad", {1, 3}},
-    {"Split", {1}},
-    {"Squeeze", {1}},
-    {"Unsqueeze", {1}},
-    {"ReduceSum", {1}},
-    {"ReduceMean", {1}},
-    {"ReduceMax", {1}},
-    {"ReduceMin", {1}},
-    {"ReduceProd", {1}},
-    {"ReduceL1", {1}},
-    {"ReduceL2", {1}},
-    {"ReduceLogSum", {1}},
-    {"ReduceLogSumExp", {1}},
-    {"ReduceSumSquare", {1}},
-    {"TopK", {1}},
-    {"OneHot", {0, 1}},
-    {"CumSum", {1}},
-    {"Trilu", {1}},
-    {"Compress", {1}},
-    {"RoiAlign", {2}},
-    {"NonMaxSuppression", {2, 3, 4}},
-    {"Where", {0}},
-    {"Dropout", {2}},
-};
-
-// Float inputs that act as attributes: read by the kernel as plain numbers, not quantized.
-constexpr OperandSlots kFloatAttributeOperands[] = {
-    {"Clip", {1, 2}},
-    {"Pad", {2}},
-    {"Dropout", {1}},
-    {"BatchNormalization", {1, 2, 3, 4}},
-    {"InstanceNormalization", {1, 2}},
-    {"LayerNormalization", {1, 2}},
-};
-
-bool InSlots(const OperandSlots* begin, const OperandSlots* end, const std::string& op_type,
-             int index) {
-  for (const OperandSlots* e = begin; e != end; ++e) {
-    if (op_type == e->op_type) {
-      return std::find(e->inputs.begin(), e->inputs.end(), index) != e->inputs.end();
-    }
-  }
-  return false;
-}
-
-bool IsFloatAttributeOperand(const std::string& op_type, int index) {
-  return InSlots(std::begin(kFloatAttributeOperands), std::end(kFloatAttributeOperands), op_type,
-                 index);
-}
-
-// Ops that only read the shape of their input: their data input is not shape arithmetic.
-bool ReadsOnlyShape(const std::string& op_type) { return op_type == "Shape" || op_type == "Size"; }
-
-// Ops seen in shape arithmetic (Shape -> Gather -> Cast -> Mul -> Concat -> Reshape). A float
-// tensor whose every use is such an op producing only SOI tensors is itself shape arithmetic.
 bool IsShapeArithmetic(const std::string& op_type) {
-  static const std::unordered_set<std::string> kOps = {
-      "Cast", "Mul", "Div", "Add", "Sub", "Floor", "Ceil", "Round", "Concat", "Gather",
-      "Unsqueeze", "Squeeze", "Slice", "Reshape", "Identity", "Neg", "Abs", "Max", "Min", "Sqrt",
-      "Equal", "Where", "Range", "ReduceProd", "Mod", "Expand"};
-  return kOps.count(op_type) != 0;
+  return IsOpKind(op_type, kShapeArithmetic);
 }
 
-bool IsWeightOp(const std::string& t) {
-  return t == "Conv" || t == "ConvTranspose" || t == "Gemm" || t == "MatMul";
-}
+bool IsWeightOp(const std::string& t) { return IsOpKind(t, kWeightOp); }
 
 // Integer and bool tensors are shapes, indices or masks.
 bool IsIntegerOrBool(DataType t) {
@@ -177,10 +99,6 @@ StatusOr<std::unordered_set<const Variable*>> FindSoiTensors(const Graph& graph)
 }
 
 }  // namespace
-
-bool IsShapeOperand(const std::string& op_type, int index) {
-  return InSlots(std::begin(kShapeOperands), std::end(kShapeOperands), op_type, index);
-}
 
 int WeightChannelAxis(const Operation& op) {
   const std::string& t = op.type();
@@ -287,7 +205,7 @@ StatusOr<DispatchStats> DispatchQuantization(const Graph& graph, const TargetPro
       if (out->is_graph_output() || out->uses().size() != 1) continue;
       const Use& use = out->uses()[0];
       if (use.implicit() || use.index != 0) continue;
-      if (use.op->type() != "Relu" && use.op->type() != "Clip") continue;
+      if (!IsOpKind(use.op->type(), kFusableActivation)) continue;
       const OperationQuantConfig* consumer = table->FindOp(use.op);
       TQC* conv_out = producer->outputs[0];
       TQC* act_in = consumer != nullptr && !consumer->inputs.empty() ? consumer->inputs[0] : nullptr;

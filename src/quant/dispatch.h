@@ -30,6 +30,7 @@
 
 #include "ir/graph.h"
 #include "qalign/status.h"
+#include "quant/op_kinds.h"
 #include "quant/quant_config.h"
 #include "quant/target_profile.h"
 
@@ -61,8 +62,5 @@ StatusOr<DispatchStats> DispatchQuantization(const Graph& graph, const TargetPro
 // The per-channel axis of `op`'s weight input (Conv 0, ConvTranspose 1, Gemm 0 or 1 by transB,
 // MatMul rank-1), or -1 if the op has no weight operand.
 int WeightChannelAxis(const Operation& op);
-
-// True if input `index` of an op of type `op_type` is a shape or index operand.
-bool IsShapeOperand(const std::string& op_type, int index);
 
 }  // namespace qalign

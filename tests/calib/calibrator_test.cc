@@ -87,6 +87,46 @@ TEST(CalibratorTest, ObservesEveryActivationWithClosedFormRanges) {
   EXPECT_EQ(total, 96.0);
 }
 
+// Minmax on strictly positive data records the data's own minimum, not 0: the params would come
+// out the same (ComputeParams widens every range to 0), so only the recorded range shows a wrong
+// merge of the first sample's extremes with a default. Also strictly negative data's maximum.
+TEST(CalibratorTest, MinMaxRecordsTheDataMinimumOfPositiveData) {
+  testing::GraphBuilder b;
+  Variable* x = b.Input("x", {1, 2, 16});
+  Variable* n = b.Op("Neg", "neg", {x});
+  b.Output(n);
+  std::unique_ptr<Graph> graph = b.Build();
+  const std::vector<ObservedTensor> tensors = FloatActivationTensors(*graph, Int8());
+  auto data = OpenCalibrationData("random:4?seed=3&low=2&high=5", ModelInputSpecs(*graph));
+  ASSERT_TRUE(data.ok()) << data.status().ToString();
+  float lo = 5, hi = 2;
+  for (size_t i = 0; i < 4; ++i) {
+    auto sample = (*data)->Load(i);
+    ASSERT_TRUE(sample.ok()) << sample.status().ToString();
+    for (float v : sample->at("x").values<float>()) {
+      lo = std::min(lo, v);
+      hi = std::max(hi, v);
+    }
+  }
+  ASSERT_GE(lo, 2.0f);
+  for (bool keep_histograms : {false, true}) {
+    SCOPED_TRACE(keep_histograms ? "binned" : "range only");
+    CalibrationOptions options = Quiet();
+    options.keep_histograms = keep_histograms;
+    auto result = RunCalibration(*graph, tensors, **data, options);
+    ASSERT_TRUE(result.ok()) << result.status().ToString();
+    const RangeMap map = ToRangeMap(*result);
+    const TensorRange* rx = map.Find("x");
+    const TensorRange* rn = map.Find(n->name());
+    ASSERT_NE(rx, nullptr);
+    ASSERT_NE(rn, nullptr);
+    EXPECT_EQ(rx->min, lo);
+    EXPECT_EQ(rx->max, hi);
+    EXPECT_EQ(rn->min, -hi);
+    EXPECT_EQ(rn->max, -lo);
+  }
+}
+
 TEST(CalibratorTest, NaNInATensorNamesTheTensorOpAndSample) {
   testing::GraphBuilder b;
   Variable* x = b.Input("x", {1, 16});

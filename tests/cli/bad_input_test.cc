@@ -8,6 +8,7 @@
 #include <fstream>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "cli/cli_runner.h"
 #include "onnx/onnx_proto_builder.h"
@@ -153,6 +154,33 @@ TEST_F(BadInputTest, BadInputShapeFlagIsAUsageError) {
   }
   CliResult twice = RunCli({"inspect", path, "--input-shape", "x=1,4", "--input-shape", "x=2,4"});
   ExpectFailure(twice, "", "twice", 2);
+}
+
+// Every command that takes --input-shape applies one policy: an input named twice is a usage
+// error naming it, reported before any file is read or written.
+TEST_F(BadInputTest, InputShapeGivenTwiceIsAUsageErrorInEveryCommand) {
+  const std::string path = WriteModel("ok.onnx", ValidModel());
+  const std::string out = folder_ + "/out";
+  const std::vector<std::vector<std::string>> commands = {
+      {"inspect", path},
+      {"run", path},
+      {"calibrate", path, "--target", "tflite-int8", "--calib", "random:1", "-o", out},
+      {"align", path, "--target", "tflite-int8", "--ranges", folder_ + "/ranges.json"},
+      {"quantize", path, "--target", "tflite-int8", "--calib", "random:1", "-o", out},
+      {"eval", path, path, "--data", "random:1"},
+      {"check", path, "--target", "tflite-int8"},
+      {"fix", path, "--target", "tflite-int8", "-o", out},
+  };
+  for (std::vector<std::string> args : commands) {
+    SCOPED_TRACE(args[0]);
+    args.insert(args.end(), {"--input-shape", "x=1,4", "--input-shape", "x=2,4"});
+    ExpectFailure(RunCli(args), "", "--input-shape given twice for 'x'", 2);
+    EXPECT_FALSE(std::filesystem::exists(out));
+    // Two different inputs are fine as far as the flag goes (the model then rejects 'z').
+    args.back() = "z=2,4";
+    CliResult different = RunCli(args);
+    EXPECT_EQ(different.err.find("twice"), std::string::npos) << different.err;
+  }
 }
 
 TEST_F(BadInputTest, InputShapeThatDoesNotFitTheModel) {

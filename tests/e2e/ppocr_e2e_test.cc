@@ -19,8 +19,8 @@
 #include "core/file_util.h"
 #include "export/qdq_export.h"
 #include "export/qdq_fixture.h"
-#include "export/qdq_verify.h"
 #include "onnx/importer.h"
+#include "qdq/qdq_verify.h"
 #include "sim/metrics.h"
 #include "testing/ort_runner.h"
 

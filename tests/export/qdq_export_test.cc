@@ -172,6 +172,92 @@ TEST(QdqExportTest, WeightsPerChannelAndBiasInt32WithDerivedScale) {
   EXPECT_TRUE(CheckOnnxModel(*model, "test").ok());
 }
 
+// The weight DequantizeLinear's `axis` is the output-channel axis of each weight layout, with one
+// scale per channel along it: Gemm's B is [N, K] with transB and [K, N] without, MatMul's B is
+// [K, N] (the last axis), ConvTranspose's W is [C_in, C_out / group, k...] (axis 1). A wrong axis
+// would still export a valid model whenever the dims happen to match, so the dims differ here.
+TEST(QdqExportTest, WeightAxisFollowsEachWeightLayout) {
+  testing::GraphBuilder b(13);
+  Variable* x = b.Input("x", {1, 8});
+  Variable* gt = b.Op("Gemm", "gemm_tb",
+                      {x, b.RandomParam("w_tb", {6, 8}, 21), b.RandomParam("b_tb", {6}, 22)},
+                      {{"transB", Attribute::Int(1)}});
+  Variable* gn = b.Op("Gemm", "gemm_n",
+                      {gt, b.RandomParam("w_n", {6, 5}, 23), b.RandomParam("b_n", {5}, 24)});
+  Variable* mm = b.Op("MatMul", "matmul", {gn, b.RandomParam("w_mm", {5, 7}, 25)});
+  Variable* img = b.Input("img", {1, 3, 4, 4});
+  Variable* ct = b.Op("ConvTranspose", "deconv",
+                      {img, b.RandomParam("w_ct", {3, 2, 2, 2}, 26), b.RandomParam("b_ct", {2}, 27)},
+                      {{"kernel_shape", Attribute::Ints({2, 2})}, {"strides", Attribute::Ints({2, 2})}});
+  b.Output(mm);
+  b.Output(ct);
+  for (Variable* v : b.graph().variables()) {
+    if (!v->is_parameter() && v->dtype() == DataType::kUndefined) v->set_dtype(DataType::kFloat);
+  }
+  auto graph = CloneGraph(b.graph());
+  ASSERT_TRUE(graph.ok()) << graph.status().ToString();
+  auto q = QuantizeForTest(std::move(graph).value(), "tflite-int8", std::nullopt);
+  ASSERT_TRUE(q->result.violations.empty()) << q->result.violations.front().message;
+  auto model = ExportQdqModel(*q->graph, q->plan);
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  ProtoIndex index(*model);
+  struct Expected {
+    const char* op;
+    int64_t axis;
+    size_t channels;
+  };
+  for (const Expected& e : {Expected{"gemm_tb", 0, 6}, Expected{"gemm_n", 1, 5},
+                            Expected{"matmul", 1, 7}, Expected{"deconv", 1, 2}}) {
+    SCOPED_TRACE(e.op);
+    const onnx::NodeProto* node = index.Node(e.op);
+    ASSERT_NE(node, nullptr);
+    ASSERT_GE(node->input_size(), 2);
+    ASSERT_TRUE(index.producer.count(node->input(1)));
+    const onnx::NodeProto* w_dq = index.producer.at(node->input(1));
+    ASSERT_EQ(w_dq->op_type(), "DequantizeLinear");
+    ASSERT_EQ(w_dq->attribute_size(), 1);
+    EXPECT_EQ(w_dq->attribute(0).name(), "axis");
+    EXPECT_EQ(w_dq->attribute(0).i(), e.axis);
+    EXPECT_EQ(index.Floats(w_dq->input(1)).size(), e.channels);
+  }
+  EXPECT_TRUE(CheckOnnxModel(*model, "test").ok());
+}
+
+// Zero points are written as the plan holds them, in the point's integer type: uint8 activations
+// for ort-qdq-u8s8 (zero points anywhere in 0..255), int8 for tflite-int8. Every QuantizeLinear
+// of a producer point is compared with its point.
+TEST(QdqExportTest, ZeroPointsAreWrittenInTheirIntegerType) {
+  for (const char* target : {"ort-qdq-u8s8", "tflite-int8"}) {
+    SCOPED_TRACE(target);
+    auto q = QuantizeForTest(SmallConvGraph(), target, std::nullopt);
+    auto model = ExportQdqModel(*q->graph, q->plan);
+    ASSERT_TRUE(model.ok()) << model.status().ToString();
+    ProtoIndex index(*model);
+    int compared = 0, nonzero = 0;
+    for (const ActivationPoint& point : q->plan.activations) {
+      if (!point.producer_side || point.feeds_graph_output) continue;  // outputs keep their names
+      const onnx::NodeProto* quantize = nullptr;
+      for (const onnx::NodeProto* reader : index.readers[point.tensor->name()]) {
+        if (reader->op_type() == "QuantizeLinear") quantize = reader;
+      }
+      ASSERT_NE(quantize, nullptr) << point.tensor->name();
+      ASSERT_EQ(quantize->input_size(), 3);
+      const onnx::TensorProto* zp = index.init.at(quantize->input(2));
+      EXPECT_EQ(zp->data_type(), point.params.dtype == DataType::kUint8
+                                     ? onnx::TensorProto::UINT8
+                                     : onnx::TensorProto::INT8);
+      const std::vector<float> written = index.Floats(quantize->input(2));
+      ASSERT_EQ(written.size(), 1u);
+      EXPECT_EQ(static_cast<int64_t>(written[0]), point.params.zero_point[0]) << point.tensor->name();
+      EXPECT_FLOAT_EQ(index.Floats(quantize->input(1))[0], point.params.scale[0]);
+      nonzero += point.params.zero_point[0] != 0 ? 1 : 0;
+      ++compared;
+    }
+    EXPECT_GE(compared, 3);
+    EXPECT_GE(nonzero, 2);  // the comparison must see zero points that a wrong conversion moves
+  }
+}
+
 TEST(QdqExportTest, FixedOutputAndGraphOutputsKeepTheirNames) {
   auto q = QuantizeForTest(SmallConvGraph(), "tflite-int8", std::nullopt);
   auto model = ExportQdqModel(*q->graph, q->plan);

@@ -13,7 +13,7 @@
 #include "calib/calibrator.h"
 #include "calib/data_loader.h"
 #include "export/quant_plan.h"
-#include "passes/pipeline.h"
+#include "pipeline/pipeline.h"
 #include "quant/target_profile.h"
 #include "sim/fake_quant.h"
 #include "testing/graph_builder.h"

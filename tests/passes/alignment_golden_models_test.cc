@@ -8,7 +8,7 @@
 #include "align_testing.h"
 #include "alignment_outcome.h"
 #include "onnx/importer.h"
-#include "passes/alignment_pass.h"
+#include "passes/alignment/alignment_pass.h"
 #include "quant/dispatch.h"
 #include "quant/ranges.h"
 #include "quant/target_profile.h"
@@ -39,7 +39,7 @@ TEST(AlignmentGoldenModels, PpOcrOnEveryTarget) {
       QuantConfigTable table;
       ASSERT_TRUE(DispatchQuantization(**graph, *profile, &table).ok());
       ASSERT_TRUE(ApplyRanges(ranges, &table, false).ok());
-      auto result = RunAlignmentPass(**graph, *profile, {}, &table);
+      auto result = testing::RunAlignmentStep(**graph, *profile, {}, &table);
       ASSERT_TRUE(result.ok()) << result.status().ToString();
       testing::ExpectMatchesGolden(std::string(model.short_name) + "_" + target,
                                    testing::PrintAlignmentOutcome(table, *result));

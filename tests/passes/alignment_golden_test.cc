@@ -6,7 +6,7 @@
 
 #include "align_testing.h"
 #include "alignment_outcome.h"
-#include "passes/alignment_pass.h"
+#include "passes/alignment/alignment_pass.h"
 #include "random_dag.h"
 #include "testing/graph_builder.h"
 
@@ -19,13 +19,13 @@ using testing::GraphBuilder;
 // Runs the pass twice: the dump of the first run, then the second run's counters (idempotence).
 std::string RunAndPrint(const Graph& graph, const TargetProfile& profile,
                         const AlignmentOptions& options, QuantConfigTable* table) {
-  auto first = RunAlignmentPass(graph, profile, options, table);
+  auto first = testing::RunAlignmentStep(graph, profile, options, table);
   if (!first.ok()) return "error " + first.status().ToString() + "\n";
   std::string text = testing::PrintAlignmentOutcome(*table, *first);
-  auto second = RunAlignmentPass(graph, profile, options, table);
+  auto second = testing::RunAlignmentStep(graph, profile, options, table);
   if (!second.ok()) return text + "second run: error " + second.status().ToString() + "\n";
-  text += "second run: changed=" + std::to_string(second->counters.changed) +
-          " links_made=" + std::to_string(second->counters.links_made) + "\n";
+  text += "second run: changed=" + std::to_string(second->changed()) +
+          " links_made=" + std::to_string(second->result.counters.links_made) + "\n";
   return text;
 }
 

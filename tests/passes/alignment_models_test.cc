@@ -17,7 +17,7 @@
 #include "align_testing.h"
 #include "export/alignment_report.h"
 #include "onnx/importer.h"
-#include "passes/alignment_pass.h"
+#include "passes/alignment/alignment_pass.h"
 #include "passes/alignment_verifier.h"
 #include "quant/dispatch.h"
 #include "quant/ranges.h"

@@ -15,7 +15,8 @@
 #include <vector>
 
 #include "ir/graph.h"
-#include "passes/alignment_pass.h"
+#include "passes/alignment/alignment_pass.h"
+#include "passes/weight_bias_params.h"
 #include "quant/quant_config.h"
 
 namespace qalign::testing {
@@ -62,19 +63,35 @@ inline std::string TqcName(const TQC& t) {
   return t.port.op->name() + "/" + t.port.ToString();
 }
 
-// The pass's full outcome: counters, every TQC (id, port, tensor, role, state, root, scheme, own
+// The alignment step as the pipeline runs it: the pass, then weight and bias params.
+struct AlignmentRun {
+  AlignmentResult result;
+  DerivedParamsStats derived;
+  bool changed() const { return result.counters.changed || derived.changed; }
+};
+inline StatusOr<AlignmentRun> RunAlignmentStep(const Graph& graph, const TargetProfile& profile,
+                                               const AlignmentOptions& options,
+                                               QuantConfigTable* table) {
+  AlignmentRun run;
+  QALIGN_ASSIGN_OR_RETURN(run.result, RunAlignmentPass(graph, profile, options, table));
+  QALIGN_ASSIGN_OR_RETURN(run.derived, DeriveWeightAndBiasParams(table));
+  return run;
+}
+
+// The step's full outcome: counters, every TQC (id, port, tensor, role, state, root, scheme, own
 // calibrated range, group params), the reported groups with method and reason, the requantize
 // edges with reasons, and the notes.
-inline std::string PrintAlignmentOutcome(QuantConfigTable& table, const AlignmentResult& result) {
+inline std::string PrintAlignmentOutcome(QuantConfigTable& table, const AlignmentRun& run) {
   std::ostringstream out;
+  const AlignmentResult& result = run.result;
   const AlignmentCounters& c = result.counters;
   out << "counters rule_ops=" << c.rule_ops << " constraints=" << c.constraints
       << " links_made=" << c.links_made << " groups=" << c.groups << " members=" << c.members
       << " requantizes=" << c.requantizes << " conflicts=" << c.conflicts
       << " method_conflicts=" << c.method_conflicts << " fixed_outputs=" << c.fixed_outputs
       << " params_set=" << c.params_set << " params_changed=" << c.params_changed
-      << " groups_without_range=" << c.groups_without_range << " weights=" << c.weights
-      << " biases=" << c.biases << " changed=" << c.changed << "\n";
+      << " groups_without_range=" << c.groups_without_range << " weights=" << run.derived.weights
+      << " biases=" << run.derived.biases << " changed=" << run.changed() << "\n";
   for (size_t i = 0; i < table.size(); ++i) {
     TQC* t = table.Get(static_cast<int32_t>(i));
     const TQC* root = table.Root(t);
@@ -93,7 +110,7 @@ inline std::string PrintAlignmentOutcome(QuantConfigTable& table, const Alignmen
   }
   for (const RequantizeEdge& e : result.requantizes) {
     out << "requantize " << e.tensor->name() << " " << (e.producer ? e.producer->name() : "-")
-        << " -> " << (e.consumer ? e.consumer->name() : "-") << ": " << e.reason() << "\n";
+        << " -> " << (e.consumer ? e.consumer->name() : "-") << ": " << e.reason << "\n";
   }
   for (const std::string& note : result.notes) out << "note " << note << "\n";
   return out.str();

@@ -10,7 +10,7 @@
 
 #include "align_testing.h"
 #include "random_dag.h"
-#include "passes/alignment_pass.h"
+#include "passes/alignment/alignment_pass.h"
 #include "passes/alignment_verifier.h"
 #include "testing/graph_builder.h"
 
@@ -42,7 +42,7 @@ TEST(AlignmentRandomDags, InvariantsHoldOn240SeededGraphs) {
       EXPECT_LE(first->counters.requantizes, first->counters.conflicts);
       EXPECT_EQ(first->counters.requantizes > 0, first->counters.conflicts > 0);
       for (const RequantizeEdge& e : first->requantizes) {
-        EXPECT_EQ(e.reason().find("force_overlap"), std::string::npos) << e.reason();
+        EXPECT_EQ(e.reason.find("force_overlap"), std::string::npos) << e.reason;
       }
     }
     with_requantize += first->requantizes.empty() ? 0 : 1;

@@ -5,7 +5,7 @@
 
 #include "align_testing.h"
 #include "export/alignment_report.h"
-#include "passes/alignment_pass.h"
+#include "passes/alignment/alignment_pass.h"
 #include "passes/alignment_verifier.h"
 #include "testing/graph_builder.h"
 

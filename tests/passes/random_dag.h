@@ -9,7 +9,7 @@
 #include <string>
 
 #include "align_testing.h"
-#include "passes/alignment_pass.h"
+#include "passes/alignment/alignment_pass.h"
 #include "testing/graph_builder.h"
 
 namespace qalign::testing {

@@ -267,7 +267,7 @@ TEST_F(TableTest, LinkMergesRootToRootAndReadsThroughTheRoot) {
   for (TQC* t : {pool_in, pool_out, cat_out, cat_in0, cat_in1}) {
     EXPECT_TRUE(table_.SameGroup(t, pool_out));
   }
-  table_.SetGroupParams(cat_in1, {0.5f}, {3});
+  table_.SetGroupParams(cat_in1, std::vector<float>{0.5f}, std::vector<int64_t>{3});
   for (TQC* t : {pool_in, pool_out, cat_out, cat_in0, cat_in1}) {
     EXPECT_EQ(table_.scale(t), std::vector<float>{0.5f});
     EXPECT_EQ(table_.offset(t), std::vector<int64_t>{3});
@@ -294,7 +294,7 @@ TEST_F(TableTest, StatesAfterMerges) {
   TQC* other = root == x ? y : x;
   EXPECT_EQ(root->state, QuantState::kInitial);
   EXPECT_EQ(other->state, QuantState::kPassiveInit);  // root has no params yet
-  table_.SetGroupParams(other, {0.25f}, {0});
+  table_.SetGroupParams(other, std::vector<float>{0.25f}, std::vector<int64_t>{0});
   EXPECT_EQ(root->state, QuantState::kActivated);
   EXPECT_EQ(other->state, QuantState::kPassive);
   // A new member joining a calibrated group becomes PASSIVE at once.
@@ -303,7 +303,7 @@ TEST_F(TableTest, StatesAfterMerges) {
   EXPECT_EQ(z->state, QuantState::kPassive);
   EXPECT_EQ(root->state, QuantState::kActivated);
   // Merge with another group {w} whose root has its own params: the absorbed side turns passive.
-  table_.SetGroupParams(w, {2.0f}, {1});
+  table_.SetGroupParams(w, std::vector<float>{2.0f}, std::vector<int64_t>{1});
   ASSERT_TRUE(table_.Link(w, y).ok());
   int activated = 0, passive = 0;
   for (TQC* t : table_.Members(w)) {
@@ -398,7 +398,6 @@ TEST_F(TableTest, RandomLinksKeepRingsAndUnionFindConsistent) {
   size_t total = 0;
   for (auto& g : table_.Groups()) {
     EXPECT_EQ(table_.Members(g[0]), g);
-    for (TQC* m : g) EXPECT_EQ(table_.GroupSize(m->id), g.size());
     total += g.size();
     TQC* root = table_.Root(g[0]);
     for (TQC* m : g) {
@@ -410,16 +409,15 @@ TEST_F(TableTest, RandomLinksKeepRingsAndUnionFindConsistent) {
 
 // ---------------------------------------------------------------- storage
 
-// Enough TQCs to fill chunks from 32 KiB up to the huge-page ones (1 MiB and more): ids stay
-// dense, pointers stay put as the table grows, and a moved table keeps them.
-TEST(TableStorageTest, TqcsAcrossChunksKeepIdsAndAddressesAndSurviveAMove) {
+// Many TQCs: ids stay dense, pointers stay put as the table grows, and a moved table keeps them.
+TEST(TableStorageTest, TqcsKeepIdsAndAddressesAndSurviveAMove) {
   testing::GraphBuilder builder;
   Variable* x = builder.Input("x", {1, 4});
   Variable* y = builder.Op("Relu", "relu", {x});
   Operation* relu = y->producer();
   auto table = std::make_unique<QuantConfigTable>();
   QuantScheme scheme;
-  constexpr int kCount = 70'000;  // chunks of 256, 512, ..., 65536 TQCs: the 9th is 8 MiB
+  constexpr int kCount = 70'000;
   std::vector<TQC*> made;
   for (int i = 0; i < kCount; ++i) {
     // Ports without an op, so the op's config is not resized 70k times.
@@ -432,7 +430,6 @@ TEST(TableStorageTest, TqcsAcrossChunksKeepIdsAndAddressesAndSurviveAMove) {
   for (int i = 0; i < kCount; ++i) {
     ASSERT_EQ(table->Get(i), made[static_cast<size_t>(i)]) << i;
     ASSERT_EQ(made[static_cast<size_t>(i)]->id, i);
-    ASSERT_EQ(reinterpret_cast<uintptr_t>(made[static_cast<size_t>(i)]) % 64, 0u);
   }
   ASSERT_TRUE(table->Link(made[100], made[kCount - 1]).ok());
   QuantConfigTable moved = std::move(*table);
@@ -443,30 +440,8 @@ TEST(TableStorageTest, TqcsAcrossChunksKeepIdsAndAddressesAndSurviveAMove) {
   EXPECT_EQ(moved.FindOp(relu)->inputs[0], moved.Get(kCount));
 }
 
-// The unchecked form gives bitwise what ComputeParams gives, for every scheme kind.
-TEST(ComputeParamsUncheckedTest, MatchesComputeParams) {
-  std::mt19937 rng(11);
-  std::uniform_real_distribution<float> lo(-50.0f, 1.0f), width(0.0f, 80.0f);
-  std::vector<QuantScheme> schemes(4);
-  schemes[1].policy.flags = kPerTensor | kSymmetric | kLinear;
-  schemes[1].quant_min = -127;
-  schemes[2].policy.flags = kPerTensor | kAsymmetric | kLinear | kPowerOf2;
-  schemes[3].quant_min = 0;
-  schemes[3].quant_max = 255;
-  schemes[3].rounding = RoundingMode::kHalfUp;
-  for (const QuantScheme& scheme : schemes) {
-    for (int i = 0; i < 500; ++i) {
-      const float min = lo(rng), max = min + width(rng);
-      float s1 = 0, s2 = 0;
-      int64_t z1 = 0, z2 = 0;
-      ASSERT_TRUE(ComputeParams(scheme, min, max, &s1, &z1).ok());
-      ASSERT_TRUE(ComputeParamsUnchecked(scheme, min, max, &s2, &z2));
-      ASSERT_EQ(s1, s2) << scheme.ToString() << " [" << min << ", " << max << "]";
-      ASSERT_EQ(z1, z2);
-    }
-  }
-  // A scale float cannot hold (2^128 after power-of-2 rounding): false, and the checked form
-  // names the range.
+// A scale float cannot hold (2^128 after power-of-2 rounding) is an error naming the range.
+TEST(ComputeParamsTest, ScaleFloatCannotHoldIsAnError) {
   QuantScheme narrow;
   narrow.policy.flags = kPerTensor | kAsymmetric | kLinear | kPowerOf2;
   narrow.num_bits = 2;
@@ -474,7 +449,6 @@ TEST(ComputeParamsUncheckedTest, MatchesComputeParams) {
   narrow.quant_max = 1;
   float s = 0;
   int64_t z = 0;
-  EXPECT_FALSE(ComputeParamsUnchecked(narrow, -3e38f, 3e38f, &s, &z));
   Status status = ComputeParams(narrow, -3e38f, 3e38f, &s, &z);
   EXPECT_NE(status.message().find("which float cannot hold"), std::string::npos) << status.message();
 }

@@ -5,10 +5,11 @@
 #include <vector>
 
 #include "cli.h"
+#include "flags.h"
 #include "core/logging.h"
-#include "export/qdq_check.h"
-#include "export/qdq_import.h"
 #include "onnx/importer.h"
+#include "qdq/qdq_check.h"
+#include "qdq/qdq_import.h"
 #include "quant/target_profile.h"
 
 namespace qalign::cli {
@@ -23,11 +24,9 @@ struct CheckFlags {
 
 int RunCheck(const CheckFlags& flags) {
   ImportOptions import_options;
-  for (const std::string& flag : flags.input_shapes) {
-    auto parsed = ParseInputShapeFlag(flag);
-    if (!parsed.ok()) return ReportUsageError("--input-shape: " + parsed.status().message());
-    import_options.input_shapes[parsed->first] = parsed->second;
-  }
+  auto shapes = ParseInputShapes(flags.input_shapes);
+  if (!shapes.ok()) return ReportUsageError(shapes.status().message());
+  import_options.input_shapes = *shapes;
   auto profile = LoadTargetProfile(flags.target);
   if (!profile.ok()) return ReportError(profile.status());
   auto view = ImportQdqModelFile(flags.model, *profile, import_options);
@@ -52,13 +51,9 @@ void AddCheckCommand(CLI::App& app, CommandContext& context) {
   auto* sub = app.add_subcommand(
       "check", "List the alignment rules a QDQ ONNX model violates for a target (exit 1 if any)");
   auto flags = std::make_shared<CheckFlags>();
-  sub->add_option("model", flags->model, "QDQ ONNX model (from any quantizer)")->required();
-  sub->add_option("--target", flags->target,
-                  "Target profile: tflite-int8, ort-qdq-u8s8, trt-int8, qnn-u8, ppq-default or a "
-                  "JSON file")
-      ->required();
+  AddModelFlags(sub, &flags->model, &flags->input_shapes, "QDQ ONNX model (from any quantizer)");
+  AddTargetFlag(sub, &flags->target);
   sub->add_flag("--json", flags->json, "Print the violations as JSON");
-  sub->add_option("--input-shape", flags->input_shapes, "Fix a graph input's dims: NAME=D,D,..");
   sub->callback([&context, flags] { context.run = [flags] { return RunCheck(*flags); }; });
 }
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cli.h"
+#include "flags.h"
 #include "onnx/importer.h"
 #include "qalign/quantize.h"
 
@@ -18,11 +19,9 @@ struct EvalFlags {
 };
 
 int RunEval(EvalFlags& flags) {
-  for (const std::string& flag : flags.input_shapes) {
-    auto parsed = ParseInputShapeFlag(flag);
-    if (!parsed.ok()) return ReportUsageError("--input-shape: " + parsed.status().message());
-    flags.options.input_shapes[parsed->first] = parsed->second;
-  }
+  auto shapes = ParseInputShapes(flags.input_shapes);
+  if (!shapes.ok()) return ReportUsageError(shapes.status().message());
+  flags.options.input_shapes = *shapes;
   auto summary = EvaluateModels(flags.options);
   if (!summary.ok()) return ReportError(summary.status());
   std::fputs(summary->ToText().c_str(), stdout);
@@ -36,16 +35,13 @@ void AddEvalCommand(CLI::App& app, CommandContext& context) {
                                  "Compare a quantized model with its FP32 original (SNR, cosine)");
   auto flags = std::make_shared<EvalFlags>();
   EvalOptions& o = flags->options;
-  sub->add_option("fp32", o.fp32_path, "The FP32 ONNX model")->required();
+  AddModelFlags(sub, &o.fp32_path, &flags->input_shapes, "The FP32 ONNX model");
   sub->add_option("quantized", o.quantized_path, "The quantized (QDQ) ONNX model")->required();
-  sub->add_option("--data", o.data_spec,
-                  "Samples: random:N[?seed=S], npy:DIR, pb:DIR, image:DIR[?size=WxH&...]")
-      ->required();
-  sub->add_option("--input-shape", flags->input_shapes, "Fix a graph input's dims: NAME=D,D,..");
+  sub->add_option("--data", o.data_spec, std::string("Samples: ") + kDataSpecHelp)->required();
   sub->add_flag("--per-layer", o.per_layer, "Rank the layers that lose most SNR");
   sub->add_option("--top", o.top_layers, "How many layers --per-layer lists (default 10)");
-  sub->add_option("--threads", o.num_threads, "Executor threads (default: all cores)");
-  sub->add_flag("--quiet", o.quiet, "No progress bar");
+  AddThreadsFlag(sub, &o.num_threads);
+  AddQuietFlag(sub, &o.quiet);
   sub->callback([&context, flags] { context.run = [flags] { return RunEval(*flags); }; });
 }
 

@@ -5,11 +5,13 @@
 #include <vector>
 
 #include "cli.h"
+#include "flags.h"
 #include "core/file_util.h"
 #include "core/logging.h"
-#include "export/qdq_fix.h"
-#include "export/qdq_import.h"
 #include "onnx/importer.h"
+#include "pipeline/align_overrides.h"
+#include "qdq/qdq_fix.h"
+#include "qdq/qdq_import.h"
 #include "quant/target_profile.h"
 
 namespace qalign::cli {
@@ -20,31 +22,21 @@ struct FixFlags {
   std::string target;
   std::string output;
   std::string report;
-  std::vector<std::string> align;
-  std::vector<std::string> align_node;
-  bool force_overlap = false;
-  bool no_force_overlap = false;
+  AlignOverrides overrides;
   std::vector<std::string> input_shapes;
 };
 
 int RunFix(const FixFlags& flags) {
   ImportOptions import_options;
-  for (const std::string& flag : flags.input_shapes) {
-    auto parsed = ParseInputShapeFlag(flag);
-    if (!parsed.ok()) return ReportUsageError("--input-shape: " + parsed.status().message());
-    import_options.input_shapes[parsed->first] = parsed->second;
-  }
+  auto shapes = ParseInputShapes(flags.input_shapes);
+  if (!shapes.ok()) return ReportUsageError(shapes.status().message());
+  import_options.input_shapes = *shapes;
+  Status checked = CheckAlignFlags(flags.overrides);
+  if (!checked.ok()) return ReportUsageError(checked.message());
   QdqFixOptions options;
-  for (const std::string& flag : flags.align) {
-    Status s = ParseAlignAssignment(flag, &options.alignment.method_by_op_type);
-    if (!s.ok()) return ReportUsageError("--align: " + s.message());
-  }
-  for (const std::string& flag : flags.align_node) {
-    Status s = ParseAlignAssignment(flag, &options.alignment.method_by_node);
-    if (!s.ok()) return ReportUsageError("--align-node: " + s.message());
-  }
-  if (flags.force_overlap) options.alignment.force_overlap = true;
-  if (flags.no_force_overlap) options.alignment.force_overlap = false;
+  auto alignment = ResolveAlignOverrides(flags.overrides);
+  if (!alignment.ok()) return ReportError(alignment.status());
+  options.alignment = *alignment;
   if (SameFile(flags.model, flags.output)) {
     return ReportError(InvalidArgumentError(flags.output, ": refusing to overwrite the input model"));
   }
@@ -94,24 +86,14 @@ int RunFix(const FixFlags& flags) {
 
 void AddFixCommand(CLI::App& app, CommandContext& context) {
   auto* sub = app.add_subcommand(
-      "fix", "Re-align a QDQ ONNX model's Q/DQ params to a target's rules; write a new model");
+      "fix", "Re-align a QDQ ONNX model's Q/DQ params to a target's rules (method large where no "
+      "flag says otherwise); write a new model");
   auto flags = std::make_shared<FixFlags>();
-  sub->add_option("model", flags->model, "QDQ ONNX model (never modified)")->required();
-  sub->add_option("--target", flags->target,
-                  "Target profile: tflite-int8, ort-qdq-u8s8, trt-int8, qnn-u8, ppq-default or a "
-                  "JSON file")
-      ->required();
+  AddModelFlags(sub, &flags->model, &flags->input_shapes, "QDQ ONNX model (never modified)");
+  AddTargetFlag(sub, &flags->target);
   sub->add_option("-o,--output", flags->output, "Where to write the repaired model")->required();
   sub->add_option("--report", flags->report, "Write the JSON report of every change here");
-  sub->add_option("--align", flags->align,
-                  "Method per op type, TYPE=METHOD (default large for every rule)");
-  sub->add_option("--align-node", flags->align_node, "Method for one node: NAME=METHOD");
-  auto* on = sub->add_flag("--force-overlap", flags->force_overlap,
-                           "A rule on a shared tensor pulls its producer and all consumers in");
-  auto* off = sub->add_flag("--no-force-overlap", flags->no_force_overlap,
-                            "A rule on a shared tensor gets a requantize pair instead");
-  on->excludes(off);
-  sub->add_option("--input-shape", flags->input_shapes, "Fix a graph input's dims: NAME=D,D,..");
+  AddAlignFlags(sub, &flags->overrides);
   sub->callback([&context, flags] { context.run = [flags] { return RunFix(*flags); }; });
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cli.h"
+#include "flags.h"
 #include "onnx/importer.h"
 
 namespace qalign::cli {
@@ -120,13 +121,9 @@ void PrintText(const Graph& graph, const std::string& path) {
 
 int RunInspect(const InspectFlags& flags) {
   ImportOptions options;
-  for (const std::string& flag : flags.input_shapes) {
-    auto parsed = ParseInputShapeFlag(flag);
-    if (!parsed.ok()) return ReportUsageError(parsed.status().message());
-    if (!options.input_shapes.emplace(parsed->first, parsed->second).second) {
-      return ReportUsageError("--input-shape given twice for '" + parsed->first + "'");
-    }
-  }
+  auto shapes = ParseInputShapes(flags.input_shapes);
+  if (!shapes.ok()) return ReportUsageError(shapes.status().message());
+  options.input_shapes = *shapes;
   auto graph = ImportOnnxModel(flags.model, options);
   if (!graph.ok()) return ReportError(graph.status());
   if (flags.json) {
@@ -142,11 +139,7 @@ int RunInspect(const InspectFlags& flags) {
 void AddInspectCommand(CLI::App& app, CommandContext& context) {
   auto* sub = app.add_subcommand("inspect", "Summarize an ONNX model");
   auto flags = std::make_shared<InspectFlags>();
-  sub->add_option("model", flags->model, "ONNX model file")->required();
-  sub->add_option("--input-shape", flags->input_shapes,
-                  "Fix a dynamic input shape: NAME=D,D,... (repeatable)")
-      ->allow_extra_args(false)
-      ->take_all();
+  AddModelFlags(sub, &flags->model, &flags->input_shapes, "ONNX model file");
   sub->add_flag("--json", flags->json, "Print one JSON object instead of text");
   sub->callback([&context, flags] { context.run = [flags] { return RunInspect(*flags); }; });
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cli.h"
+#include "flags.h"
 #include "ir/npy.h"
 #include "onnx/importer.h"
 #include "onnx/tensor_proto.h"
@@ -48,13 +49,9 @@ StatusOr<Tensor> ReadInputFile(const std::string& path) {
 int RunRun(const RunFlags& flags) {
   if (flags.repeat < 0) return ReportUsageError("--repeat must be >= 0");
   ImportOptions options;
-  for (const std::string& flag : flags.input_shapes) {
-    auto parsed = ParseInputShapeFlag(flag);
-    if (!parsed.ok()) return ReportUsageError(parsed.status().message());
-    if (!options.input_shapes.emplace(parsed->first, parsed->second).second) {
-      return ReportUsageError("--input-shape given twice for '" + parsed->first + "'");
-    }
-  }
+  auto shapes = ParseInputShapes(flags.input_shapes);
+  if (!shapes.ok()) return ReportUsageError(shapes.status().message());
+  options.input_shapes = *shapes;
   std::map<std::string, Tensor> feeds;
   for (const std::string& flag : flags.inputs) {
     const size_t eq = flag.rfind('=');
@@ -163,18 +160,14 @@ int RunRun(const RunFlags& flags) {
 void AddRunCommand(CLI::App& app, CommandContext& context) {
   auto* sub = app.add_subcommand("run", "Run FP32 inference with qalign's executor");
   auto flags = std::make_shared<RunFlags>();
-  sub->add_option("model", flags->model, "ONNX model file")->required();
+  AddModelFlags(sub, &flags->model, &flags->input_shapes, "ONNX model file");
   sub->add_option("--input", flags->inputs, "Feed a graph input: NAME=FILE.npy (repeatable)")
-      ->allow_extra_args(false)
-      ->take_all();
-  sub->add_option("--input-shape", flags->input_shapes,
-                  "Fix a dynamic input shape: NAME=D,D,... (repeatable)")
       ->allow_extra_args(false)
       ->take_all();
   sub->add_option("--output-dir", flags->output_dir, "Write each output as DIR/<name>.npy");
   sub->add_option("--repeat", flags->repeat,
                   "Time N runs after one warm-up and print the median ms per run");
-  sub->add_option("--threads", flags->threads, "Threads to use (default: all cores)");
+  AddThreadsFlag(sub, &flags->threads);
   sub->add_flag("--profile", flags->profile, "Print the time spent per op type");
   sub->callback([&context, flags] { context.run = [flags] { return RunRun(*flags); }; });
 }

@@ -12,16 +12,16 @@
 #include <filesystem>
 #include <set>
 
-#include "export/qdq_check.h"
-#include "export/qdq_export.h"
-#include "export/qdq_fix.h"
-#include "export/qdq_import.h"
-#include "export/qdq_verify.h"
-#include "export/qdq_fixture.h"
 #include "cli/cli_runner.h"
 #include "core/file_util.h"
+#include "export/qdq_export.h"
+#include "export/qdq_fixture.h"
 #include "onnx/onnx_proto_builder.h"
 #include "onnx/tensor_proto.h"
+#include "qdq/qdq_check.h"
+#include "qdq/qdq_fix.h"
+#include "qdq/qdq_import.h"
+#include "qdq/qdq_verify.h"
 #include "runtime/executor.h"
 #include "sim/metrics.h"
 #include "testing/ort_runner.h"

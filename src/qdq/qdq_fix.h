@@ -22,10 +22,10 @@
 #include <string>
 #include <vector>
 
-#include "export/qdq_check.h"
-#include "export/qdq_import.h"
-#include "passes/alignment_pass.h"
+#include "passes/alignment/alignment_pass.h"
 #include "qalign/status.h"
+#include "qdq/qdq_check.h"
+#include "qdq/qdq_import.h"
 
 namespace qalign {
 

@@ -1,5 +1,5 @@
 // The quantize pipeline (see pipeline.h for the order and why).
-#include "passes/pipeline.h"
+#include "pipeline/pipeline.h"
 
 #include <unordered_set>
 
@@ -21,6 +21,18 @@ std::vector<const Variable*> TensorsToCalibrate(QuantConfigTable& table) {
   return out;
 }
 
+StatusOr<CalibrationStepsResult> RunCalibrationSteps(const Graph& graph,
+                                                     const TargetProfile& profile,
+                                                     const CalibrateFn& calibrate,
+                                                     QuantConfigTable* table) {
+  CalibrationStepsResult result;
+  // 1. Dispatch decides what is quantized; calibration only needs those tensors.
+  QALIGN_ASSIGN_OR_RETURN(result.dispatch, DispatchQuantization(graph, profile, table));
+  // 2. Calibrate.
+  QALIGN_ASSIGN_OR_RETURN(result.ranges, calibrate(TensorsToCalibrate(*table)));
+  return result;
+}
+
 StatusOr<GraphRewriteStats> RewriteForQuantization(Graph* graph, const GraphRewriteOptions& options) {
   GraphRewriteStats stats;
   if (options.fold) {
@@ -38,17 +50,18 @@ StatusOr<QuantizePipelineResult> RunQuantizePipeline(const Graph& graph,
                                                      const CalibrateFn& calibrate,
                                                      QuantConfigTable* table) {
   QuantizePipelineResult result;
-  // 1. Dispatch decides what is quantized; calibration only needs those tensors.
-  QALIGN_ASSIGN_OR_RETURN(result.dispatch, DispatchQuantization(graph, profile, table));
-  // 2. Calibrate.
-  QALIGN_ASSIGN_OR_RETURN(result.ranges, calibrate(TensorsToCalibrate(*table)));
+  // 1-2. Dispatch and calibrate.
+  QALIGN_ASSIGN_OR_RETURN(CalibrationStepsResult calibrated,
+                          RunCalibrationSteps(graph, profile, calibrate, table));
+  result.dispatch = calibrated.dispatch;
+  result.ranges = std::move(calibrated.ranges);
   // 3. Ranges into TQCs.
   QALIGN_ASSIGN_OR_RETURN(result.applied,
                           ApplyRanges(result.ranges, table, options.allow_missing_ranges));
-  // 4. Align (weights and biases derived inside, after the groups' params are final).
-  AlignmentOptions alignment = options.alignment;
-  alignment.derive_weight_and_bias = true;
+  // 4. Align, then derive weight and bias params (the bias reads the aligned input scale).
+  const AlignmentOptions& alignment = options.alignment;
   QALIGN_ASSIGN_OR_RETURN(result.alignment, RunAlignmentPass(graph, profile, alignment, table));
+  QALIGN_ASSIGN_OR_RETURN(result.derived, DeriveWeightAndBiasParams(table));
   // 5. Verify, independently of how the pass got there.
   result.violations =
       VerifyAlignment(graph, *table, profile, result.alignment.requantizes, alignment);

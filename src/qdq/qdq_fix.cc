@@ -1,5 +1,5 @@
 // FixQdqModel (see qdq_fix.h): re-align an imported QDQ model and rewrite its Q/DQ params.
-#include "export/qdq_fix.h"
+#include "qdq/qdq_fix.h"
 
 #include <nlohmann/json.hpp>
 
@@ -519,7 +519,6 @@ StatusOr<QdqFixResult> FixQdqModel(QdqModelView& view, const QdqFixOptions& opti
   for (const AlignmentRule& rule : view.profile.rules) {
     if (rule.kind != RuleKind::kFixedOutput) align.method_by_op_type.emplace(rule.op_type, AlignMethod::kLarge);
   }
-  align.derive_weight_and_bias = false;
   align.requantize_on_scheme_mismatch = true;
   auto aligned = RunAlignmentPass(*view.graph, view.profile, align, &view.table);
   if (!aligned.ok()) {

@@ -1,5 +1,5 @@
 // CheckQdqModel (see qdq_check.h).
-#include "export/qdq_check.h"
+#include "qdq/qdq_check.h"
 
 #include <nlohmann/json.hpp>
 
@@ -111,20 +111,24 @@ QdqCheckResult CheckQdqModel(QdqModelView& view, const AlignmentOptions& options
       const TQC* in = config->inputs[0];
       const TQC* w = config->inputs[1];
       ++result.biases_checked;
-      bool ok = true;
-      for (size_t c = 0; ok && c < b->scale.size(); ++c) {
+      bool scale_ok = true;
+      for (size_t c = 0; scale_ok && c < b->scale.size(); ++c) {
         const float ws = w->scale[w->scale.size() == 1 ? 0 : std::min(c, w->scale.size() - 1)];
-        ok = Close(b->scale[c], in->scale[0] * ws, 1e-5f);
+        scale_ok = Close(b->scale[c], in->scale[0] * ws, 1e-5f);
       }
-      for (int64_t z : b->offset) ok = ok && z == 0;
-      if (!ok) {
+      bool zero_point_ok = true;
+      for (int64_t z : b->offset) zero_point_ok = zero_point_ok && z == 0;
+      if (!scale_ok || !zero_point_ok) {
         QdqCheckViolation v;
         v.rule = "bias";
         v.op_type = op->type();
         v.op = op_name;
         v.ports = {port_of(*in), port_of(*w), port_of(*b)};
-        v.message = StrCat(label, ": bias '", view.ModelTensorName(*b),
-                           "' scale is not input_scale * weight_scale (input '",
+        const char* what = !scale_ok ? (zero_point_ok ? "scale is not input_scale * weight_scale"
+                                                       : "scale is not input_scale * weight_scale "
+                                                         "and its zero point is not 0")
+                                     : "zero point is not 0";
+        v.message = StrCat(label, ": bias '", view.ModelTensorName(*b), "' ", what, " (input '",
                            view.ModelTensorName(*in), "' scale ", in->scale[0], ", bias ",
                            ParamsText(b->scale, b->offset), ")");
         result.violations.push_back(std::move(v));

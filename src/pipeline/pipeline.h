@@ -8,9 +8,10 @@
 //   2. calibrate       ranges for every quantized activation tensor (the caller's executor run;
 //                      passes do not run models, so it is a callback)
 //   3. apply ranges    calibration statistics into the TQCs (parameters from their own data)
-//   4. align           groups, shared params, requantize edges; then weight params per channel
-//                      and bias params (scale = input_scale * weight_scale, zero point 0), which
-//                      must come after alignment because they read the aligned input scale
+//   4. align           groups, shared params, requantize edges (passes/alignment/); then weight
+//                      params per channel and bias params (scale = input_scale * weight_scale,
+//                      zero point 0; passes/weight_bias_params.h), which must come after
+//                      alignment because they read the aligned input scale
 //   5. verify          every rule holds or is relaxed by a recorded requantize edge
 // Export (src/export) and simulation (src/sim) read the table this leaves behind.
 #pragma once
@@ -20,10 +21,11 @@
 #include <vector>
 
 #include "ir/graph.h"
-#include "passes/alignment_pass.h"
+#include "passes/alignment/alignment_pass.h"
 #include "passes/alignment_verifier.h"
 #include "passes/equalize_conv_pairs.h"
 #include "passes/fold_into_conv.h"
+#include "passes/weight_bias_params.h"
 #include "quant/dispatch.h"
 #include "quant/quant_config.h"
 #include "quant/ranges.h"
@@ -59,12 +61,26 @@ struct QuantizePipelineResult {
   RangeMap ranges;
   ApplyRangesStats applied;
   AlignmentResult alignment;
+  DerivedParamsStats derived;
   std::vector<AlignmentViolation> violations;
 };
 
 // The non-parameter tensors with a quantized activation TQC (what calibration must observe), in
 // table order, each once.
 std::vector<const Variable*> TensorsToCalibrate(QuantConfigTable& table);
+
+struct CalibrationStepsResult {
+  DispatchStats dispatch;
+  RangeMap ranges;
+};
+
+// Steps 1-2 on an empty `table`: dispatch, then calibrate the tensors it quantizes. `qalign
+// calibrate` stops here and writes the ranges; RunQuantizePipeline starts with it, so both observe
+// the same tensors.
+StatusOr<CalibrationStepsResult> RunCalibrationSteps(const Graph& graph,
+                                                     const TargetProfile& profile,
+                                                     const CalibrateFn& calibrate,
+                                                     QuantConfigTable* table);
 
 // Runs steps 1-5 on an empty `table`.
 StatusOr<QuantizePipelineResult> RunQuantizePipeline(const Graph& graph,

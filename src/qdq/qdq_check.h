@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "export/qdq_import.h"
-#include "passes/alignment_pass.h"
+#include "passes/alignment/alignment_pass.h"
+#include "qdq/qdq_import.h"
 
 namespace qalign {
 

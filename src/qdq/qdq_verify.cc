@@ -1,5 +1,5 @@
 // VerifyQdqModel (see qdq_verify.h).
-#include "export/qdq_verify.h"
+#include "qdq/qdq_verify.h"
 
 #include <map>
 #include <optional>

@@ -1,5 +1,5 @@
 // ImportQdqModel: QDQ ONNX -> float-view Graph + QuantConfigTable holding the model's own params.
-#include "export/qdq_import.h"
+#include "qdq/qdq_import.h"
 
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>

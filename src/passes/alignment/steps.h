@@ -1,0 +1,117 @@
+// The steps of the alignment pass (one .cc file each) and the data they hand each other.
+#pragma once
+
+#include "passes/alignment/alignment_pass.h"  // with <cstdint>, <string>, <vector>
+
+namespace qalign {
+
+// ---------------------------------------------------------------- steps 1 and 2: constraints.cc
+
+// A value a group is pinned to: a fixed-range rule's params or a BAKED member's params.
+struct Pin {
+  float scale = 0.0f;
+  int64_t zero_point = 0;
+  bool fixed = false;  // fixed-range rule (else BAKED member)
+  const TQC* source = nullptr;
+  bool Same(const Pin& o) const { return scale == o.scale && zero_point == o.zero_point; }
+};
+
+// One op whose rule ties two or more ports (or one input to an output method).
+struct RuleTie {
+  Operation* op = nullptr;
+  const OperationQuantConfig* config = nullptr;
+  EffectiveRule rule;
+  std::vector<TQC*> members;  // RuleMembers
+};
+
+// a and b must share params; `rule` indexes the tie that asks it, -1 for a default edge.
+struct Constraint {
+  TQC* a = nullptr;
+  TQC* b = nullptr;
+  int32_t rule = -1;
+};
+
+struct AlignmentConstraints {
+  std::vector<const OperationQuantConfig*> configs;  // of the graph's ops in order, or nullptr
+  std::vector<RuleTie> rules;                        // graph order
+  std::vector<Pin> pins;
+  std::vector<int32_t> pin_of;              // by TQC id: index into pins, or -1
+  std::vector<Constraint> constraints;      // rule ties, then default edges: the order of the links
+  std::vector<RequantizeEdge> requantizes;  // made by cascade control
+
+  const Pin* PinOf(const TQC* t) const {
+    const int32_t k = pin_of[static_cast<size_t>(t->id)];
+    return k < 0 ? nullptr : &pins[static_cast<size_t>(k)];
+  }
+};
+
+// Step 1: the rule ties of every op, fixed-output pins (checked against the port's scheme) and
+// BAKED members' pins. A TQC keeps its first pin, so a fixed range beats a BAKED value.
+Status CollectRules(const Graph& graph, const TargetProfile& profile,
+                    const AlignmentOptions& options, QuantConfigTable* table,
+                    AlignmentConstraints* out, AlignmentResult* result);
+
+// Step 2: every consumer-side TQC shares its tensor's producer-side TQC, or without one the first
+// consumer port by name. Cascade control (force_overlap off): a rule tie on an input whose tensor
+// has another consumer that reads its values (not Shape, Size), or is a graph output, keeps the
+// producer out: that edge becomes a requantize instead.
+void CollectConstraints(bool force_overlap, QuantConfigTable* table, AlignmentConstraints* out,
+                        AlignmentResult* result);
+
+// ---------------------------------------------------------------- step 3: groups.cc
+
+// Links the constraints in order: the partition does not depend on it. Only a part holding two
+// schemes or two different pins is conflicted (a look-ahead partition finds them, if any): its
+// constraints are replayed sorted by names, dropping and recording each one that would join two
+// schemes (an error unless options.requantize_on_scheme_mismatch) or two different pins.
+Status FormGroups(const AlignmentConstraints& constraints, const AlignmentOptions& options,
+                  QuantConfigTable* table, AlignmentResult* result);
+
+// ---------------------------------------------------------------- step 4: params.cc
+
+// What the pass knows of one group of joinable TQCs once the groups are final.
+struct GroupChoice {
+  TQC* root = nullptr;
+  std::vector<int32_t> rules;      // indices of the rule ties touching the group, in rule order
+  const Pin* fixed_pin = nullptr;  // the first by port name, if any
+  const Pin* baked_pin = nullptr;
+  bool has_range = false;  // whether [min, max], the union of the members' ranges, is set
+  float min = 0.0f, max = 0.0f;
+  const char* method = "";  // "fixed", "baked", "large", "output", "input"; "" for a tensor's own
+  std::string reason;       // for reported groups, when options.collect_groups
+};
+
+// Chooses and sets the params of every group (in order of its first member's id), by priority:
+//   fixed-range rule > user override (node > op type) > BAKED member > the deciding rules' method
+//   > the union of the members' ranges for a group no rule touched.
+// The deciding rules are those of the strongest source present; when their methods differ, the
+// one first in `large > optimal > output > input` wins and a note says so. `output` and `input`
+// take the range of port 0 of that side of each deciding op with that method; if none has one,
+// the union of the members' ranges (`large`). `optimal` is computed as `large`.
+Status ChooseParams(const AlignmentConstraints& constraints, const AlignmentOptions& options,
+                    QuantConfigTable* table, std::vector<GroupChoice>* groups,
+                    AlignmentResult* result);
+
+// ---------------------------------------------------------------- step 5, texts: report.cc
+
+// Why cascade control made a requantize edge into input `port` of `consumer`.
+std::string CascadeReason(const Operation& consumer, int port, const Variable& tensor,
+                          int value_consumers);
+// Why two pinned values cannot share a group.
+std::string PinConflictReason(const Pin& x, const Pin& y);
+// The requantize edge of a constraint dropped for `why`.
+RequantizeEdge DroppedConstraintEdge(const Constraint& c, Operation* rule_op,
+                                     const std::string& why);
+// The reason of a group pinned to a fixed range or a BAKED member.
+std::string PinReason(const Pin& pin);
+// The first deciding rule by op name, how many more, and when methods differ how that was resolved.
+std::string RuleReason(std::vector<const RuleTie*> deciding, AlignMethod chosen, bool mixed);
+
+// Puts the cascade edges before the result's, sorts them stably by (tensor name, consumer name),
+// drops repeats, and lists the groups a rule formed or a fixed range pinned (the others hold the
+// TQCs of one tensor: listing them would bury the interesting ones).
+void FinishReport(std::vector<RequantizeEdge> cascade, std::vector<GroupChoice>* groups,
+                  const AlignmentOptions& options, QuantConfigTable* table,
+                  AlignmentResult* result);
+
+}  // namespace qalign

@@ -1,0 +1,164 @@
+// calibrate, align and quantize run the same steps on the same tensors: on the real PP-OCR cls
+// model, `calibrate` then `align --ranges` finds the groups a single `quantize` finds, and
+// `calibrate` then `quantize --ranges` writes the model a single `quantize` writes, byte for byte.
+//
+// Every run uses --threads 1: the executor's multi-threaded kernels are not bit-reproducible from
+// run to run (the last bit of a sum depends on the split), and these tests compare exactly.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <ostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "cli/cli_runner.h"
+
+namespace qalign {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::CliResult;
+using testing::RunCli;
+
+const std::string kModel = std::string(QALIGN_MODEL_DIR) + "/ch_ppocr_mobile_v2.0_cls_infer.onnx";
+
+std::string ReadBytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+struct Job {
+  std::string target;
+  std::string observer;
+};
+void PrintTo(const Job& job, std::ostream* os) { *os << job.target << " " << job.observer; }
+
+class PipelinePathsTest : public ::testing::TestWithParam<Job> {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(fs::exists(kModel)) << kModel << " is missing: run scripts/fetch_models.sh";
+    std::string tmpl = (fs::temp_directory_path() / "qalign_paths_XXXXXX").string();
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // The flags every run shares: model, target, input shape, one thread, no progress.
+  std::vector<std::string> Common(const std::string& command) const {
+    return {command, kModel, "--target", GetParam().target, "--input-shape", "x=1,3,48,192",
+            "--threads", "1", "--quiet"};
+  }
+  std::vector<std::string> WithCalib(std::vector<std::string> args) const {
+    args.insert(args.end(), {"--calib", "random:10", "--observer", GetParam().observer});
+    return args;
+  }
+  static std::vector<std::string> Plus(std::vector<std::string> args,
+                                       const std::vector<std::string>& more) {
+    args.insert(args.end(), more.begin(), more.end());
+    return args;
+  }
+
+  std::string dir_;
+};
+
+TEST_P(PipelinePathsTest, CalibrateThenAlignFindsTheGroupsQuantizeFinds) {
+  const std::string report = dir_ + "/quantize_report.json";
+  CliResult q = RunCli(Plus(WithCalib(Common("quantize")),
+                            {"-o", dir_ + "/q.onnx", "--report", report}));
+  ASSERT_EQ(q.exit_code, 0) << q.err;
+
+  const std::string ranges = dir_ + "/ranges.json";
+  CliResult c = RunCli(Plus(WithCalib(Common("calibrate")), {"-o", ranges}));
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  const std::string align_report = dir_ + "/align_report.json";
+  std::vector<std::string> align = Common("align");
+  align.pop_back();  // align runs no model: no --quiet
+  align.erase(align.end() - 2, align.end());  // nor --threads
+  CliResult a = RunCli(Plus(align, {"--ranges", ranges, "--report", align_report}));
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+
+  const nlohmann::json from_quantize = nlohmann::json::parse(ReadBytes(report));
+  const nlohmann::json from_align = nlohmann::json::parse(ReadBytes(align_report));
+  ASSERT_GT(from_quantize["groups"].size(), 0u);
+  EXPECT_EQ(from_align["groups"], from_quantize["groups"]);
+  EXPECT_EQ(from_align["requantize"], from_quantize["requantize"]);
+  EXPECT_EQ(from_align["summary"], from_quantize["summary"]);
+  // The text report names the same number of groups.
+  EXPECT_NE(a.out.find(std::to_string(from_quantize["groups"].size()) + " groups"),
+            std::string::npos)
+      << a.out;
+}
+
+TEST_P(PipelinePathsTest, CalibrateThenQuantizeWithRangesWritesTheSameModel) {
+  const std::string single = dir_ + "/single.onnx";
+  CliResult q = RunCli(Plus(WithCalib(Common("quantize")), {"-o", single}));
+  ASSERT_EQ(q.exit_code, 0) << q.err;
+  EXPECT_NE(q.out.find("calibration: 8 samples"), std::string::npos) << q.out;  // 2 held out
+
+  // The same data and the same default --holdout: calibrate observes the same 8 samples.
+  const std::string ranges = dir_ + "/ranges.json";
+  CliResult c = RunCli(Plus(WithCalib(Common("calibrate")), {"-o", ranges}));
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  const std::string two_step = dir_ + "/two_step.onnx";
+  std::vector<std::string> with_ranges =
+      Plus(Common("quantize"), {"--ranges", ranges, "--calib", "random:10", "-o", two_step});
+  CliResult r = RunCli(with_ranges);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("calibration: ranges from " + ranges), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("on 2 of 2 held-out samples"), std::string::npos) << r.out;
+
+  const std::string expected = ReadBytes(single);
+  ASSERT_GT(expected.size(), 100000u);
+  EXPECT_TRUE(ReadBytes(two_step) == expected) << "calibrate + quantize --ranges differs";
+
+  // Without data: no SNR, the same model.
+  const std::string no_data = dir_ + "/no_data.onnx";
+  CliResult n = RunCli(Plus(Common("quantize"), {"--ranges", ranges, "-o", no_data}));
+  ASSERT_EQ(n.exit_code, 0) << n.err;
+  EXPECT_NE(n.out.find("not measured (no --calib)"), std::string::npos) << n.out;
+  EXPECT_TRUE(ReadBytes(no_data) == expected) << "quantize --ranges without --calib differs";
+
+  // Ranges are already observed: --observer with --ranges is a usage error.
+  CliResult both = RunCli(Plus(Common("quantize"), {"--ranges", ranges, "--observer", "kl", "-o",
+                                                    dir_ + "/x.onnx"}));
+  EXPECT_EQ(both.exit_code, 2) << both.err;
+  EXPECT_FALSE(fs::exists(dir_ + "/x.onnx"));
+  // Neither data nor ranges.
+  CliResult neither = RunCli(Plus(Common("quantize"), {"-o", dir_ + "/x.onnx"}));
+  EXPECT_EQ(neither.exit_code, 2) << neither.err;
+  EXPECT_NE(neither.err.find("--calib or --ranges"), std::string::npos) << neither.err;
+  // Outputs never replace an input: the ranges file stays as it was.
+  const std::string ranges_bytes = ReadBytes(ranges);
+  CliResult over = RunCli(Plus(Common("quantize"), {"--ranges", ranges, "-o", ranges}));
+  EXPECT_EQ(over.exit_code, 1) << over.err;
+  EXPECT_NE(over.err.find("refusing to overwrite"), std::string::npos) << over.err;
+  EXPECT_EQ(ReadBytes(ranges), ranges_bytes);
+  // A bad ranges file: one line naming it, no model written.
+  const std::string bad = dir_ + "/bad.json";
+  std::ofstream(bad) << "{\"x\": {\"min\": 1}}";
+  CliResult broken = RunCli(Plus(Common("quantize"), {"--ranges", bad, "-o", dir_ + "/x.onnx"}));
+  EXPECT_EQ(broken.exit_code, 1) << broken.err;
+  EXPECT_EQ(broken.StderrLines(), 1) << broken.err;
+  EXPECT_NE(broken.err.find(bad), std::string::npos) << broken.err;
+  EXPECT_FALSE(fs::exists(dir_ + "/x.onnx"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Jobs, PipelinePathsTest,
+                         ::testing::Values(Job{"tflite-int8", "minmax"},
+                                           Job{"ort-qdq-u8s8", "kl"}),
+                         [](const ::testing::TestParamInfo<Job>& info) {
+                           std::string name = info.param.target + "_" + info.param.observer;
+                           for (char& ch : name) {
+                             if (ch == '-') ch = '_';
+                           }
+                           return name;
+                         });
+
+}  // namespace
+}  // namespace qalign

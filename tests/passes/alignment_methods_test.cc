@@ -1,0 +1,116 @@
+// How a group's params are chosen when rules meet or a range is missing: the `output` method beats
+// `input` when both tie one group, and a rule whose method port has no range falls back to the
+// union of the members' ranges (method `large`), saying so in the group's reason.
+#include <gtest/gtest.h>
+
+#include "align_testing.h"
+#include "passes/alignment/alignment_pass.h"
+#include "passes/alignment_verifier.h"
+#include "testing/graph_builder.h"
+
+namespace qalign {
+namespace {
+
+using testing::AddRange;
+using testing::GraphBuilder;
+using testing::In;
+using testing::Int8Asym;
+using testing::MakeProfile;
+using testing::MakeTable;
+using testing::Out;
+using testing::Rule;
+
+std::pair<float, int64_t> ParamsOf(float min, float max) {
+  float s = 0;
+  int64_t z = 0;
+  EXPECT_TRUE(ComputeParams(Int8Asym(), min, max, &s, &z).ok());
+  return {s, z};
+}
+
+void ExpectGroupParams(QuantConfigTable& table, const TQC* t, std::pair<float, int64_t> want) {
+  ASSERT_EQ(table.scale(t).size(), 1u) << DescribeTqc(*t);
+  EXPECT_FLOAT_EQ(table.scale(t)[0], want.first) << DescribeTqc(*t);
+  EXPECT_EQ(table.offset(t)[0], want.second) << DescribeTqc(*t);
+}
+
+AlignmentResult RunAndVerify(const Graph& g, const TargetProfile& profile, QuantConfigTable* t) {
+  auto result = RunAlignmentPass(g, profile, {}, t);
+  EXPECT_TRUE(result.ok()) << result.status().ToString();
+  if (!result.ok()) return {};
+  for (const auto& v : VerifyAlignment(g, *t, profile, result->requantizes, {})) {
+    ADD_FAILURE() << "[" << v.check << "] " << v.message;
+  }
+  return std::move(result).value();
+}
+
+// p -> MaxPool (method input) -> Reshape (method output): one group, where the output method wins
+// by priority, so the group takes the Reshape's output range [0, 5], not the MaxPool input's
+// [0, 2].
+TEST(AlignmentMethods, OutputBeatsInputWhenBothMeetInOneGroup) {
+  GraphBuilder b;
+  Variable* x = b.Input("x", {1, 2, 8, 8});
+  Variable* p = b.Op("Relu", "p", {x});
+  Variable* pool = b.Op("MaxPool", "pool", {p});
+  Variable* reshape = b.Op("Reshape", "reshape", {pool, b.Int64Param("shape", {1, 128})});
+  b.Output(reshape);
+  auto g = b.Build();
+  auto t = MakeTable(*g);
+  RangeMap ranges;
+  AddRange(&ranges, "x", -1, 1);
+  AddRange(&ranges, "p_out", 0, 2);
+  AddRange(&ranges, "pool_out", 0, 3);
+  AddRange(&ranges, "reshape_out", 0, 5);
+  ASSERT_TRUE(ApplyRanges(ranges, t.get(), false).ok());
+  const TargetProfile profile = MakeProfile(
+      "mixed", {Rule("MaxPool", RuleKind::kShareInputOutput, AlignMethod::kInput),
+                Rule("Reshape", RuleKind::kShareInputOutput, AlignMethod::kOutput)},
+      true);
+  AlignmentResult r = RunAndVerify(*g, profile, t.get());
+  ASSERT_EQ(r.groups.size(), 1u);
+  EXPECT_EQ(r.groups[0].method, "output");
+  EXPECT_EQ(r.groups[0].reason,
+            "MaxPool 'pool' target rule (input and output share) and 1 more; methods conflict "
+            "(MaxPool 'pool' wants input, Reshape 'reshape' wants output), chose output by "
+            "priority large > output > input");
+  EXPECT_EQ(r.counters.method_conflicts, 1);
+  for (const TQC* m : {Out(*t, *g, "p"), In(*t, *g, "pool"), Out(*t, *g, "reshape")}) {
+    ExpectGroupParams(*t, m, ParamsOf(0, 5));
+  }
+}
+
+// A Concat aligned to its output, whose output has no calibrated range: the group falls back to
+// the union of the inputs' ranges, and the reason says so.
+TEST(AlignmentMethods, MissingMethodPortRangeFallsBackToTheUnion) {
+  GraphBuilder b;
+  Variable* x = b.Input("x", {1, 2, 8, 8});
+  Variable* p = b.Op("Relu", "p", {x});
+  Variable* q = b.Op("Sigmoid", "q", {x});
+  Variable* cat = b.Op("Concat", "cat", {p, q}, {{"axis", Attribute::Int(1)}});
+  b.Output(cat);
+  auto g = b.Build();
+  auto t = MakeTable(*g);
+  RangeMap ranges;
+  AddRange(&ranges, "x", -1, 1);
+  AddRange(&ranges, "p_out", -0.5f, 3);
+  AddRange(&ranges, "q_out", 0, 1);
+  AddRange(&ranges, "cat_out", 0, 3);
+  ASSERT_TRUE(ApplyRanges(ranges, t.get(), false).ok());
+  // The output port's range is gone (as when calibration never saw the tensor).
+  Out(*t, *g, "cat")->stats = CalibrationStats{};
+  const TargetProfile profile = MakeProfile(
+      "concat-output", {Rule("Concat", RuleKind::kShareInputsAndOutput, AlignMethod::kOutput)},
+      true);
+  AlignmentResult r = RunAndVerify(*g, profile, t.get());
+  ASSERT_EQ(r.groups.size(), 1u);
+  EXPECT_EQ(r.groups[0].method, "large");
+  EXPECT_NE(r.groups[0].reason.find("the output port has no range, used the union of members"),
+            std::string::npos)
+      << r.groups[0].reason;
+  EXPECT_EQ(r.counters.groups_without_range, 0);
+  for (const TQC* m : {In(*t, *g, "cat", 0), In(*t, *g, "cat", 1), Out(*t, *g, "cat")}) {
+    ExpectGroupParams(*t, m, ParamsOf(-0.5f, 3));
+  }
+}
+
+}  // namespace
+}  // namespace qalign
