@@ -326,6 +326,21 @@ StatusOr<std::shared_ptr<const CalibrationDataset>> OpenRandom(
     }
   }
   if (!(high > low)) return InvalidArgumentError("--calib random: high must exceed low");
+  // The draw is a float in [low, high): both ends and their distance must be finite floats
+  // (low=-1e91 became -inf and every value NaN, found by fuzzing), and integer inputs take
+  // floor(value), which must fit in 32 bits.
+  if (!std::isfinite(high - low)) {
+    return InvalidArgumentError("--calib random: low and high must be finite 32-bit floats "
+                                "less than 3.4e38 apart");
+  }
+  for (const ModelInputSpec& input : inputs) {
+    const bool integer = input.dtype == DataType::kInt64 || input.dtype == DataType::kInt32;
+    if (integer && (low < -2147483648.0f || high > 2147483648.0f)) {
+      return InvalidArgumentError("--calib random: input '", input.name, "' is ",
+                                  DataTypeName(input.dtype),
+                                  "; low and high must lie within +-2147483648");
+    }
+  }
   for (const ModelInputSpec& input : inputs) {
     if (!input.fully_known()) {
       return InvalidArgumentError("--calib random: input '", input.name, "' has open dims ",

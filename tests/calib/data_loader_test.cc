@@ -398,6 +398,10 @@ TEST_F(DataLoaderTest, RandomDataIsSeededAndInRange) {
   ExpectError(OpenCalibrationData("random:1e20", inputs).status(), {"random:1e20"});
   ExpectError(OpenCalibrationData("random:3?seed=-1", inputs).status(), {"seed '-1'"});
   ExpectError(OpenCalibrationData("random:3?seed=1.5", inputs).status(), {"seed '1.5'"});
+  // Found by fuzzing: low=-1e91 became -inf as a float, and every value NaN.
+  ExpectError(OpenCalibrationData("random:3?low=-1e91", inputs).status(), {"finite"});
+  ExpectError(OpenCalibrationData("random:3?low=-3e38&high=3e38", inputs).status(), {"finite"});
+  ExpectError(OpenCalibrationData("random:3?low=-1e12", inputs).status(), {"input 'ids'", "i64"});
   EXPECT_TRUE(OpenCalibrationData("random:100000", inputs).ok());
   ExpectError(OpenCalibrationData("random:3", {Input("x", {-1, 3})}).status(),
               {"'x'", "--input-shape"});
