@@ -4,6 +4,7 @@
 #include <onnx/defs/schema.h>
 #include <onnx/defs/shape_inference.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -260,25 +261,44 @@ void CheckConvPoolRanks(onnx::InferenceContext& ctx, const ConvPoolInputs& io,
   }
 }
 
+// Before any op's inference: every input the schema requires has a type. An input produced by an
+// op ONNX does not know, or a graph input declared without a type, reaches the inference
+// function as a null type, which many of ONNX's functions dereference unchecked (Shape on an
+// untyped input: SIGSEGV, found by fuzz/fuzz_onnx_import).
+void CheckRequiredInputsTyped(onnx::InferenceContext& ctx, const onnx::OpSchema& schema) {
+  const auto& formal = schema.inputs();
+  for (size_t i = 0; i < ctx.getNumInputs(); ++i) {
+    if (formal.empty()) break;
+    const auto& param = formal[std::min(i, formal.size() - 1)];
+    if (param.GetOption() == onnx::OpSchema::Optional) continue;
+    if (ctx.getInputType(i) == nullptr) {
+      fail_shape_inference(schema.Name(), ": input ", i, " has no known type");
+    }
+  }
+}
+
 class GuardedRegistry : public onnx::ISchemaRegistry {
  public:
   const onnx::OpSchema* GetSchema(const std::string& key, const int max_inclusive_version,
                                   const std::string& domain) const override {
     const onnx::OpSchema* schema =
         onnx::OpSchemaRegistry::Instance()->GetSchema(key, max_inclusive_version, domain);
-    if (schema == nullptr || !(domain.empty() || domain == "ai.onnx")) return schema;
-    const auto op = ConvPoolOps().find(key);
-    if (op == ConvPoolOps().end()) return schema;
+    if (schema == nullptr) return schema;
     std::lock_guard<std::mutex> lock(mutex_);
     auto& guarded = guarded_[schema];
     if (!guarded) {
       guarded = std::make_unique<onnx::OpSchema>(*schema);
       onnx::InferenceFunction original = schema->GetTypeAndShapeInferenceFunction();
-      const ConvPoolInputs io = op->second;
-      guarded->TypeAndShapeInferenceFunction([original, io, key](onnx::InferenceContext& ctx) {
-        CheckConvPoolRanks(ctx, io, key);
-        if (original) original(ctx);
-      });
+      const auto op = ConvPoolOps().find(key);
+      const bool conv_pool = (domain.empty() || domain == "ai.onnx") && op != ConvPoolOps().end();
+      const ConvPoolInputs io = conv_pool ? op->second : ConvPoolInputs{-1, -1};
+      const onnx::OpSchema* copy = guarded.get();
+      guarded->TypeAndShapeInferenceFunction(
+          [original, io, conv_pool, key, copy](onnx::InferenceContext& ctx) {
+            CheckRequiredInputsTyped(ctx, *copy);
+            if (conv_pool) CheckConvPoolRanks(ctx, io, key);
+            if (original) original(ctx);
+          });
     }
     return guarded.get();
   }

@@ -25,12 +25,14 @@ namespace qalign {
 // `source` and the op (type and name) or tensor.
 Status CheckModelProto(const onnx::ModelProto& model, const std::string& source);
 
-// ONNX's schema registry, with a guard in front of the shape inference of conv and pool ops.
-// ONNX's convPoolShapeInference indexes the input's dims with the weight's rank and the
-// attributes' lengths without comparing them (a Conv weight of rank 50 on a rank-4 input read
-// past the dims: SIGSEGV, found by fuzz/fuzz_onnx_import). Ranks are only known during
-// inference, so the guard runs there: a mismatch fails inference the way ONNX itself does
-// (an exception the importer turns into a warning), instead of reaching ONNX's code.
+// ONNX's schema registry, with guards in front of every op's shape inference, for what ONNX's
+// functions assume without checking (both found by fuzz/fuzz_onnx_import, SIGSEGV):
+//  - every required input has a type (an untyped graph input or the output of an op ONNX does
+//    not know reaches the function as a null type);
+//  - conv and pool ops: the weight's rank equals the input's, and per-axis attributes are as
+//    long as the spatial rank (convPoolShapeInference indexes the input's dims with them).
+// Types and ranks are only known during inference, so the guards run there: a violation fails
+// that op's inference the way ONNX itself does, and its outputs' shapes stay unknown.
 const onnx::ISchemaRegistry* GuardedSchemaRegistry();
 
 // True when `text` is well-formed UTF-8 (no overlong forms, surrogates or values past U+10FFFF).

@@ -160,6 +160,24 @@ TEST(ModelCheckTest, ConvWeightRankUnlikeTheInputsStopsShapeInferenceNotTheProce
   EXPECT_FALSE((*pooled)->FindVariable("y")->shape().fully_known());
 }
 
+TEST(ModelCheckTest, UntypedInputStopsShapeInferenceNotTheProcess) {
+  // Shape on a graph input declared without a type: ONNX's inference dereferenced the null type
+  // (SIGSEGV, found by fuzz/fuzz_onnx_import). Same for the output of an op ONNX does not know.
+  onnx::ModelProto model = NewModel(13);
+  auto* g = model.mutable_graph();
+  g->add_input()->set_name("x");
+  AddNode(g, "Shape", {"x"}, {"s"}, "shape");
+  AddInput(g, "u", {"2", "3"});
+  AddNode(g, "Co(stant", {"u"}, {"v"}, "unknown");
+  AddNode(g, "Shape", {"v"}, {"t"}, "shape_of_unknown");
+  AddOutput(g, "s", {})->mutable_type()->mutable_tensor_type()->clear_shape();
+  AddOutput(g, "t", {})->mutable_type()->mutable_tensor_type()->clear_shape();
+  auto graph = Import(model);
+  ASSERT_TRUE(graph.ok()) << graph.status().message();
+  EXPECT_FALSE((*graph)->FindVariable("s")->shape().rank_known);
+  EXPECT_FALSE((*graph)->FindVariable("t")->shape().rank_known);
+}
+
 TEST(ModelCheckTest, GraphWithoutOutputsIsRefused) {
   onnx::ModelProto model = NewModel(13);
   auto* g = model.mutable_graph();
