@@ -1,12 +1,15 @@
 # qalign: the two commands of README.md, and their parts.
 #   make demo  - setup, Release build, fetch models, run the main job on PP-OCRv4 det
 #   make test  - setup, build, every test with ctest, and the unit tests under ASan+UBSan
+#   make fuzz  - the libFuzzer targets of fuzz/, FUZZ_SECONDS (60) each
 JOBS ?= $(shell nproc)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
 DEMO_MODEL ?= .cache/models/ch_PP-OCRv4_det_infer.onnx
 
-.PHONY: setup build build-asan demo test test-release test-asan bench mutate clean
+.PHONY: setup build build-asan demo test test-release test-asan bench mutate fuzz build-fuzz clean
 
 setup:
 	bash scripts/setup.sh
@@ -38,5 +41,14 @@ bench: build
 mutate: setup
 	python3 tests/mutants/mutate.py --jobs $(JOBS)
 
+# libFuzzer targets (clang 14, ASan + UBSan), each run for FUZZ_SECONDS from fuzz/corpus/.
+build-fuzz: setup
+	@command -v clang++-14 >/dev/null || { echo "make fuzz needs clang-14 and libFuzzer: apt-get install clang-14 libclang-rt-14-dev"; exit 1; }
+	cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 -DQALIGN_SANITIZE=ON -DQALIGN_BUILD_FUZZERS=ON -DQALIGN_BUILD_TESTS=OFF -DQALIGN_BUILD_BENCH=OFF
+	cmake --build $(FUZZ_BUILD) --target qalign_fuzzers -j $(JOBS)
+
+fuzz: build-fuzz
+	bash fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) build-mutants
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) build-mutants

@@ -2,6 +2,7 @@
 #include "calib/data_loader.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <filesystem>
 #include <random>
@@ -272,14 +273,22 @@ StatusOr<std::shared_ptr<const CalibrationDataset>> OpenImages(
       std::make_shared<ImageDataset>(inputs[0], std::move(files), std::move(preprocess)));
 }
 
+constexpr long long kMaxRandomSamples = 100000;
+
 StatusOr<std::shared_ptr<const CalibrationDataset>> OpenRandom(
     const std::string& body, const std::vector<ModelInputSpec>& inputs) {
   const size_t question = body.find('?');
   const std::string count_text = body.substr(0, question);
   char* end = nullptr;
+  errno = 0;
   const long long count = std::strtoll(count_text.c_str(), &end, 10);
   if (count_text.empty() || end != count_text.c_str() + count_text.size() || count <= 0) {
     return InvalidArgumentError("--calib random:", body, ": expected random:N with N > 0");
+  }
+  // Each sample is a full forward pass: N = 2^63 - 1 was accepted and ran forever.
+  if (errno == ERANGE || count > kMaxRandomSamples) {
+    return InvalidArgumentError("--calib random:", body, ": at most ", kMaxRandomSamples,
+                                " samples (calibration needs hundreds)");
   }
   uint32_t seed = 0;
   float low = 0.0f, high = 1.0f;
@@ -300,6 +309,11 @@ StatusOr<std::shared_ptr<const CalibrationDataset>> OpenRandom(
         return InvalidArgumentError("--calib random: '", item, "' is not key=number");
       }
       if (key == "seed") {
+        // Casting a negative or too large double to uint32_t is undefined (found by fuzzing).
+        if (number < 0 || number > 4294967295.0 || number != std::floor(number)) {
+          return InvalidArgumentError("--calib random: seed '", value,
+                                      "' is not a whole number from 0 to 4294967295");
+        }
         seed = static_cast<uint32_t>(number);
       } else if (key == "low") {
         low = static_cast<float>(number);
@@ -312,6 +326,21 @@ StatusOr<std::shared_ptr<const CalibrationDataset>> OpenRandom(
     }
   }
   if (!(high > low)) return InvalidArgumentError("--calib random: high must exceed low");
+  // The draw is a float in [low, high): both ends and their distance must be finite floats
+  // (low=-1e91 became -inf and every value NaN, found by fuzzing), and integer inputs take
+  // floor(value), which must fit in 32 bits.
+  if (!std::isfinite(high - low)) {
+    return InvalidArgumentError("--calib random: low and high must be finite 32-bit floats "
+                                "less than 3.4e38 apart");
+  }
+  for (const ModelInputSpec& input : inputs) {
+    const bool integer = input.dtype == DataType::kInt64 || input.dtype == DataType::kInt32;
+    if (integer && (low < -2147483648.0f || high > 2147483648.0f)) {
+      return InvalidArgumentError("--calib random: input '", input.name, "' is ",
+                                  DataTypeName(input.dtype),
+                                  "; low and high must lie within +-2147483648");
+    }
+  }
   for (const ModelInputSpec& input : inputs) {
     if (!input.fully_known()) {
       return InvalidArgumentError("--calib random: input '", input.name, "' has open dims ",

@@ -9,13 +9,27 @@
 
 // jpeglib.h uses size_t and FILE without including their headers.
 #include <jpeglib.h>
+#include <jerror.h>
 #include <png.h>
 
 #include "calib/data_loader.h"
 #include "core/file_util.h"
+#include "core/limits.h"
 
 namespace qalign {
 namespace {
+
+// Pixels of an image `width` x `height` x 3 bytes must fit the tensor limit: a header can claim
+// 65535 x 65535 in a few hundred bytes.
+bool ImageFits(uint64_t width, uint64_t height, char* message) {
+  const uint64_t bytes = width * height * 3;  // both < 2^32: no overflow
+  if (bytes <= static_cast<uint64_t>(MaxTensorBytes())) return true;
+  std::snprintf(message, JMSG_LENGTH_MAX, "%llux%llu pixels need %llu bytes, more than the limit "
+                "of %lld (QALIGN_MAX_TENSOR_BYTES)", static_cast<unsigned long long>(width),
+                static_cast<unsigned long long>(height), static_cast<unsigned long long>(bytes),
+                static_cast<long long>(MaxTensorBytes()));
+  return false;
+}
 
 StatusOr<RgbImage> DecodePng(const std::string& bytes, const std::string& path) {
   png_image image;
@@ -25,6 +39,11 @@ StatusOr<RgbImage> DecodePng(const std::string& bytes, const std::string& path) 
     return InvalidArgumentError(path, ": cannot decode PNG: ", image.message);
   }
   image.format = PNG_FORMAT_RGB;
+  char too_large[JMSG_LENGTH_MAX];  // JMSG_LENGTH_MAX: ImageFits writes at most that
+  if (!ImageFits(image.width, image.height, too_large)) {
+    png_image_free(&image);
+    return InvalidArgumentError(path, ": cannot decode PNG: ", too_large);
+  }
   RgbImage out;
   out.width = static_cast<int>(image.width);
   out.height = static_cast<int>(image.height);
@@ -54,6 +73,14 @@ void JpegErrorExit(j_common_ptr info) {
 
 void JpegSilentMessage(j_common_ptr) {}
 
+// libjpeg only warns when the data ends early and fills the rest of the image with gray; a
+// truncated file would calibrate on made-up pixels. It fails here, like a truncated PNG does.
+// Other warnings (extraneous bytes between markers) still decode.
+void JpegEmitMessage(j_common_ptr info, int level) {
+  if (level < 0 && info->err->msg_code == JWRN_JPEG_EOF) JpegErrorExit(info);
+}
+
+
 // Decodes into `pixels` (resized here); returns false with `message` set on a libjpeg error.
 // Kept free of C++ objects with destructors between setjmp and longjmp.
 bool DecodeJpegInto(const std::string& bytes, std::vector<uint8_t>& pixels, int* width,
@@ -63,6 +90,7 @@ bool DecodeJpegInto(const std::string& bytes, std::vector<uint8_t>& pixels, int*
   info.err = jpeg_std_error(&errors.base);
   errors.base.error_exit = JpegErrorExit;
   errors.base.output_message = JpegSilentMessage;
+  errors.base.emit_message = JpegEmitMessage;
   errors.message[0] = '\0';
   if (setjmp(errors.jump)) {
     std::strncpy(message, errors.message, JMSG_LENGTH_MAX);
@@ -78,6 +106,10 @@ bool DecodeJpegInto(const std::string& bytes, std::vector<uint8_t>& pixels, int*
   if (info.output_components != 3) {
     std::snprintf(message, JMSG_LENGTH_MAX, "unsupported JPEG with %d components",
                   info.output_components);
+    jpeg_destroy_decompress(&info);
+    return false;
+  }
+  if (!ImageFits(info.output_width, info.output_height, message)) {
     jpeg_destroy_decompress(&info);
     return false;
   }

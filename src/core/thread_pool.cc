@@ -2,6 +2,9 @@
 #include "core/thread_pool.h"
 
 #include <algorithm>
+#include <system_error>
+
+#include "core/logging.h"
 
 namespace qalign {
 namespace {
@@ -11,7 +14,23 @@ thread_local bool t_inside_pool = false;
 ThreadPool::ThreadPool(int num_threads) {
   if (num_threads <= 0) num_threads = static_cast<int>(std::thread::hardware_concurrency());
   num_threads = std::max(num_threads, 1);
-  for (int i = 1; i < num_threads; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+  // More threads than cores only adds switching; --threads 100000 asked the system for threads it
+  // would not give (std::system_error escaped main).
+  const int cap = std::max(256, 4 * static_cast<int>(std::thread::hardware_concurrency()));
+  if (num_threads > cap) {
+    LogWarning("thread pool: ", num_threads, " threads asked, using ", cap);
+    num_threads = cap;
+  }
+  for (int i = 1; i < num_threads; ++i) {
+    try {
+      workers_.emplace_back([this] { WorkerLoop(); });
+    } catch (const std::system_error& e) {
+      // Out of threads (ulimit -u, memory for stacks): run with those that started.
+      LogWarning("thread pool: could start only ", i, " of ", num_threads, " threads (",
+                 e.what(), ")");
+      break;
+    }
+  }
 }
 
 ThreadPool::~ThreadPool() {

@@ -2,6 +2,7 @@
 #include "ir/npy.h"
 
 #include <cctype>
+#include <charconv>
 #include <cstring>
 
 #include "core/file_util.h"
@@ -114,22 +115,30 @@ StatusOr<Tensor> ParseNpy(const std::string& bytes, const std::string& source) {
   if (!DescrToDataType(descr, &dtype)) {
     return InvalidArgumentError(source, ": unsupported .npy dtype '", descr, "'");
   }
+  // "(2, 3)", "(5,)" or "()": whole numbers >= 0 separated by commas, one trailing comma allowed.
   std::vector<int64_t> shape;
   size_t pos = 0;
   while (pos < shape_text.size()) {
-    while (pos < shape_text.size() && !std::isdigit(static_cast<unsigned char>(shape_text[pos]))) {
-      ++pos;
+    size_t comma = shape_text.find(',', pos);
+    if (comma == std::string::npos) comma = shape_text.size();
+    std::string item = shape_text.substr(pos, comma - pos);
+    pos = comma + 1;
+    while (!item.empty() && std::isspace(static_cast<unsigned char>(item.front()))) {
+      item.erase(0, 1);
     }
-    if (pos >= shape_text.size()) break;
-    size_t end = pos;
-    while (end < shape_text.size() && std::isdigit(static_cast<unsigned char>(shape_text[end]))) {
-      ++end;
+    while (!item.empty() && std::isspace(static_cast<unsigned char>(item.back()))) item.pop_back();
+    if (item.empty() && pos >= shape_text.size() && !shape.empty()) break;  // trailing comma
+    int64_t dim = 0;
+    const auto [ptr, ec] = std::from_chars(item.data(), item.data() + item.size(), dim);
+    if (item.empty() || ec != std::errc() || ptr != item.data() + item.size() || dim < 0) {
+      return InvalidArgumentError(source, ": .npy shape (", shape_text, ") has dim '", item,
+                                  "'; dims must be whole numbers >= 0");
     }
-    shape.push_back(std::stoll(shape_text.substr(pos, end - pos)));
-    pos = end;
+    shape.push_back(dim);
   }
+  QALIGN_ASSIGN_OR_RETURN(const int64_t needed, CheckedTensorBytes(dtype, shape, source));
   const size_t data_start = header_start + header_len;
-  const size_t expected = static_cast<size_t>(NumElements(shape)) * DataTypeSize(dtype);
+  const size_t expected = static_cast<size_t>(needed);
   if (bytes.size() - data_start != expected) {
     return InvalidArgumentError(source, ": .npy data has ", bytes.size() - data_start,
                                 " bytes, shape ", ShapeToString(shape), " needs ", expected);

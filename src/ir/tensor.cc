@@ -2,7 +2,10 @@
 #include "ir/tensor.h"
 
 #include <algorithm>
+#include <limits>
 #include <sstream>
+
+#include "core/limits.h"
 
 namespace qalign {
 
@@ -58,8 +61,14 @@ bool IsFloatingPoint(DataType type) {
 }
 
 int64_t NumElements(std::span<const int64_t> shape) {
+  // A zero dim empties the tensor whatever the others are; checked first so that huge dims
+  // beside it do not overflow the product. A product past int64 saturates (callers that
+  // allocate check shapes with CheckedTensorBytes first).
+  if (std::find(shape.begin(), shape.end(), 0) != shape.end()) return 0;
   int64_t n = 1;
-  for (int64_t d : shape) n *= d;
+  for (int64_t d : shape) {
+    if (!MultiplyChecked(n, d, &n)) return std::numeric_limits<int64_t>::max();
+  }
   return n;
 }
 
@@ -71,9 +80,47 @@ std::string ShapeToString(std::span<const int64_t> shape) {
   return out.str();
 }
 
+StatusOr<int64_t> CheckedTensorBytes(DataType dtype, std::span<const int64_t> shape,
+                                     const std::string& what) {
+  const int64_t element_size =
+      dtype == DataType::kString ? 1 : static_cast<int64_t>(DataTypeSize(dtype));
+  int64_t bytes = element_size;
+  bool overflow = false;
+  for (int64_t d : shape) {
+    if (d < 0) {
+      return InvalidArgumentError(what, ": negative dimension in shape ", ShapeToString(shape));
+    }
+    overflow = overflow || !MultiplyChecked(bytes, d, &bytes);
+  }
+  // A zero dim makes the tensor empty however large the others are.
+  if (std::find(shape.begin(), shape.end(), 0) != shape.end()) return 0;
+  if (overflow) {
+    return InvalidArgumentError(what, ": shape ", ShapeToString(shape),
+                                " has more elements than a 64-bit count holds");
+  }
+  if (bytes > MaxTensorBytes()) {
+    return InvalidArgumentError(what, ": shape ", ShapeToString(shape), " of ",
+                                DataTypeName(dtype), " needs ", bytes,
+                                " bytes, more than the limit of ", MaxTensorBytes(),
+                                " (set QALIGN_MAX_TENSOR_BYTES to raise it)");
+  }
+  return bytes;
+}
+
+namespace {
+
+// Elements of a shape the constructors are about to allocate; throws TensorTooLargeError.
+int64_t ElementsToAllocate(DataType dtype, const std::vector<int64_t>& shape) {
+  auto bytes = CheckedTensorBytes(dtype, shape, "tensor");
+  if (!bytes.ok()) throw TensorTooLargeError(bytes.status().message());
+  return NumElements(shape);
+}
+
+}  // namespace
+
 Tensor::Tensor(DataType dtype, std::vector<int64_t> shape)
     : dtype_(dtype), shape_(std::move(shape)) {
-  const int64_t n = NumElements(shape_);
+  const int64_t n = ElementsToAllocate(dtype_, shape_);
   if (dtype_ == DataType::kString) {
     strings_.resize(static_cast<size_t>(std::max<int64_t>(n, 0)));
   } else {
@@ -86,7 +133,7 @@ Tensor Tensor::ForOverwrite(DataType dtype, std::vector<int64_t> shape) {
   Tensor t;
   t.dtype_ = dtype;
   t.shape_ = std::move(shape);
-  t.bytes_.resize(static_cast<size_t>(std::max<int64_t>(NumElements(t.shape_), 0)) *
+  t.bytes_.resize(static_cast<size_t>(std::max<int64_t>(ElementsToAllocate(dtype, t.shape_), 0)) *
                   DataTypeSize(dtype));
   return t;
 }

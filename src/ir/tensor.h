@@ -6,6 +6,7 @@
 #include <cstring>
 #include <new>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -59,6 +60,20 @@ template <> constexpr DataType DataTypeOf<bool>() { return DataType::kBool; }
 int64_t NumElements(std::span<const int64_t> shape);
 // "[1,3,640,640]"
 std::string ShapeToString(std::span<const int64_t> shape);
+
+// Bytes a tensor of `dtype` and `shape` takes (strings count as one byte per element), checked:
+// no negative dim, no int64 overflow in elements * size, at most MaxTensorBytes(). The error
+// names `what` (e.g. "input 'x'") and the shape.
+StatusOr<int64_t> CheckedTensorBytes(DataType dtype, std::span<const int64_t> shape,
+                                     const std::string& what);
+
+// Thrown by the Tensor constructors when a shape fails CheckedTensorBytes; the executor turns it
+// into a Status naming the op. Kernels allocate their outputs through the constructors, so a
+// shape computed from hostile values (Resize scales of 1e6) stops here, before the allocator.
+class TensorTooLargeError : public std::length_error {
+ public:
+  using std::length_error::length_error;
+};
 
 // Allocator giving 64-byte aligned storage, so kernels can use aligned vector loads.
 template <typename T>

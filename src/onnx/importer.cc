@@ -14,6 +14,7 @@
 #include "core/file_util.h"
 #include "core/logging.h"
 #include "ir/verifier.h"
+#include "onnx/model_check.h"
 
 namespace qalign {
 namespace {
@@ -251,6 +252,11 @@ Status ApplyInputShapes(Graph& graph, const ImportOptions& options) {
         }
       }
     }
+    // Random calibration input and the executor allocate this shape.
+    auto bytes = CheckedTensorBytes(v->dtype() == DataType::kUndefined ? DataType::kFloat
+                                                                       : v->dtype(),
+                                    dims, "--input-shape " + name);
+    if (!bytes.ok()) return bytes.status();
     v->set_shape(Shape::Of(dims));
   }
   return Status::Ok();
@@ -294,8 +300,7 @@ void InferShapes(const onnx::ModelProto& model, Graph& graph, const ImportOption
     try {
       onnx::ShapeInferenceOptions inference_options(/*check_type_val=*/false,
                                                     /*strict_mode_val=*/0, data_propagation);
-      onnx::shape_inference::InferShapes(inferred, onnx::OpSchemaRegistry::Instance(),
-                                         inference_options);
+      onnx::shape_inference::InferShapes(inferred, GuardedSchemaRegistry(), inference_options);
       failure.clear();
       break;
     } catch (const std::exception& e) {
@@ -354,6 +359,8 @@ StatusOr<std::unique_ptr<Graph>> ImportOnnxModelFromProto(const onnx::ModelProto
     return InvalidArgumentError(source, ": not an ONNX model (no ",
                                 model.has_graph() ? "IR version" : "graph", ")");
   }
+  // Before anything reads the graph: shape inference must never see what can crash it.
+  QALIGN_RETURN_IF_ERROR(CheckModelProto(model, source));
   auto graph = std::make_unique<Graph>();
   ModelInfo& info = graph->info();
   info.ir_version = model.ir_version();

@@ -1,8 +1,11 @@
 // TensorProto <-> Tensor conversions.
 #include "onnx/tensor_proto.h"
 
+#include <limits.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -20,6 +23,46 @@ std::string TensorLabel(const onnx::TensorProto& proto) {
 bool IsKnownDataType(int32_t type) {
   return type >= static_cast<int32_t>(DataType::kFloat) &&
          type <= static_cast<int32_t>(DataType::kBFloat16);
+}
+
+// The file an external-data `location` names, which must stay inside the model's folder: ONNX
+// defines `location` as relative to it, and ONNX Runtime refuses anything else. Without this a
+// model could read any file the user can (location "/etc/passwd" or "../../.ssh/id_rsa") into
+// its weights. Refused: absolute paths, ".." components, and a path that leaves the folder
+// through a symbolic link (resolved with realpath on both sides).
+StatusOr<std::string> ConfinedPath(const onnx::TensorProto& proto, const std::string& location,
+                                   const std::string& base_dir) {
+  auto refuse = [&](const std::string& why) {
+    return InvalidArgumentError(TensorLabel(proto), ": external data location '", location, "' ",
+                                why, "; it must name a file inside the model's folder");
+  };
+  if (location.find('\0') != std::string::npos) return refuse("contains a NUL byte");
+  if (location[0] == '/') return refuse("is an absolute path");
+  size_t start = 0;
+  while (start <= location.size()) {
+    const size_t slash = std::min(location.find('/', start), location.size());
+    if (location.compare(start, slash - start, "..") == 0 && slash - start == 2) {
+      return refuse("contains '..'");
+    }
+    start = slash + 1;
+  }
+  const std::string path = base_dir + "/" + location;
+  char resolved_dir[PATH_MAX];
+  char resolved_file[PATH_MAX];
+  if (::realpath(base_dir.c_str(), resolved_dir) == nullptr) {
+    return NotFoundError(TensorLabel(proto), ": model folder ", base_dir, ": ",
+                         std::strerror(errno));
+  }
+  if (::realpath(path.c_str(), resolved_file) == nullptr) {
+    return NotFoundError(TensorLabel(proto), ": external data file ", path, ": ",
+                         std::strerror(errno));
+  }
+  std::string folder = resolved_dir;
+  if (folder.back() != '/') folder += '/';
+  if (std::string(resolved_file).rfind(folder, 0) != 0) {
+    return refuse(StrCat("resolves to ", resolved_file, " through a symbolic link"));
+  }
+  return path;
 }
 
 // Reads `length` bytes (all when negative) at `offset` of an external data file.
@@ -47,16 +90,15 @@ StatusOr<std::string> ReadExternalBytes(const onnx::TensorProto& proto,
   }
   if (offset < 0)
     return InvalidArgumentError(TensorLabel(proto), ": negative external data offset");
-  const std::string path =
-      (!location.empty() && location[0] == '/') ? location : base_dir + "/" + location;
+  QALIGN_ASSIGN_OR_RETURN(const std::string path, ConfinedPath(proto, location, base_dir));
   struct stat info {};
   if (::stat(path.c_str(), &info) != 0) {
     return NotFoundError(TensorLabel(proto), ": external data file ", path, ": ",
                          std::strerror(errno));
   }
-  if (S_ISDIR(info.st_mode)) {
+  if (!S_ISREG(info.st_mode)) {
     return InvalidArgumentError(TensorLabel(proto), ": external data file ", path,
-                                " is a directory");
+                                S_ISDIR(info.st_mode) ? " is a directory" : " is not a regular file");
   }
   const int64_t file_size = static_cast<int64_t>(info.st_size);
   if (length < 0) length = file_size - offset;
@@ -118,16 +160,10 @@ StatusOr<Tensor> TensorFromProto(const onnx::TensorProto& proto, const std::stri
   if (proto.has_segment()) {
     return UnimplementedError(TensorLabel(proto), ": segmented tensors are not supported");
   }
-  // Element count without overflow; a corrupt file must not make us allocate exabytes.
-  constexpr int64_t kMaxElements = int64_t{1} << 40;
-  int64_t count = 1;
-  for (int64_t d : shape) {
-    if (d != 0 && count > kMaxElements / d) {
-      return InvalidArgumentError(TensorLabel(proto), ": shape ", ShapeToString(shape),
-                                  " has too many elements");
-    }
-    count *= d;
-  }
+  // Element count without overflow, within the tensor limit: a corrupt file must not make us
+  // allocate exabytes.
+  QALIGN_RETURN_IF_ERROR(CheckedTensorBytes(dtype, shape, TensorLabel(proto)).status());
+  const int64_t count = NumElements(shape);
   const size_t expected_bytes = static_cast<size_t>(count) * DataTypeSize(dtype);
 
   if (dtype == DataType::kString) {

@@ -55,11 +55,13 @@ StatusOr<std::shared_ptr<const CalibrationDataset>> OpenData(const std::string& 
   return OpenCalibrationData(spec, ModelInputSpecs(graph), loader);
 }
 
-// An output that would replace one of the inputs (the model, a ranges file) is refused before any
-// work is done.
+// An output that would replace one of the inputs (the model, a ranges file), or that cannot be
+// written (CheckOutputPath: a missing folder, a directory, device or symbolic link), is refused
+// before any work is done, so no output is written when another cannot be.
 Status CheckOutputsSpareInputs(const std::vector<std::string>& outputs,
                                const std::vector<std::string>& inputs) {
   for (const std::string& output : outputs) {
+    if (!output.empty()) QALIGN_RETURN_IF_ERROR(CheckOutputPath(output));
     for (const std::string& input : inputs) {
       if (!output.empty() && !input.empty() && SameFile(input, output)) {
         return InvalidArgumentError(output, ": refusing to overwrite the input ", input);

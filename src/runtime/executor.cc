@@ -3,9 +3,25 @@
 
 #include <algorithm>
 #include <chrono>
+#include <new>
 
 namespace qalign {
 namespace {
+
+// A kernel allocates its outputs from shapes it computes from its inputs and attributes; a
+// hostile model (Resize scales of 1e6) can ask for more than the tensor limit or the machine
+// has. The Tensor constructors throw then, and this turns it into the op's error.
+Status RunKernel(Kernel& kernel, KernelContext& context) {
+  try {
+    return kernel.Run(context);
+  } catch (const TensorTooLargeError& e) {
+    return InvalidArgumentError("output ", e.what());
+  } catch (const std::bad_alloc&) {
+    return InvalidArgumentError("out of memory allocating an output");
+  } catch (const std::length_error& e) {
+    return InvalidArgumentError("output too large: ", e.what());
+  }
+}
 
 // Ops whose attributes hold subgraphs; the executor does not run nested graphs.
 bool HasSubgraph(const Operation& op) {
@@ -161,7 +177,7 @@ StatusOr<std::map<std::string, Tensor>> Executor::Run(std::map<std::string, Tens
     context.outputs = &outputs;
     const auto start = options_.profile ? std::chrono::steady_clock::now()
                                         : std::chrono::steady_clock::time_point();
-    Status status = kernels_[i]->Run(context);
+    Status status = RunKernel(*kernels_[i], context);
     if (options_.profile) {
       profile_ms_[op->type()] += std::chrono::duration<double, std::milli>(
                                      std::chrono::steady_clock::now() - start).count();

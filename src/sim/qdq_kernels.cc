@@ -35,6 +35,15 @@ class QdqKernel : public Kernel {
     if (zp.size() != scale.size()) {
       return InvalidArgumentError(op.Describe(), ": scale and zero point sizes differ");
     }
+    // A zero, negative or non-finite scale has no meaning (ONNX requires scale > 0): quantizing
+    // divides by it, and qalign check and fix reject such a model too.
+    for (size_t i = 0; i < scale.size(); ++i) {
+      if (!(std::isfinite(scale[i]) && scale[i] > 0.0f)) {
+        return InvalidArgumentError(op.Describe(), ": scale '", op.input(1)->name(), "' holds ",
+                                    scale[i], scale.size() > 1 ? StrCat(" at index ", i) : "",
+                                    "; scales must be positive and finite");
+      }
+    }
     if (!quantize_) qtype = x.dtype();
     int64_t channels = 1, inner = 1;
     if (scale.size() > 1) {

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <random>
 #include <string>
 #include <vector>
@@ -17,6 +18,7 @@
 #include <jpeglib.h>
 #include <png.h>
 
+#include "core/limits.h"
 #include "ir/npy.h"
 #include "onnx/tensor_proto.h"
 
@@ -309,6 +311,36 @@ TEST_F(DataLoaderTest, NonImageAndCorruptFilesNameTheFile) {
   ExpectError((*data)->Load(2).status(), {"c_cut.jpg", "JPEG"});
 }
 
+TEST_F(DataLoaderTest, TruncatedJpegIsRejectedLikeATruncatedPng) {
+  // libjpeg only warns at a premature end and fills the rest with gray: this decoded, exit 0.
+  const int w = 32, h = 32;
+  std::vector<uint8_t> rgb;
+  for (int i = 0; i < w * h; ++i) {
+    rgb.insert(rgb.end(), {static_cast<uint8_t>(i), static_cast<uint8_t>(3 * i), 77});
+  }
+  const std::string d = MakeDir("cut_jpeg");
+  WriteJpeg(d + "/full.jpg", w, h, rgb);
+  std::ifstream in(d + "/full.jpg", std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_GT(bytes.size(), 400u);
+  std::ofstream(d + "/half.jpg", std::ios::binary) << bytes.substr(0, bytes.size() / 2);
+  ASSERT_TRUE(DecodeImageFile(d + "/full.jpg").ok());
+  auto cut = DecodeImageFile(d + "/half.jpg");
+  ExpectError(cut.status(), {"half.jpg", "cannot decode JPEG", "Premature end"});
+}
+
+TEST_F(DataLoaderTest, ImageLargerThanTheTensorLimitIsRefusedBeforeDecoding) {
+  const std::string d = MakeDir("big_image");
+  WritePng(d + "/a.png", 64, 64, std::vector<uint8_t>(64 * 64 * 3, 1));
+  WriteJpeg(d + "/b.jpg", 64, 64, std::vector<uint8_t>(64 * 64 * 3, 1));
+  SetMaxTensorBytes(1000);
+  auto png = DecodeImageFile(d + "/a.png");
+  auto jpeg = DecodeImageFile(d + "/b.jpg");
+  SetMaxTensorBytes(0);
+  ExpectError(png.status(), {"a.png", "64x64 pixels need 12288 bytes", "limit of 1000"});
+  ExpectError(jpeg.status(), {"b.jpg", "64x64 pixels need 12288 bytes", "limit of 1000"});
+}
+
 TEST_F(DataLoaderTest, ImageSpecErrors) {
   const std::string d = MakeDir("imgs");
   WritePng(d + "/a.png", 2, 2, std::vector<uint8_t>(12, 9));
@@ -358,6 +390,19 @@ TEST_F(DataLoaderTest, RandomDataIsSeededAndInRange) {
   EXPECT_LT(lo, -1.0f);
   EXPECT_GT(hi, 1.0f);
   ExpectError(OpenCalibrationData("random:0", inputs).status(), {"random"});
+  // Beyond the bound (this ran forever) or beyond int64.
+  ExpectError(OpenCalibrationData("random:9223372036854775807", inputs).status(),
+              {"random:9223372036854775807", "at most 100000"});
+  ExpectError(OpenCalibrationData("random:100000000000000000000", inputs).status(),
+              {"at most 100000"});
+  ExpectError(OpenCalibrationData("random:1e20", inputs).status(), {"random:1e20"});
+  ExpectError(OpenCalibrationData("random:3?seed=-1", inputs).status(), {"seed '-1'"});
+  ExpectError(OpenCalibrationData("random:3?seed=1.5", inputs).status(), {"seed '1.5'"});
+  // Found by fuzzing: low=-1e91 became -inf as a float, and every value NaN.
+  ExpectError(OpenCalibrationData("random:3?low=-1e91", inputs).status(), {"finite"});
+  ExpectError(OpenCalibrationData("random:3?low=-3e38&high=3e38", inputs).status(), {"finite"});
+  ExpectError(OpenCalibrationData("random:3?low=-1e12", inputs).status(), {"input 'ids'", "i64"});
+  EXPECT_TRUE(OpenCalibrationData("random:100000", inputs).ok());
   ExpectError(OpenCalibrationData("random:3", {Input("x", {-1, 3})}).status(),
               {"'x'", "--input-shape"});
   ExpectError(OpenCalibrationData("random:3?mean=1", inputs).status(), {"mean"});

@@ -30,6 +30,17 @@ TEST(ThreadPoolTest, ParallelForCoversEveryIndexOnce) {
   }
 }
 
+TEST(ThreadPoolTest, AbsurdThreadCountIsCappedInsteadOfThrowing) {
+  // --threads 100000 threw std::system_error out of main where the system refused the threads.
+  ThreadPool pool(100000);
+  const int cap = std::max(256, 4 * static_cast<int>(std::thread::hardware_concurrency()));
+  EXPECT_LE(pool.num_threads(), cap);
+  EXPECT_GE(pool.num_threads(), 1);
+  std::atomic<int64_t> total{0};
+  pool.ParallelFor(1000, [&](int64_t begin, int64_t end) { total += end - begin; });
+  EXPECT_EQ(total.load(), 1000);
+}
+
 TEST(ThreadPoolTest, NestedCallsRunInline) {
   ThreadPool pool(3);
   std::atomic<int64_t> total{0};

@@ -107,5 +107,18 @@ int main(int argc, char** argv) {
   }
   if (verbose) SetLogLevel(LogLevel::kInfo);
   if (!context.run) return cli::kExitUsage;
-  return context.run();
+  // Library calls return Status; an exception reaching here is a bug in qalign. It still ends as
+  // one line and exit 1 (the CLI tests expect "qalign: error: " and so fail on this line).
+  try {
+    return context.run();
+  } catch (const std::exception& e) {
+    std::string what = e.what();
+    for (char& c : what) {
+      if (c == '\n') c = ' ';
+    }
+    std::fprintf(stderr, "qalign: internal error: %s\n", what.c_str());
+  } catch (...) {
+    std::fprintf(stderr, "qalign: internal error: unknown exception\n");
+  }
+  return cli::kExitFailure;
 }
