@@ -20,9 +20,11 @@ StatusOr<float> ReadNumber(const json& value, const std::string& source, const s
   if (!value.is_number()) {
     return InvalidArgumentError(source, ": tensor '", tensor, "': \"", key, "\" must be a number");
   }
-  double v = value.get<double>();
-  if (!std::isfinite(v)) {
-    return InvalidArgumentError(source, ": tensor '", tensor, "': \"", key, "\" is not finite");
+  const double v = value.get<double>();
+  // Ranges and counts are kept as float: a value beyond float's range would become inf.
+  if (!std::isfinite(v) || !std::isfinite(static_cast<float>(v))) {
+    return InvalidArgumentError(source, ": tensor '", tensor, "': \"", key, "\" is ", v,
+                                ", not a finite float");
   }
   return static_cast<float>(v);
 }

@@ -370,6 +370,8 @@ StatusOr<TargetProfile> LoadTargetProfileFile(const std::string& path) {
     root = json::parse(text.str());
   } catch (const json::parse_error& e) {
     return InvalidArgumentError(path, ": not valid JSON at byte ", e.byte, ": ", e.what());
+  } catch (const json::exception& e) {  // e.g. a number beyond double's range (1e999)
+    return InvalidArgumentError(path, ": not a usable JSON document: ", e.what());
   }
   ProfileReader reader(path);
   return reader.Profile(root);

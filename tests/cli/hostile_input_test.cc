@@ -292,6 +292,20 @@ TEST_F(HostileInputTest, AbsurdThreadCountRunsWithACappedPool) {
   EXPECT_NE(r.err.find("thread pool: 100000 threads asked"), std::string::npos) << r.err;
 }
 
+// Negative counts are usage errors (exit 2) naming the flag, before any model is read.
+TEST_F(HostileInputTest, NegativeThreadsAndTopAreUsageErrors) {
+  const std::string model = WriteModel("m.onnx", ConvRelu());
+  CliResult run = RunCli({"calibrate", model, "--target", "tflite-int8", "--calib", "random:2",
+                          "-o", folder_ + "/r.json", "--threads", "-1"});
+  CliResult top = RunCli({"eval", model, model, "--data", "random:2", "--top", "-5"});
+  for (const CliResult* r : {&run, &top}) {
+    EXPECT_EQ(r->exit_code, 2) << r->err;
+    EXPECT_NE(r->err.find("usage error"), std::string::npos) << r->err;
+  }
+  EXPECT_NE(run.err.find("--threads"), std::string::npos) << run.err;
+  EXPECT_NE(top.err.find("--top"), std::string::npos) << top.err;
+}
+
 TEST_F(HostileInputTest, EvalRefusesAQdqModelWithAMeaninglessScale) {
   // eval printed an SNR for these (check and fix reject them).
   onnx::ModelProto fp32 = NewModel(13);

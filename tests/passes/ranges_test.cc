@@ -45,6 +45,10 @@ TEST(Ranges, ErrorsNameTheFileAndTensor) {
       {R"({"t1": {"min": 0, "max": 1, "histogram": {"min": 0, "max": 1}}})", "needs"},
       {R"({"t1": {"min": 0, "max": 1, "histogram": {"min": 0, "max": 1, "counts": [-1]}}})",
        "negative"},
+      // Beyond float's range: stored as inf, the file written back would not parse.
+      {R"({"t1": {"min": 0, "max": 1e39}})", "not a finite float"},
+      {R"({"t1": {"min": 0, "max": 1, "histogram": {"min": 0, "max": 1, "counts": [1e39]}}})",
+       "not a finite float"},
   };
   for (const Case& c : cases) {
     auto r = ParseRanges(c.text, "calib/ranges.json");
@@ -55,6 +59,14 @@ TEST(Ranges, ErrorsNameTheFileAndTensor) {
       EXPECT_NE(r.status().message().find("'t1'"), std::string::npos) << r.status().message();
     }
   }
+}
+
+// A number beyond double's range is not JSON a reader can hold: an error naming the file.
+TEST(Ranges, NumberBeyondDoubleIsAnError) {
+  auto r = ParseRanges(R"({"t1": {"min": 0, "max": 1e999}})", "calib/ranges.json");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("calib/ranges.json"), std::string::npos)
+      << r.status().message();
 }
 
 TEST(Ranges, SaveLoadRoundTrip) {

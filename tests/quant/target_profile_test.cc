@@ -263,6 +263,12 @@ TEST_F(BadProfileTest, NotJsonMissingFileAndUnknownName) {
   ASSERT_FALSE(profile.ok());
   EXPECT_EQ(profile.status().message().rfind(path + ": not valid JSON", 0), 0u)
       << profile.status().message();
+  // A number beyond double's range: the JSON reader throws out_of_range, not parse_error.
+  const std::string huge = Write(R"({"name": "x", "force_overlap": 1e999})");
+  auto overflow = LoadTargetProfileFile(huge);
+  ASSERT_FALSE(overflow.ok());
+  EXPECT_EQ(overflow.status().message().rfind(huge + ": not a usable JSON document", 0), 0u)
+      << overflow.status().message();
   auto missing = LoadTargetProfile("/nonexistent/dir/p.json");
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.status().message().find("/nonexistent/dir/p.json"), std::string::npos);

@@ -39,7 +39,8 @@ void AddEvalCommand(CLI::App& app, CommandContext& context) {
   sub->add_option("quantized", o.quantized_path, "The quantized (QDQ) ONNX model")->required();
   sub->add_option("--data", o.data_spec, std::string("Samples: ") + kDataSpecHelp)->required();
   sub->add_flag("--per-layer", o.per_layer, "Rank the layers that lose most SNR");
-  sub->add_option("--top", o.top_layers, "How many layers --per-layer lists (default 10)");
+  sub->add_option("--top", o.top_layers, "How many layers --per-layer lists (default 10)")
+      ->check(CLI::PositiveNumber);
   AddThreadsFlag(sub, &o.num_threads);
   AddQuietFlag(sub, &o.quiet);
   sub->callback([&context, flags] { context.run = [flags] { return RunEval(*flags); }; });
