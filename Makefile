@@ -1,15 +1,17 @@
 # qalign: the two commands of README.md, and their parts.
 #   make demo  - setup, Release build, fetch models, run the main job on PP-OCRv4 det
-#   make test  - setup, build, every test with ctest, and the unit tests under ASan+UBSan
+#   make test  - setup, build, every test with ctest, a short run of every fuzzer, and the unit
+#                tests under ASan+UBSan
 #   make fuzz  - the libFuzzer targets of fuzz/, FUZZ_SECONDS (60) each
 JOBS ?= $(shell nproc)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
+FUZZ_TEST_SECONDS ?= 10
 DEMO_MODEL ?= .cache/models/ch_PP-OCRv4_det_infer.onnx
 
-.PHONY: setup build build-asan demo test test-release test-asan bench mutate fuzz build-fuzz clean
+.PHONY: setup build build-asan demo test test-release test-asan test-fuzz bench mutate fuzz build-fuzz clean
 
 setup:
 	bash scripts/setup.sh
@@ -31,7 +33,11 @@ test-release: build
 test-asan: build-asan
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS) -L unit
 
-test: test-release test-asan
+# The short fuzz run of the suite: every target FUZZ_TEST_SECONDS from its seeds (a crash fails).
+test-fuzz: build-fuzz
+	bash fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_TEST_SECONDS)
+
+test: test-release test-fuzz test-asan
 
 bench: build
 	bash bench/run_all.sh $(BUILD)

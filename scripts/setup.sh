@@ -15,6 +15,7 @@ PACKAGES=(
   nodejs npm
   python3-onnx python3-numpy
   imagemagick fonts-dejavu-core
+  clang-14 libclang-rt-14-dev
 )
 
 missing=()
