@@ -9,7 +9,8 @@ namespace qalign {
 
 TQC* QuantConfigTable::Create(const Port& port, TensorRole role, const QuantScheme& scheme,
                               QuantState state) {
-  TQC& tqc = tqcs_.emplace_back();
+  if (num_tqcs_ % kTqcsPerBlock == 0) tqc_blocks_.push_back(std::make_unique<TQC[]>(kTqcsPerBlock));
+  TQC& tqc = *Get(static_cast<int32_t>(num_tqcs_++));
   tqc.id = union_find_.Add();
   tqc.port = port;
   tqc.role = role;
@@ -28,8 +29,8 @@ TQC* QuantConfigTable::Create(const Port& port, TensorRole role, const QuantSche
 
 std::vector<TQC*> QuantConfigTable::all() {
   std::vector<TQC*> out;
-  out.reserve(tqcs_.size());
-  for (TQC& tqc : tqcs_) out.push_back(&tqc);
+  out.reserve(num_tqcs_);
+  for (size_t i = 0; i < num_tqcs_; ++i) out.push_back(Get(static_cast<int32_t>(i)));
   return out;
 }
 
@@ -146,7 +147,7 @@ bool QuantConfigTable::SameGroup(const TQC* a, const TQC* b) {
 
 std::vector<std::vector<TQC*>> QuantConfigTable::Groups() {
   // slot[root] is the group's index, assigned in increasing root id.
-  const size_t n = tqcs_.size();
+  const size_t n = num_tqcs_;
   std::vector<int32_t> slot(n, -1);
   int32_t groups = 0;
   for (size_t i = 0; i < n; ++i) {

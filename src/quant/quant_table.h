@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -25,9 +26,9 @@ class QuantConfigTable {
   // A new TQC with the next id, registered in its op's config when it has an op and a port.
   TQC* Create(const Port& port, TensorRole role, const QuantScheme& scheme,
               QuantState state = QuantState::kInitial);
-  TQC* Get(int32_t id) { return &tqcs_[static_cast<size_t>(id)]; }
-  const TQC* Get(int32_t id) const { return &tqcs_[static_cast<size_t>(id)]; }
-  size_t size() const { return tqcs_.size(); }
+  TQC* Get(int32_t id) { return &tqc_blocks_[Block(id)][Slot(id)]; }
+  const TQC* Get(int32_t id) const { return &tqc_blocks_[Block(id)][Slot(id)]; }
+  size_t size() const { return num_tqcs_; }
   std::vector<TQC*> all();  // in id order
 
   // Per-operation configs, in the order they were made.
@@ -72,10 +73,17 @@ class QuantConfigTable {
   const UnionFind& union_find() const { return union_find_; }
 
  private:
+  static size_t Block(int32_t id) { return static_cast<size_t>(id) / kTqcsPerBlock; }
+  static size_t Slot(int32_t id) { return static_cast<size_t>(id) % kTqcsPerBlock; }
   // The state of a non-root member once its group root is `root`.
   static QuantState PassiveState(QuantState state, const TQC& root);
 
-  std::deque<TQC> tqcs_;  // by id; a deque never moves its elements, so TQC pointers stay valid
+  // TQCs by id, in blocks that never move, so TQC pointers stay valid. A block holds a thousand,
+  // so TQCs made one after another (an op's ports, neighbouring ops) lie together in memory and
+  // a walk in id or graph order reads them in sequence (a std::deque's blocks hold four).
+  static constexpr size_t kTqcsPerBlock = 1024;
+  std::vector<std::unique_ptr<TQC[]>> tqc_blocks_;
+  size_t num_tqcs_ = 0;
   UnionFind union_find_;
   // Circular list of each group's members: next_member_[id] is the next one. Link splices two
   // rings in O(1), so Members() and the state updates walk one group, never the whole table.

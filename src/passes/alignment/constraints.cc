@@ -143,7 +143,7 @@ Status CollectRules(const Graph& graph, const TargetProfile& profile,
 
 void CollectConstraints(bool force_overlap, QuantConfigTable* table, AlignmentConstraints* out,
                         AlignmentResult* result) {
-  std::vector<uint8_t> relaxed(table->size(), 0);  // by TQC id
+  std::vector<int32_t> tie_of(force_overlap ? 0 : table->size(), -1);  // by id: an input's tie
   for (size_t r = 0; r < out->rules.size(); ++r) {
     const RuleTie& tie = out->rules[r];
     for (size_t i = 1; i < tie.members.size(); ++i) {
@@ -151,12 +151,11 @@ void CollectConstraints(bool force_overlap, QuantConfigTable* table, AlignmentCo
     }
     if (force_overlap) continue;
     for (const TQC* m : tie.members) {
-      if (m->port.is_input && CascadeRelaxes(*m->port.tensor, tie.op)) {
-        relaxed[static_cast<size_t>(m->id)] = 1;
-      }
+      if (m->port.is_input) tie_of[static_cast<size_t>(m->id)] = static_cast<int32_t>(r);
     }
   }
-  // The joinable consumer-side TQCs in graph order, with their joinable producer-side TQC.
+  // The joinable consumer-side TQCs in graph order, with their joinable producer-side TQC; cascade
+  // control makes some requantize edges instead, written while their tensor is at hand.
   struct Edge {
     TQC* consumer;
     TQC* producer;
@@ -165,29 +164,31 @@ void CollectConstraints(bool force_overlap, QuantConfigTable* table, AlignmentCo
   for (const OperationQuantConfig* config : out->configs) {
     if (config == nullptr) continue;
     for (TQC* c : config->inputs) {
-      if (c != nullptr && IsJoinable(*c))
-        edges.push_back({c, ProducerTqc(*c->port.tensor, *table)});
+      if (c == nullptr || !IsJoinable(*c)) continue;
+      Variable* t = c->port.tensor;
+      TQC* producer = ProducerTqc(*t, *table);
+      const int32_t tie = force_overlap ? -1 : tie_of[static_cast<size_t>(c->id)];
+      const bool relaxed = tie >= 0 && CascadeRelaxes(*t, out->rules[static_cast<size_t>(tie)].op);
+      if (!relaxed) {
+        edges.push_back({c, producer});
+      } else if (producer != nullptr) {
+        Operation* op = c->port.op;
+        out->requantizes.push_back(
+            {t, t->producer(), op, CascadeReason(*op, c->port.index, *t, CountValueConsumers(*t))});
+      }
     }
   }
   // Consumers of a tensor without a quantized producer side share the first one by port name.
   std::unordered_map<const Variable*, TQC*> anchor;
   for (const Edge& e : edges) {
-    if (relaxed[static_cast<size_t>(e.consumer->id)] || e.producer != nullptr) continue;
+    if (e.producer != nullptr) continue;
     auto [it, inserted] = anchor.emplace(e.consumer->port.tensor, e.consumer);
     if (!inserted && PortLess(e.consumer, it->second)) it->second = e.consumer;
   }
   for (const Edge& e : edges) {
-    Variable* t = e.consumer->port.tensor;
-    if (relaxed[static_cast<size_t>(e.consumer->id)]) {
-      if (e.producer != nullptr) {
-        Operation* op = e.consumer->port.op;
-        out->requantizes.push_back(
-            {t, t->producer(), op,
-             CascadeReason(*op, e.consumer->port.index, *t, CountValueConsumers(*t))});
-      }
-    } else if (e.producer != nullptr) {
+    if (e.producer != nullptr) {
       out->constraints.push_back({e.producer, e.consumer, -1});
-    } else if (TQC* a = anchor.at(t); a != e.consumer) {
+    } else if (TQC* a = anchor.at(e.consumer->port.tensor); a != e.consumer) {
       out->constraints.push_back({a, e.consumer, -1});
     }
   }

@@ -39,6 +39,7 @@ void Widen(bool* has, float* min, float* max, float lo, float hi) {
 // The groups of joinable TQCs with their ranges, pins and rule ties.
 std::vector<GroupChoice> CollectGroups(const AlignmentConstraints& in, QuantConfigTable* table) {
   std::vector<GroupChoice> groups;
+  groups.reserve(table->size());  // at most one per TQC; capacity never touched is never paged in
   std::vector<int32_t> group_of_root(table->size(), -1);
   auto group_of = [&](const TQC* t) -> GroupChoice& {
     TQC* root = table->Root(t);
@@ -63,9 +64,8 @@ std::vector<GroupChoice> CollectGroups(const AlignmentConstraints& in, QuantConf
   for (size_t r = 0; r < in.rules.size(); ++r) {
     for (const TQC* m : in.rules[r].members) {
       std::vector<int32_t>& rules = group_of(m).rules;
-      if (rules.empty() || rules.back() != static_cast<int32_t>(r)) {
-        rules.push_back(static_cast<int32_t>(r));
-      }
+      const int32_t rule = static_cast<int32_t>(r);
+      if (rules.empty() || rules.back() != rule) rules.push_back(rule);
     }
   }
   return groups;
