@@ -48,7 +48,7 @@ std::string AlignmentReportJson(const std::string& target, const AlignmentResult
     group["reason"] = g.reason;
     const TQC* first = g.members.front();
     group["scale"] = table.scale(first);
-    group["zero_point"] = table.offset(first);
+    group["zero_point"] = table.zero_point(first);
     json members = json::array();
     for (const TQC* m : g.members) {
       json member;
@@ -109,7 +109,7 @@ std::string AlignmentReportText(const std::string& target, const AlignmentResult
     for (const AlignmentGroup& g : result.groups) {
       const TQC* first = g.members.front();
       const auto& s = table.scale(first);
-      const auto& z = table.offset(first);
+      const auto& z = table.zero_point(first);
       out += StrCat(Fmt("%6.0f", g.id), "  ", g.method,
                     std::string(g.method.size() < 6 ? 6 - g.method.size() : 0, ' '), "  ",
                     s.empty() ? std::string("-            ") : Fmt("%-12.6g", s[0]), "  ",

@@ -180,7 +180,7 @@ class PlanBuilder {
   StatusOr<QdqParams> ParamsOf(const TQC* t, bool parameter) {
     QdqParams p;
     p.scale = table_.scale(t);
-    p.zero_point = table_.offset(t);
+    p.zero_point = table_.zero_point(t);
     if (p.scale.empty() || p.zero_point.size() != p.scale.size()) {
       return FailedPreconditionError(DescribeTqc(*t), ": quantized (", QuantStateName(t->state),
                                      ") but has no params; calibrate and align first");

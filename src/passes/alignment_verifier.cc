@@ -19,7 +19,7 @@ bool NearlyEqual(float a, float b) {
 bool SameParams(QuantConfigTable& table, const TQC* a, const TQC* b) {
   const auto& sa = table.scale(a);
   const auto& sb = table.scale(b);
-  if (sa.empty() || sa.size() != sb.size() || table.offset(a) != table.offset(b)) return false;
+  if (sa.empty() || sa.size() != sb.size() || table.zero_point(a) != table.zero_point(b)) return false;
   for (size_t i = 0; i < sa.size(); ++i) {
     if (!NearlyEqual(sa[i], sb[i])) return false;
   }
@@ -83,7 +83,7 @@ std::vector<AlignmentViolation> VerifyAlignment(const Graph& graph, QuantConfigT
       for (TQC* o : config->outputs) {
         if (o == nullptr || !IsJoinable(*o)) continue;
         const auto& s = table.scale(o);
-        const auto& z = table.offset(o);
+        const auto& z = table.zero_point(o);
         if (s.size() != 1 || z.size() != 1 || !NearlyEqual(s[0], rule->fixed_scale) ||
             z[0] != rule->fixed_zero_point) {
           add("fixed", StrCat(DescribeTqc(*o), " must have the fixed params (", rule->fixed_scale,
@@ -134,7 +134,7 @@ std::vector<AlignmentViolation> VerifyAlignment(const Graph& graph, QuantConfigT
         bool ok = is.size() == 1 && !ws.empty();
         const std::vector<float> expected = ok ? BiasScales(is[0], ws, bs.size()) : std::vector<float>();
         for (size_t c = 0; ok && c < bs.size(); ++c) ok = NearlyEqual(bs[c], expected[c]);
-        for (int64_t z : table.offset(b)) ok = ok && z == 0;
+        for (int64_t z : table.zero_point(b)) ok = ok && z == 0;
         if (!ok) {
           add("bias", StrCat(DescribeTqc(*b), " params are not input_scale * weight_scale with ",
                              "zero_point 0"));

@@ -18,7 +18,7 @@ bool Close(float a, float b, float rel) {
 }
 
 bool SameParams(const TQC& a, const TQC& b) {
-  if (a.scale.size() != b.scale.size() || a.offset != b.offset) return false;
+  if (a.scale.size() != b.scale.size() || a.zero_point != b.zero_point) return false;
   for (size_t i = 0; i < a.scale.size(); ++i) {
     if (!Close(a.scale[i], b.scale[i], 1e-6f)) return false;
   }
@@ -46,7 +46,7 @@ QdqCheckResult CheckQdqModel(QdqModelView& view, const AlignmentOptions& options
     p.port = t.port.ToString();
     p.tensor = view.ModelTensorName(t);
     p.scale = t.scale;
-    p.zero_point = t.offset;
+    p.zero_point = t.zero_point;
     p.tqc = t.id;
     return p;
   };
@@ -64,8 +64,8 @@ QdqCheckResult CheckQdqModel(QdqModelView& view, const AlignmentOptions& options
         if (!has_params(o) || !IsJoinable(*o)) continue;
         ++result.ops_checked;
         ++result.ports_checked;
-        if (o->scale.size() == 1 && o->offset.size() == 1 &&
-            Close(o->scale[0], rule->fixed_scale, 1e-6f) && o->offset[0] == rule->fixed_zero_point) {
+        if (o->scale.size() == 1 && o->zero_point.size() == 1 &&
+            Close(o->scale[0], rule->fixed_scale, 1e-6f) && o->zero_point[0] == rule->fixed_zero_point) {
           continue;
         }
         QdqCheckViolation v;
@@ -74,7 +74,7 @@ QdqCheckResult CheckQdqModel(QdqModelView& view, const AlignmentOptions& options
         v.op = op_name;
         v.ports.push_back(port_of(*o));
         v.message = StrCat(label, " ", o->port.ToString(), " (tensor '", view.ModelTensorName(*o),
-                           "') has ", ParamsText(o->scale, o->offset), " but the target fixes (",
+                           "') has ", ParamsText(o->scale, o->zero_point), " but the target fixes (",
                            rule->fixed_scale, ", ", rule->fixed_zero_point, ")");
         result.violations.push_back(std::move(v));
       }
@@ -98,7 +98,7 @@ QdqCheckResult CheckQdqModel(QdqModelView& view, const AlignmentOptions& options
           for (const TQC* m : members) {
             v.ports.push_back(port_of(*m));
             parts += StrCat(parts.empty() ? "" : ", ", m->port.ToString(), " '",
-                            view.ModelTensorName(*m), "' ", ParamsText(m->scale, m->offset));
+                            view.ModelTensorName(*m), "' ", ParamsText(m->scale, m->zero_point));
           }
           v.message = StrCat(label, ": ", RuleKindName(rule->kind), " violated: ", parts);
           result.violations.push_back(std::move(v));
@@ -120,7 +120,7 @@ QdqCheckResult CheckQdqModel(QdqModelView& view, const AlignmentOptions& options
         scale_ok = Close(b->scale[c], expected[c], 1e-5f);
       }
       bool zero_point_ok = true;
-      for (int64_t z : b->offset) zero_point_ok = zero_point_ok && z == 0;
+      for (int64_t z : b->zero_point) zero_point_ok = zero_point_ok && z == 0;
       if (!scale_ok || !zero_point_ok) {
         QdqCheckViolation v;
         v.rule = "bias";
@@ -133,7 +133,7 @@ QdqCheckResult CheckQdqModel(QdqModelView& view, const AlignmentOptions& options
                                      : "zero point is not 0";
         v.message = StrCat(label, ": bias '", view.ModelTensorName(*b), "' ", what, " (input '",
                            view.ModelTensorName(*in), "' scale ", in->scale[0], ", bias ",
-                           ParamsText(b->scale, b->offset), ")");
+                           ParamsText(b->scale, b->zero_point), ")");
         result.violations.push_back(std::move(v));
       }
     }

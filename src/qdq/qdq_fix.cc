@@ -537,7 +537,7 @@ StatusOr<QdqFixResult> FixQdqModel(QdqModelView& view, const QdqFixOptions& opti
       if (clean || !IsJoinable(*m)) {
         final_params[m->id] = it->second;
       } else {
-        final_params[m->id] = Params{view.table.scale(m), view.table.offset(m)};
+        final_params[m->id] = Params{view.table.scale(m), view.table.zero_point(m)};
       }
     }
   }

@@ -406,7 +406,7 @@ class Importer {
           }
         }
         t->scale = p->scale;
-        t->offset = p->zero_point;
+        t->zero_point = p->zero_point;
         t->state = QuantState::kActivated;
         if (!p->per_channel()) {
           float lo = 0.0f, hi = 0.0f;

@@ -182,16 +182,16 @@ size_t QuantConfigTable::GroupSize(const TQC* tqc) const {
 }
 
 bool QuantConfigTable::SetGroupParams(const TQC* member, std::span<const float> scale,
-                                      std::span<const int64_t> offset) {
+                                      std::span<const int64_t> zero_points) {
   TQC* root = Root(member);
   const bool keeps_state = root->state == QuantState::kActivated || IsBakedState(root->state) ||
                            root->state == QuantState::kOverlapped;
   if (keeps_state && std::ranges::equal(root->scale, scale) &&
-      std::ranges::equal(root->offset, offset)) {
+      std::ranges::equal(root->zero_point, zero_points)) {
     return false;
   }
   root->scale.assign(scale.begin(), scale.end());
-  root->offset.assign(offset.begin(), offset.end());
+  root->zero_point.assign(zero_points.begin(), zero_points.end());
   if (root->state != QuantState::kBaked && root->state != QuantState::kOverlapped) {
     root->state = QuantState::kActivated;
   }

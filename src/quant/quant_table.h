@@ -62,13 +62,13 @@ class QuantConfigTable {
 
   // Group params, read through the root.
   const std::vector<float>& scale(const TQC* tqc) { return Root(tqc)->scale; }
-  const std::vector<int64_t>& offset(const TQC* tqc) { return Root(tqc)->offset; }
+  const std::vector<int64_t>& zero_point(const TQC* tqc) { return Root(tqc)->zero_point; }
   // Sets the params of member's group on its root; returns whether anything changed. The root
   // becomes ACTIVATED (a BAKED or OVERLAPPED root keeps its state) and PASSIVE_INIT members
   // become PASSIVE. Setting the params a group already has on an ACTIVATED, BAKED, PASSIVE_BAKED
   // or OVERLAPPED root changes nothing, so running a pass twice reports no change.
   bool SetGroupParams(const TQC* member, std::span<const float> scale,
-                      std::span<const int64_t> offset);
+                      std::span<const int64_t> zero_points);
 
   const UnionFind& union_find() const { return union_find_; }
 

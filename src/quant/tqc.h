@@ -65,7 +65,7 @@ struct TensorQuantConfig {
   QuantScheme scheme;
   // Own params: one value per tensor, or one per channel. Read group params through the table.
   std::vector<float> scale;
-  std::vector<int64_t> offset;
+  std::vector<int64_t> zero_point;
 
   bool per_channel() const { return scheme.policy.Has(kPerChannel); }
   bool floating() const { return scheme.policy.Has(kFloating); }

@@ -162,7 +162,7 @@ inline std::vector<std::string> GroupSignature(QuantConfigTable& table) {
     line += " =";
     for (float s : table.scale(group.front())) line += " " + std::to_string(s);
     line += " /";
-    for (int64_t z : table.offset(group.front())) line += " " + std::to_string(z);
+    for (int64_t z : table.zero_point(group.front())) line += " " + std::to_string(z);
     lines.push_back(std::move(line));
   }
   std::sort(lines.begin(), lines.end());
@@ -177,7 +177,7 @@ inline std::vector<std::string> TableSnapshot(QuantConfigTable& table) {
     std::string line = PortName(*t) + " " + QuantStateName(t->state) + " root=" +
                        PortName(*table.Root(t));
     for (float s : table.scale(t)) line += " " + std::to_string(s);
-    for (int64_t z : table.offset(t)) line += " " + std::to_string(z);
+    for (int64_t z : table.zero_point(t)) line += " " + std::to_string(z);
     lines.push_back(std::move(line));
   }
   return lines;
@@ -222,7 +222,7 @@ inline std::pair<float, int64_t> Params(const QuantScheme& scheme, float min, fl
 inline void ExpectParams(QuantConfigTable& table, const TQC* t, std::pair<float, int64_t> expected) {
   ASSERT_EQ(table.scale(t).size(), 1u) << DescribeTqc(*t);
   EXPECT_FLOAT_EQ(table.scale(t)[0], expected.first) << DescribeTqc(*t);
-  EXPECT_EQ(table.offset(t)[0], expected.second) << DescribeTqc(*t);
+  EXPECT_EQ(table.zero_point(t)[0], expected.second) << DescribeTqc(*t);
 }
 
 // The seed document's example: Conv1 and Conv2 feed Add1; Conv2 also feeds Conv3. Ranges: x

@@ -101,7 +101,7 @@ inline std::string PrintAlignmentOutcome(QuantConfigTable& table, const Alignmen
     if (t->stats.has_range) {
       out << " range=[" << Float9(t->stats.min) << "," << Float9(t->stats.max) << "]";
     }
-    out << " params=" << ParamsText(table.scale(t), table.offset(t)) << "\n";
+    out << " params=" << ParamsText(table.scale(t), table.zero_point(t)) << "\n";
   }
   for (const AlignmentGroup& g : result.groups) {
     out << "group " << g.id << " method=" << g.method << " tensors=" << g.distinct_tensors

@@ -123,13 +123,13 @@ TEST(SeedExample, WeightsPerChannelAndBiasDerivedAfterAlignment) {
   ASSERT_EQ(t->scale(wt).size(), 2u);
   EXPECT_FLOAT_EQ(t->scale(wt)[0], 1.0f / 127.0f);
   EXPECT_FLOAT_EQ(t->scale(wt)[1], 0.25f / 127.0f);
-  EXPECT_EQ(t->offset(wt), (std::vector<int64_t>{0, 0}));
+  EXPECT_EQ(t->zero_point(wt), (std::vector<int64_t>{0, 0}));
   const float in_scale = Params(Int8Asym(), -1, 3).first;
   const TQC* bt = In(*t, *g, "conv", 2);
   ASSERT_EQ(t->scale(bt).size(), 2u);
   EXPECT_FLOAT_EQ(t->scale(bt)[0], in_scale / 127.0f);
   EXPECT_FLOAT_EQ(t->scale(bt)[1], in_scale * 0.25f / 127.0f);
-  EXPECT_EQ(t->offset(bt), (std::vector<int64_t>{0, 0}));
+  EXPECT_EQ(t->zero_point(bt), (std::vector<int64_t>{0, 0}));
 }
 
 // ---------------------------------------------------------------- the original's mistakes
@@ -645,7 +645,7 @@ TEST(AlignmentPass, BakedMemberBeatsRuleMethodButNotUserOverride) {
     TQC* baked = Out(*t, *g, "q");
     baked->state = QuantState::kBaked;
     baked->scale = {0.5f};
-    baked->offset = {3};
+    baked->zero_point = {3};
     AlignmentOptions options;
     if (override_it) options.method_by_node["cat"] = AlignMethod::kInput;
     AlignmentResult r = RunOk(*g, TfliteLike(true), t.get(), options);

@@ -270,7 +270,7 @@ TEST_F(TableTest, LinkMergesRootToRootAndReadsThroughTheRoot) {
   table_.SetGroupParams(cat_in1, std::vector<float>{0.5f}, std::vector<int64_t>{3});
   for (TQC* t : {pool_in, pool_out, cat_out, cat_in0, cat_in1}) {
     EXPECT_EQ(table_.scale(t), std::vector<float>{0.5f});
-    EXPECT_EQ(table_.offset(t), std::vector<int64_t>{3});
+    EXPECT_EQ(table_.zero_point(t), std::vector<int64_t>{3});
   }
   TQC* root = table_.Root(cat_in0);
   EXPECT_EQ(root->scale, std::vector<float>{0.5f});

@@ -134,8 +134,8 @@ Status CollectRules(const Graph& graph, const TargetProfile& profile,
   }
   // BAKED members pin their group to their own params.
   for (TQC* t : table->all()) {
-    if (IsJoinable(*t) && IsBakedState(t->state) && t->scale.size() == 1 && t->offset.size() == 1) {
-      AddPin(out, t, Pin{t->scale[0], t->offset[0], /*fixed=*/false, t});
+    if (IsJoinable(*t) && IsBakedState(t->state) && t->scale.size() == 1 && t->zero_point.size() == 1) {
+      AddPin(out, t, Pin{t->scale[0], t->zero_point[0], /*fixed=*/false, t});
     }
   }
   return Status::Ok();
