@@ -17,6 +17,7 @@
 #include "passes/alignment_verifier.h"
 #include "passes/weight_bias_params.h"
 #include "testing/graph_builder.h"
+#include "quant/op_kinds.h"
 #include "quant/quant_config.h"
 #include "quant/ranges.h"
 #include "quant/target_profile.h"
@@ -82,12 +83,11 @@ inline TargetProfile MakeProfile(const std::string& name, std::vector<AlignmentR
   return p;
 }
 
-// Inputs that carry shapes, indices or sizes (never quantized) for the op types tests use.
+// Inputs never quantized, as the op-kind table says: shapes, indices and sizes, and float operands
+// that act as attributes (Pad's constant value).
 inline bool IsShapeInput(const std::string& type, size_t index) {
-  if (index == 0) return false;
-  return type == "Reshape" || type == "Resize" || type == "Slice" || type == "Gather" ||
-         type == "Pad" || type == "Split" || type == "Upsample" || type == "Expand" ||
-         type == "Tile" || type == "Squeeze" || type == "Unsqueeze";
+  const int i = static_cast<int>(index);
+  return IsShapeOperand(type, i) || IsFloatAttributeOperand(type, i);
 }
 
 // A plain dispatch for graphs built in code: every op quantized, Conv/Gemm input 1 a per-channel
