@@ -4,6 +4,8 @@
 # in the repository are never modified). Prints executions and coverage per target; exits 1 when
 # a target crashed (the reproducer is BUILD/fuzz-artifacts/<name>/crash-*).
 # Usage: fuzz/run.sh BUILD [SECONDS] [NAME...]
+# FUZZ_SEED=S fixes libFuzzer's random seed, so a run explores the same inputs in the same order
+# (how far it gets depends on the machine's speed): make test sets it, make fuzz does not.
 set -u
 build=${1:?usage: fuzz/run.sh BUILD [SECONDS] [NAME...]}
 seconds=${2:-60}
@@ -11,7 +13,7 @@ shift $(( $# >= 2 ? 2 : 1 ))
 here=$(cd "$(dirname "$0")" && pwd)
 names=("$@")
 if [ ${#names[@]} -eq 0 ]; then
-  names=(onnx_import target_profile ranges npy image flags)
+  names=(onnx_import qdq_import align target_profile ranges npy image flags)
 fi
 failed=0
 printf '%-16s %10s %8s %8s %s\n' target execs cov ft result
@@ -29,6 +31,7 @@ for name in "${names[@]}"; do
   # Small tensors and RSS: a hostile size must be refused, not allocated.
   ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
     "$binary" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 -max_len=65536 \
+    ${FUZZ_SEED:+-seed="$FUZZ_SEED"} \
     -print_final_stats=1 -artifact_prefix="$artifacts/" "$work" "$here/corpus/$name" \
     >"$log" 2>&1
   status=$?
