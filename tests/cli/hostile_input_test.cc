@@ -274,6 +274,28 @@ TEST_F(HostileInputTest, InvalidSecondOutputMeansNoOutputAtAll) {
   EXPECT_EQ(Entries(), std::vector<std::string>{"m.onnx"});
 }
 
+// fix and run check their outputs before any work too: an unusable --report, a FIFO -o or an
+// --output-dir that is a file leave nothing behind.
+TEST_F(HostileInputTest, FixAndRunCheckTheirOutputsFirst) {
+  const std::string model = WriteModel("m.onnx", ConvRelu());
+  const std::string q = folder_ + "/q.onnx";
+  ASSERT_EQ(RunCli({"quantize", model, "--target", "ort-qdq-u8s8", "--calib", "random:2", "-o", q,
+                    "--quiet"})
+                .exit_code,
+            0);
+  const std::string out = folder_ + "/fixed.onnx";
+  ExpectFailure(RunCli({"fix", q, "--target", "ort-qdq-u8s8", "-o", out, "--report",
+                        folder_ + "/missing/r.json"}),
+                {folder_ + "/missing", "output folder"});
+  ASSERT_EQ(::mkfifo((folder_ + "/fifo").c_str(), 0600), 0);
+  ExpectFailure(RunCli({"fix", q, "--target", "ort-qdq-u8s8", "-o", folder_ + "/fifo"}),
+                {folder_ + "/fifo", "not a regular file"});
+  const std::string x = Write("x.npy", NpyBytes({1, 1, 4, 4}, std::vector<float>(16, 1.0f)));
+  ExpectFailure(RunCli({"run", model, "--input", "x=" + x, "--output-dir", x}),
+                {x, "not a folder"});
+  EXPECT_EQ(Entries(), (std::vector<std::string>{"fifo", "m.onnx", "q.onnx", "x.npy"}));
+}
+
 TEST_F(HostileInputTest, HugeRandomSampleCountAndNegativeNpyDimsAreRefused) {
   // random:2^63-1 was accepted and ran forever; a .npy (-1, 16) read as (1, 16).
   const std::string model = WriteModel("m.onnx", ConvRelu());

@@ -40,6 +40,15 @@ int RunFix(const FixFlags& flags) {
   if (SameFile(flags.model, flags.output)) {
     return ReportError(InvalidArgumentError(flags.output, ": refusing to overwrite the input model"));
   }
+  // Every output is checked before any work, so a run that cannot write them writes nothing.
+  if (!flags.report.empty() && SameFile(flags.report, flags.output)) {
+    return ReportError(InvalidArgumentError(flags.report, ": --report names the -o model"));
+  }
+  for (const std::string& path : {flags.output, flags.report}) {
+    if (path.empty()) continue;
+    Status usable = CheckOutputPath(path, flags.model);
+    if (!usable.ok()) return ReportError(usable);
+  }
 
   auto profile = LoadTargetProfile(flags.target);
   if (!profile.ok()) return ReportError(profile.status());

@@ -48,6 +48,15 @@ StatusOr<Tensor> ReadInputFile(const std::string& path) {
 
 int RunRun(const RunFlags& flags) {
   if (flags.repeat < 0) return ReportUsageError("--repeat must be >= 0");
+  // The output folder is checked before the model runs: an existing path must be a folder.
+  if (!flags.output_dir.empty()) {
+    std::error_code error;
+    const auto status = std::filesystem::symlink_status(flags.output_dir, error);
+    if (std::filesystem::exists(status) && !std::filesystem::is_directory(status)) {
+      return ReportError(InvalidArgumentError(flags.output_dir,
+                                              ": --output-dir exists and is not a folder"));
+    }
+  }
   ImportOptions options;
   auto shapes = ParseInputShapes(flags.input_shapes);
   if (!shapes.ok()) return ReportUsageError(shapes.status().message());
