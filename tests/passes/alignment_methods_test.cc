@@ -92,5 +92,34 @@ TEST(AlignmentMethods, MissingMethodPortRangeFallsBackToTheUnion) {
   }
 }
 
+// A fixed output range is what the kernel computes: ResolveRule keeps the profile's rule whatever
+// the overrides say, and the pass keeps the range, with a note.
+TEST(AlignmentMethods, OverridesNeverChangeAFixedOutputRule) {
+  GraphBuilder b;
+  Variable* x = b.Input("x", {1, 8});
+  Variable* s = b.Op("Sigmoid", "sig", {x});
+  b.Output(s);
+  auto g = b.Build();
+  auto t = MakeTable(*g);
+  RangeMap ranges;
+  AddRange(&ranges, "x", -4, 4);
+  AddRange(&ranges, "sig_out", 0, 1);
+  ASSERT_TRUE(ApplyRanges(ranges, t.get(), false).ok());
+  const TargetProfile profile =
+      MakeProfile("fixed", {testing::FixedRule("Sigmoid", 1.0f / 256.0f, -128)}, true);
+  AlignmentOptions options;
+  options.method_by_node["sig"] = AlignMethod::kLarge;
+  options.method_by_op_type["Sigmoid"] = AlignMethod::kInput;
+  auto rule = ResolveRule(*g->FindOperation("sig"), profile, options);
+  ASSERT_TRUE(rule.ok()) << rule.status().ToString();
+  EXPECT_EQ(rule->kind, RuleKind::kFixedOutput);
+  EXPECT_EQ(rule->source, RuleSource::kProfile);
+  EXPECT_EQ(rule->method, AlignMethod::kNone);
+  AlignmentResult r = RunOk(*g, profile, t.get(), options);
+  ExpectParams(*t, Out(*t, *g, "sig"), {1.0f / 256.0f, -128});
+  ASSERT_EQ(r.notes.size(), 1u);
+  EXPECT_NE(r.notes[0].find("fixed output range kept"), std::string::npos) << r.notes[0];
+}
+
 }  // namespace
 }  // namespace qalign
