@@ -119,12 +119,4 @@ void ParallelFor(ThreadPool* pool, int64_t n, const std::function<void(int64_t, 
   pool->ParallelFor(n, fn, min_chunk);
 }
 
-void RunTasks(ThreadPool* pool, std::span<const std::function<void()>> tasks) {
-  // A ParallelFor over the task indices: with at most 4 chunks per thread its chunks are single
-  // tasks, taken in order. More tasks than that still all run, some chunks holding several.
-  ParallelFor(pool, static_cast<int64_t>(tasks.size()), [&](int64_t begin, int64_t end) {
-    for (int64_t k = begin; k < end; ++k) tasks[static_cast<size_t>(k)]();
-  });
-}
-
 }  // namespace qalign

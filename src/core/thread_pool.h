@@ -1,5 +1,4 @@
-// A small fixed thread pool whose one primitive, ParallelFor, splits an index range over all cores;
-// RunTasks runs a few unequal tasks on it.
+// A small fixed thread pool whose one primitive, ParallelFor, splits an index range over all cores.
 #pragma once
 
 #include <atomic>
@@ -59,11 +58,5 @@ class ThreadPool {
 // Runs fn over [0, n) on `pool`, or inline when pool is nullptr or the range is small.
 void ParallelFor(ThreadPool* pool, int64_t n, const std::function<void(int64_t, int64_t)>& fn,
                  int64_t min_chunk = 1);
-
-// Runs every task once and returns when all are done. On `pool`, the threads take the tasks in
-// list order, each taking the next as it finishes one, so the longest should come first (the
-// others then fill in beside it). Without a pool, or nested in a pool task, they run in list
-// order on the calling thread.
-void RunTasks(ThreadPool* pool, std::span<const std::function<void()>> tasks);
 
 }  // namespace qalign

@@ -52,46 +52,6 @@ TEST(ThreadPoolTest, NestedCallsRunInline) {
   EXPECT_EQ(total.load(), 80);
 }
 
-TEST(ThreadPoolTest, RunTasksRunsEachTaskOnceWithOrWithoutAPool) {
-  ThreadPool pool(2);
-  for (ThreadPool* p : {&pool, static_cast<ThreadPool*>(nullptr)}) {
-    std::vector<std::atomic<int>> runs(5);
-    std::vector<std::function<void()>> tasks;
-    for (size_t k = 0; k < runs.size(); ++k) tasks.push_back([&runs, k] { ++runs[k]; });
-    RunTasks(p, tasks);
-    for (size_t k = 0; k < runs.size(); ++k) EXPECT_EQ(runs[k].load(), 1) << "task " << k;
-  }
-}
-
-TEST(ThreadPoolTest, RunTasksOverlapsTheTasksOnTwoThreads) {
-  // The first task waits until the second has run: it can only finish if the two run at once.
-  ThreadPool pool(2);
-  std::mutex mu;
-  std::condition_variable cv;
-  bool second_ran = false, first_saw_it = false;
-  std::vector<std::function<void()>> tasks = {
-      [&] {
-        std::unique_lock<std::mutex> lock(mu);
-        first_saw_it = cv.wait_for(lock, std::chrono::seconds(30), [&] { return second_ran; });
-      },
-      [&] {
-        std::lock_guard<std::mutex> lock(mu);
-        second_ran = true;
-        cv.notify_all();
-      }};
-  RunTasks(&pool, tasks);
-  EXPECT_TRUE(first_saw_it);
-}
-
-TEST(ThreadPoolTest, RunTasksWithoutAPoolRunsInListOrder) {
-  std::vector<int> order;
-  std::vector<std::function<void()>> tasks = {[&] { order.push_back(0); },
-                                              [&] { order.push_back(1); },
-                                              [&] { order.push_back(2); }};
-  RunTasks(nullptr, tasks);
-  EXPECT_EQ(order, (std::vector<int>{0, 1, 2}));
-}
-
 // x -> Relu -> a; a * a -> b; b + x -> y
 std::unique_ptr<Graph> SmallGraph() {
   GraphBuilder b;
