@@ -125,6 +125,9 @@ struct QuantizeSummary {
   int64_t quantized_tensors = 0;  // activation Q/DQ pairs in the export (requantizes included)
   int64_t weights = 0;            // int8/uint8 parameter initializers
   int64_t biases = 0;             // int32 initializers
+  // Weight channels whose scale was raised so that their int32 bias fits (a nearly dead input or
+  // an all-zero weight channel); the report's "bias_fit" names each bias.
+  int64_t raised_weight_channels = 0;
   int64_t groups = 0;
   int64_t requantizes = 0;
   int64_t violations = 0;

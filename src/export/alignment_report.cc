@@ -36,7 +36,8 @@ bool ResolutionLoss(QuantConfigTable& table, const TQC& member, double* loss) {
 
 std::string AlignmentReportJson(const std::string& target, const AlignmentResult& result,
                                 QuantConfigTable& table,
-                                const std::vector<AlignmentViolation>& violations) {
+                                const std::vector<AlignmentViolation>& violations,
+                                const DerivedParamsStats* derived) {
   json root;
   root["target"] = target;
   json groups = json::array();
@@ -92,6 +93,10 @@ std::string AlignmentReportJson(const std::string& target, const AlignmentResult
     v.push_back({{"check", x.check}, {"message", x.message}});
   }
   root["violations"] = std::move(v);
+  if (derived != nullptr) {
+    root["bias_fit"] = {{"raised_weight_channels", derived->raised_weight_channels},
+                        {"notes", derived->notes}};
+  }
   return root.dump(2) + "\n";
 }
 

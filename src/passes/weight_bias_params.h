@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "ir/graph.h"
 #include "qalign/status.h"
@@ -13,6 +15,10 @@ namespace qalign {
 struct DerivedParamsStats {
   int64_t weights = 0;  // per-channel weights whose params were derived
   int64_t biases = 0;
+  // Weight channels whose scale was raised so that their bias fits the int32 range, and a note
+  // per bias naming it.
+  int64_t raised_weight_channels = 0;
+  std::vector<std::string> notes;
   bool changed = false;  // any params or state changed
 };
 
@@ -21,7 +27,9 @@ struct DerivedParamsStats {
 //    the usual int8 weight scheme: scale_c = max(|min_c|, |max_c|) / 127, zero point 0).
 // 2. Every bias (quantized, not BAKED) of an op whose input 0 has per-tensor params and input 1
 //    has params: scale[c] = input_scale * weight_scale[c], zero point 0 (quant/bias_params.h).
-//    It reads the input's group params, so it runs after the alignment pass.
+//    It reads the input's group params, so it runs after the alignment pass. Where a bias value
+//    would not fit the int32 range at that scale, the weight channel's scale is raised until it
+//    does (RaiseWeightScalesForBias in the .cc explains why) and a note says so.
 // Fails on a channel axis outside the weight's rank or a range ComputeParams refuses, naming the
 // TQC.
 StatusOr<DerivedParamsStats> DeriveWeightAndBiasParams(QuantConfigTable* table);

@@ -209,10 +209,12 @@ StatusOr<AlignSummary> AlignModel(const AlignOptions& options) {
                   options.model_path + ": " + pipeline.status().message());
   }
   for (const std::string& note : pipeline->alignment.notes) LogInfo(note);
+  for (const std::string& note : pipeline->derived.notes) LogWarning(note);
   if (!options.report_path.empty()) {
     QALIGN_RETURN_IF_ERROR(WriteFileAtomically(
         options.report_path,
-        AlignmentReportJson(model.profile.name, pipeline->alignment, table, pipeline->violations),
+        AlignmentReportJson(model.profile.name, pipeline->alignment, table, pipeline->violations,
+                            &pipeline->derived),
         options.model_path));
   }
   AlignSummary summary;
@@ -236,6 +238,10 @@ std::string QuantizeSummary::ToText() const {
                 " quantized, ", fp32_ops, " FP32); ", equalized_pairs, " Conv pairs equalized\n");
   out += StrCat("  QDQ: ", quantized_tensors, " activation pairs, ", weights, " int8 weights, ",
                 biases, " int32 biases; opset ", source_opset, " -> ", opset, "\n");
+  if (raised_weight_channels > 0) {
+    out += StrCat("  bias fit: ", raised_weight_channels,
+                  " weight channels got a larger scale so their int32 bias fits (see warnings)\n");
+  }
   out += StrCat("  alignment: ", groups, " groups, ", requantizes, " requantizes, ", violations,
                 " violations\n");
   if (!ranges_path.empty()) {
@@ -340,15 +346,18 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
   summary.groups = pipeline->alignment.counters.groups;
   summary.requantizes = pipeline->alignment.counters.requantizes;
   summary.violations = static_cast<int64_t>(pipeline->violations.size());
+  summary.raised_weight_channels = pipeline->derived.raised_weight_channels;
   for (const AlignmentViolation& v : pipeline->violations) {
     summary.violation_messages.push_back(v.check + ": " + v.message);
   }
   for (const std::string& note : pipeline->alignment.notes) LogInfo(note);
+  for (const std::string& note : pipeline->derived.notes) LogWarning(note);
 
   if (!options.report_path.empty()) {
     QALIGN_RETURN_IF_ERROR(WriteFileAtomically(
         options.report_path,
-        AlignmentReportJson(profile.name, pipeline->alignment, table, pipeline->violations),
+        AlignmentReportJson(profile.name, pipeline->alignment, table, pipeline->violations,
+                            &pipeline->derived),
         options.model_path));
   }
   if (!pipeline->violations.empty() && options.no_align) {

@@ -132,6 +132,64 @@ TEST(SeedExample, WeightsPerChannelAndBiasDerivedAfterAlignment) {
   EXPECT_EQ(t->zero_point(bt), (std::vector<int64_t>{0, 0}));
 }
 
+// Bias b[c] must fit int32 at scale input_scale * weight_scale[c]. A near-dead input (range
+// [0, 1e-11], scale ~4e-14) makes every channel's bias overflow: each weight scale is raised to
+// |b[c]| / (2^31 - 1) / input_scale, just above, and the bias scale follows. With a live input only
+// an all-zero weight channel (scale 2^-23) overflows, and only its scale moves.
+TEST(WeightBiasParams, WeightScalesRiseSoEveryBiasFitsInt32) {
+  struct Case {
+    float input_max;
+    std::vector<float> weights;  // 2 output channels x 2 inputs
+    std::vector<float> bias;
+    std::vector<bool> raised;
+  };
+  const std::vector<Case> cases = {
+      {1e-11f, {0.5f, -1.0f, 0.25f, 0.125f}, {0.1f, -0.2f}, {true, true}},
+      {3.0f, {0.5f, -1.0f, 0.0f, 0.0f}, {0.1f, 40.0f}, {false, true}},
+      {3.0f, {0.5f, -1.0f, 0.25f, 0.125f}, {0.1f, -0.2f}, {false, false}},
+  };
+  for (const Case& k : cases) {
+    SCOPED_TRACE(k.input_max);
+    GraphBuilder b;
+    Variable* x = b.Input("x", {1, 2, 4, 4});
+    Variable* wp = b.Param("w", Tensor::FromVector<float>({2, 2, 1, 1}, k.weights));
+    Variable* bias = b.Param("bias", Tensor::FromVector<float>({2}, k.bias));
+    b.Output(b.Op("Conv", "conv", {x, wp, bias}));
+    auto g = b.Build();
+    auto t = MakeTable(*g);
+    RangeMap ranges;
+    AddRange(&ranges, "x", 0, k.input_max);
+    AddRange(&ranges, "conv_out", -2, 2);
+    Apply(ranges, t.get());
+    AlignmentResult result = RunOk(*g, MakeProfile("p", {}, true), t.get());
+    (void)result;
+    auto derived = DeriveWeightAndBiasParams(t.get());
+    ASSERT_TRUE(derived.ok()) << derived.status().ToString();
+    const float in_scale = t->scale(In(*t, *g, "conv", 0))[0];
+    const std::vector<float>& ws = t->scale(In(*t, *g, "conv", 1));
+    const std::vector<float>& bs = t->scale(In(*t, *g, "conv", 2));
+    ASSERT_EQ(ws.size(), 2u);
+    ASSERT_EQ(bs.size(), 2u);
+    int64_t raised = 0;
+    for (size_t c = 0; c < 2; ++c) {
+      SCOPED_TRACE(c);
+      const double own = std::max(std::fabs(k.weights[2 * c]), std::fabs(k.weights[2 * c + 1]));
+      const double need = std::fabs(k.bias[c]) / 2147483647.0 / in_scale;
+      if (k.raised[c]) {
+        ++raised;
+        EXPECT_GE(ws[c], need);
+        EXPECT_LE(ws[c], need * 1.0001);
+      } else {
+        EXPECT_FLOAT_EQ(ws[c], static_cast<float>(own / 127.0));
+      }
+      EXPECT_FLOAT_EQ(bs[c], in_scale * ws[c]);
+      EXPECT_LE(std::fabs(k.bias[c]) / bs[c], 2147483647.0);
+    }
+    EXPECT_EQ(derived->raised_weight_channels, raised);
+    EXPECT_EQ(derived->notes.size(), raised > 0 ? 1u : 0u);
+  }
+}
+
 // ---------------------------------------------------------------- the original's mistakes
 
 TargetProfile TfliteLike(bool force_overlap, AlignMethod concat = AlignMethod::kLarge) {

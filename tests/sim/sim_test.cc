@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "export/alignment_report.h"
 #include "export/qdq_fixture.h"
 #include "runtime/executor.h"
 #include "sim/fake_quant.h"
@@ -147,6 +148,51 @@ TEST(SimTest, SimulatedOutputsLieOnTheirGrid) {
       EXPECT_GE(std::round(steps), params.quant_min);
       EXPECT_LE(std::round(steps), params.quant_max);
     }
+  }
+}
+
+// A dead branch (a pruned Conv: zero weights, negative bias, then Relu) gives GlobalAveragePool an
+// all-zero calibration range, so its scale is tiny (2^-23) and the Gemm's int32 bias scale
+// input_scale * weight_scale is too small for biases of a few units. Clamped, they would collapse
+// the output (SNR 0 dB); the weight scales are raised instead so the biases fit, and the report's
+// notes say so.
+TEST(SimTest, BiasAfterADeadInputStillFitsInt32) {
+  for (const char* target : {"ort-qdq-u8s8", "tflite-int8", "trt-int8"}) {
+    SCOPED_TRACE(target);
+    GraphBuilder b;
+    Variable* x = b.Input("x", {1, 3, 4, 4});
+    Variable* dead = b.Op(
+        "Conv", "pruned_conv",
+        {x, b.Param("w_zero", Tensor(DataType::kFloat, {4, 3, 1, 1})),
+         b.Param("b_negative", Tensor::FromVector<float>({4}, {-1.0f, -1.0f, -1.0f, -1.0f}))});
+    Variable* relu = b.Op("Relu", "relu", {dead});
+    Variable* pooled = b.Op("GlobalAveragePool", "gap", {relu});
+    Variable* flat = b.Op("Flatten", "flatten", {pooled});
+    Variable* y = b.Op("Gemm", "fc",
+                       {flat, b.RandomParam("fc_w", {4, 3}, 5),
+                        b.Param("fc_b", Tensor::FromVector<float>({3}, {5.0f, -3.0f, 8.0f}))});
+    b.Output(y);
+    auto q = testing::QuantizeForTest(testing::WithInferredShapes(b), target, std::nullopt);
+    ASSERT_NE(q, nullptr);
+    EXPECT_GT(q->result.derived.raised_weight_channels, 0);
+    ASSERT_FALSE(q->result.derived.notes.empty());
+    EXPECT_NE(q->result.derived.notes.front().find("fc_b"), std::string::npos)
+        << q->result.derived.notes.front();
+    const std::string report = AlignmentReportJson(target, q->result.alignment, q->table,
+                                                   q->result.violations, &q->result.derived);
+    EXPECT_NE(report.find("\"bias_fit\""), std::string::npos);
+    EXPECT_NE(report.find("bias 'fc_b'"), std::string::npos) << report;
+    auto sim = FakeQuantSimulator::Create(*q->graph, q->plan);
+    ASSERT_TRUE(sim.ok()) << sim.status().ToString();
+    auto inputs = testing::RandomInput(*q->graph, 3);
+    auto out = (*sim)->Run(inputs);
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    // FP32: the pooled input is 0, so the output is the bias.
+    const auto values = out->at(y->name()).values<float>();
+    ASSERT_EQ(values.size(), 3u);
+    EXPECT_NEAR(values[0], 5.0f, 0.1f);
+    EXPECT_NEAR(values[1], -3.0f, 0.1f);
+    EXPECT_NEAR(values[2], 8.0f, 0.1f);
   }
 }
 
