@@ -17,7 +17,8 @@
 #   QALIGN_ACC_THREADS  ONNX Runtime intra-op threads (default 1)
 # Calibration as bench/ppocr_results.sh (the README's results table): 40 images of
 # scripts/make_calib_images.sh, the last 8 held out, with PaddleOCR's preprocessing and BGR channel
-# order, as PaddleOCR feeds images read by OpenCV (and as the evaluator does). ONNX Runtime runs
+# order, as PaddleOCR feeds images read by OpenCV (and as the evaluator does); without the summary's
+# SNR (the task metrics replace it) and on one thread (the same model bytes on every run). ONNX Runtime runs
 # every model with graph optimizations disabled (exact QDQ semantics), and ort-qdq-u8s8's also with
 # them all on (its deployment: fused integer kernels).
 set -euo pipefail
@@ -85,7 +86,8 @@ for model in "${MODELS[@]}"; do
     # shellcheck disable=SC2086  # QALIGN_FLAGS is a list of flags
     if ! "$QALIGN" quantize "$MODEL_DIR/${FILE[$model]}" --target "$target" \
         --input-shape "x=${SHAPE[$model]}" --calib "image:$calib?${PREPROCESS[$model]}" \
-        --holdout 8 --eval-samples 8 --quiet $FLAGS -o "$quantized" > "$OUT/$model-$target.txt"; then
+        --holdout 8 --eval-samples 0 --threads 1 --quiet $FLAGS -o "$quantized" \
+        > "$OUT/$model-$target.txt"; then
       echo "accuracy: qalign quantize $model for $target failed (message above)" >&2
       printf '{"kind":"%s","target":"%s","technique":"%s","opt":"disabled","failed":true}\n' \
         "$model" "$target" "$TECHNIQUE" >> "$RESULTS"
