@@ -149,6 +149,10 @@ function main() {
   if (!Number.isInteger(seed)) fail(`SEED '${seedText}' is not an integer`);
   if (fs.existsSync(path.join(outDir, 'labels.tsv'))) return;
   if (!fs.existsSync(CONVERT)) fail(`${CONVERT} not found (apt-get install imagemagick)`);
+  for (const name of FONTS) {
+    const file = path.join(FONT_DIR, name);
+    if (!fs.existsSync(file)) fail(`${file} not found (apt-get install fonts-dejavu-core fonts-dejavu-extra)`);
+  }
   const dictionary = new Set(loadDictionary(fs.readFileSync(dictFile, 'utf8')).slice(1));
 
   const partDir = `${outDir}.part-${process.pid}`;
