@@ -89,8 +89,11 @@ for model in "${MODELS[@]}"; do
         --holdout 8 --eval-samples 0 --threads 1 --quiet $FLAGS -o "$quantized" \
         > "$OUT/$model-$target.txt"; then
       echo "accuracy: qalign quantize $model for $target failed (message above)" >&2
-      printf '{"kind":"%s","target":"%s","technique":"%s","opt":"disabled","failed":true}\n' \
-        "$model" "$target" "$TECHNIQUE" >> "$RESULTS"
+      for opt in disabled all; do
+        [[ $opt == all && $target != ort-qdq-u8s8 ]] && continue
+        printf '{"kind":"%s","target":"%s","technique":"%s","opt":"%s","failed":true}\n' \
+          "$model" "$target" "$TECHNIQUE" "$opt" >> "$RESULTS"
+      done
       continue
     fi
     seconds=$(awk -v t0="$t0" -v t1="$(date +%s.%N)" 'BEGIN { printf "%.1f", t1 - t0 }')
