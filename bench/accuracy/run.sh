@@ -5,10 +5,11 @@
 # and prints one table: model x target x technique -> metrics, with the time each quantize took.
 #
 #   bench/accuracy/run.sh BUILD_DIR [--quick] [--models "det rec cls"] [--targets "T ..."]
-#                         [--out RESULTS.jsonl] [--check FLOORS.json]
+#                         [--out RESULTS.jsonl] [--save DIR] [--check FLOORS.json]
 #
 #   --quick   60 rec lines, 4 det pages, 40 cls lines (the ctest); default 200, 16 and 100
 #   --out     also keep the result lines (JSON, one per row) there
+#   --save    keep the quantized models and quantize's summaries in DIR (MODEL-TARGET.onnx / .txt)
 #   --check   exit 1 when a metric is under its floor in FLOORS.json (see ocr_accuracy.js)
 # Environment:
 #   QALIGN_FLAGS      extra flags for every `qalign quantize`, e.g. "--observer mse" (an ablation)
@@ -29,6 +30,7 @@ QUICK=0
 MODELS=(det rec cls)
 TARGETS=(tflite-int8 ort-qdq-u8s8 trt-int8 qnn-u8 ppq-default)
 KEEP=""
+SAVE=""
 FLOORS=""
 while (($#)); do
   case "$1" in
@@ -36,6 +38,7 @@ while (($#)); do
     --models) read -ra MODELS <<< "${2:?--models needs a list}"; shift 2 ;;
     --targets) read -ra TARGETS <<< "${2:?--targets needs a list}"; shift 2 ;;
     --out) KEEP=${2:?--out needs a file}; shift 2 ;;
+    --save) SAVE=${2:?--save needs a folder}; shift 2 ;;
     --check) FLOORS=${2:?--check needs a file}; shift 2 ;;
     *) echo "accuracy: unknown argument '$1'" >&2; exit 2 ;;
   esac
@@ -71,6 +74,8 @@ if ((QUICK)); then COUNT=([rec]=60 [det]=4 [cls]=40); else COUNT=([rec]=200 [det
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 RESULTS=$OUT/results.jsonl
+MODELS_OUT=$OUT
+if [[ -n "$SAVE" ]]; then mkdir -p "$SAVE"; MODELS_OUT=$(cd "$SAVE" && pwd); fi
 : > "$RESULTS"
 started=$(date +%s)
 for model in "${MODELS[@]}"; do
@@ -81,13 +86,13 @@ for model in "${MODELS[@]}"; do
   "$ROOT/scripts/make_calib_images.sh" "$calib" "$model" 40 > /dev/null
   runs=()
   for target in "${TARGETS[@]}"; do
-    quantized=$OUT/$model-$target.onnx
+    quantized=$MODELS_OUT/$model-$target.onnx
     t0=$(date +%s.%N)
     # shellcheck disable=SC2086  # QALIGN_FLAGS is a list of flags
     if ! "$QALIGN" quantize "$MODEL_DIR/${FILE[$model]}" --target "$target" \
         --input-shape "x=${SHAPE[$model]}" --calib "image:$calib?${PREPROCESS[$model]}" \
         --holdout 8 --eval-samples 0 --threads 1 --quiet $FLAGS -o "$quantized" \
-        > "$OUT/$model-$target.txt"; then
+        > "$MODELS_OUT/$model-$target.txt"; then
       echo "accuracy: qalign quantize $model for $target failed (message above)" >&2
       for opt in disabled all; do
         [[ $opt == all && $target != ort-qdq-u8s8 ]] && continue
