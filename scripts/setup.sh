@@ -14,7 +14,7 @@ PACKAGES=(
   libonnx-testdata libpng-dev libjpeg-dev
   nodejs npm
   python3-onnx python3-numpy
-  imagemagick fonts-dejavu-core
+  imagemagick fonts-dejavu-core fonts-dejavu-extra
   clang-14 libclang-rt-14-dev
 )
 

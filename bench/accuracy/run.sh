@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Task accuracy of PP-OCR quantized by qalign, in ONNX Runtime: quantizes det (640x640), rec
+# (48x320) and cls (48x192) for every target, evaluates FP32 and each INT8 model on labelled
+# rendered data (bench/accuracy/render.js, another seed and generator than the calibration images)
+# and prints one table: model x target x technique -> metrics, with the time each quantize took.
+#
+#   bench/accuracy/run.sh BUILD_DIR [--quick] [--models "det rec cls"] [--targets "T ..."]
+#                         [--out RESULTS.jsonl] [--save DIR] [--check FLOORS.json]
+#
+#   --quick   60 rec lines, 4 det pages, 40 cls lines (the ctest); default 200, 16 and 100
+#   --out     also keep the result lines (JSON, one per row) there
+#   --save    keep the quantized models and quantize's summaries in DIR (MODEL-TARGET.onnx / .txt)
+#   --check   exit 1 when a metric is under its floor in FLOORS.json (see ocr_accuracy.js)
+# Environment:
+#   QALIGN_FLAGS      extra flags for every `qalign quantize`, e.g. "--observer mse" (an ablation)
+#   QALIGN_TECHNIQUE  the name of the technique column (default: QALIGN_FLAGS, or "default")
+#   QALIGN_ACC_DIR    where rendered data and calibration images are cached (default .cache/accuracy)
+#   QALIGN_ACC_THREADS  ONNX Runtime intra-op threads (default 1)
+# Calibration as bench/ppocr_results.sh (the README's results table): 40 images of
+# scripts/make_calib_images.sh, the last 8 held out, with PaddleOCR's preprocessing and BGR channel
+# order, as PaddleOCR feeds images read by OpenCV (and as the evaluator does); without the summary's
+# SNR (the task metrics replace it) and on one thread (the same model bytes on every run). ONNX Runtime runs
+# every model with graph optimizations disabled (exact QDQ semantics), and ort-qdq-u8s8's also with
+# them all on (its deployment: fused integer kernels).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=${1:?usage: run.sh BUILD_DIR [--quick] [--models M] [--targets T] [--out F] [--check FLOORS]}
+shift
+QUICK=0
+MODELS=(det rec cls)
+TARGETS=(tflite-int8 ort-qdq-u8s8 trt-int8 qnn-u8 ppq-default)
+KEEP=""
+SAVE=""
+FLOORS=""
+while (($#)); do
+  case "$1" in
+    --quick) QUICK=1; shift ;;
+    --models) read -ra MODELS <<< "${2:?--models needs a list}"; shift 2 ;;
+    --targets) read -ra TARGETS <<< "${2:?--targets needs a list}"; shift 2 ;;
+    --out) KEEP=${2:?--out needs a file}; shift 2 ;;
+    --save) SAVE=${2:?--save needs a folder}; shift 2 ;;
+    --check) FLOORS=${2:?--check needs a file}; shift 2 ;;
+    *) echo "accuracy: unknown argument '$1'" >&2; exit 2 ;;
+  esac
+done
+BUILD=$(cd "$BUILD" && pwd)
+QALIGN=$BUILD/tools/qalign/qalign
+[[ -x "$QALIGN" ]] || { echo "accuracy: $QALIGN not built" >&2; exit 1; }
+command -v node > /dev/null || { echo "accuracy: node is not on PATH" >&2; exit 1; }
+[[ -d "$ROOT/tests/ort/node_modules/onnxruntime-node" ]] ||
+  { echo "accuracy: tests/ort/node_modules/onnxruntime-node missing (scripts/setup.sh)" >&2; exit 1; }
+"$ROOT/scripts/fetch_models.sh" > /dev/null
+MODEL_DIR=$ROOT/.cache/models
+DICT=$MODEL_DIR/ppocr_keys_v1.txt
+CACHE=${QALIGN_ACC_DIR:-$ROOT/.cache/accuracy}
+FLAGS=${QALIGN_FLAGS:-}
+TECHNIQUE=${QALIGN_TECHNIQUE:-${FLAGS:-default}}
+TECHNIQUE=${TECHNIQUE//,/;}  # the evaluator's --run separates keys with commas
+THREADS=${QALIGN_ACC_THREADS:-1}
+SEED=2026  # of the evaluation data; the calibration images have their own generator and seed
+
+declare -A FILE SHAPE PREPROCESS COUNT
+FILE[det]=ch_PP-OCRv4_det_infer.onnx
+FILE[rec]=ch_PP-OCRv4_rec_infer.onnx
+FILE[cls]=ch_ppocr_mobile_v2.0_cls_infer.onnx
+SHAPE[det]=1,3,640,640
+SHAPE[rec]=1,3,48,320
+SHAPE[cls]=1,3,48,192
+PREPROCESS[det]="size=640x640&mean=0.485,0.456,0.406&std=0.229,0.224,0.225&order=bgr"
+PREPROCESS[rec]="size=320x48&mean=0.5&std=0.5&order=bgr"
+PREPROCESS[cls]="size=192x48&mean=0.5&std=0.5&order=bgr"
+if ((QUICK)); then COUNT=([rec]=60 [det]=4 [cls]=40); else COUNT=([rec]=200 [det]=16 [cls]=100); fi
+
+OUT=$(mktemp -d)
+trap 'rm -rf "$OUT"' EXIT
+RESULTS=$OUT/results.jsonl
+MODELS_OUT=$OUT
+if [[ -n "$SAVE" ]]; then mkdir -p "$SAVE"; MODELS_OUT=$(cd "$SAVE" && pwd); fi
+: > "$RESULTS"
+started=$(date +%s)
+for model in "${MODELS[@]}"; do
+  [[ -n ${FILE[$model]:-} ]] || { echo "accuracy: unknown model $model (det, rec, cls)" >&2; exit 2; }
+  data=$CACHE/data/$model-n${COUNT[$model]}-s$SEED
+  node "$ROOT/bench/accuracy/render.js" "$data" "$model" "${COUNT[$model]}" "$SEED" "$DICT"
+  calib=$CACHE/calib/$model
+  "$ROOT/scripts/make_calib_images.sh" "$calib" "$model" 40 > /dev/null
+  runs=()
+  for target in "${TARGETS[@]}"; do
+    quantized=$MODELS_OUT/$model-$target.onnx
+    t0=$(date +%s.%N)
+    # shellcheck disable=SC2086  # QALIGN_FLAGS is a list of flags
+    if ! "$QALIGN" quantize "$MODEL_DIR/${FILE[$model]}" --target "$target" \
+        --input-shape "x=${SHAPE[$model]}" --calib "image:$calib?${PREPROCESS[$model]}" \
+        --holdout 8 --eval-samples 0 --threads 1 --quiet $FLAGS -o "$quantized" \
+        > "$MODELS_OUT/$model-$target.txt"; then
+      echo "accuracy: qalign quantize $model for $target failed (message above)" >&2
+      for opt in disabled all; do
+        [[ $opt == all && $target != ort-qdq-u8s8 ]] && continue
+        printf '{"kind":"%s","target":"%s","technique":"%s","opt":"%s","failed":true}\n' \
+          "$model" "$target" "$TECHNIQUE" "$opt" >> "$RESULTS"
+      done
+      continue
+    fi
+    seconds=$(awk -v t0="$t0" -v t1="$(date +%s.%N)" 'BEGIN { printf "%.1f", t1 - t0 }')
+    runs+=(--run "target=$target,technique=$TECHNIQUE,opt=disabled,seconds=$seconds" "$quantized")
+    if [[ $target == ort-qdq-u8s8 ]]; then
+      runs+=(--run "target=$target,technique=$TECHNIQUE,opt=all,seconds=$seconds" "$quantized")
+    fi
+  done
+  node "$ROOT/bench/accuracy/ocr_accuracy.js" eval --kind "$model" --data "$data" --dict "$DICT" \
+    --fp32 "$MODEL_DIR/${FILE[$model]}" --threads "$THREADS" --out "$RESULTS" "${runs[@]}" > /dev/null
+done
+[[ -n "$KEEP" ]] && cp "$RESULTS" "$KEEP"
+echo "QALIGN_FLAGS='$FLAGS'; $(($(date +%s) - started)) s in all; values in %"
+check=()
+[[ -n "$FLOORS" ]] && check=(--floors "$FLOORS")
+node "$ROOT/bench/accuracy/ocr_accuracy.js" table "$RESULTS" "${check[@]}"
