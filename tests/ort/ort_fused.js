@@ -154,4 +154,7 @@ async function main() {
   }
 }
 
-main().catch((e) => fail(String(e && e.stack ? e.stack : e).split('\n')[0]));
+if (require.main === module) {
+  main().catch((e) => fail(String(e && e.stack ? e.stack : e).split('\n')[0]));
+}
+module.exports = { readNodes, analyse };
