@@ -534,19 +534,25 @@ StatusOr<onnx::ModelProto> ExportQdqModel(const Graph& graph, const QuantPlan& p
   *stats = QdqExportStats{};
   QALIGN_ASSIGN_OR_RETURN(onnx::ModelProto model, ExportOnnxModel(graph));
   stats->source_opset = DefaultOpset(model);
-  // HardSwish exists from opset 14 on; convert that far only when there is one to write.
-  int64_t min_opset = kQdqMinOpset;
-  if (options.hardswish_op && HasDecomposedHardSwish(model)) min_opset = 14;
-  if (stats->source_opset < min_opset) {
-    // ONNX's converter rewrites the ops whose signature changed up to 13.
-    AddValueInfo(graph, observed_shapes, &model);
+  auto convert = [&](int64_t to) -> Status {
     try {
-      model = onnx::version_conversion::ConvertVersion(model, static_cast<int>(min_opset));
+      model = onnx::version_conversion::ConvertVersion(model, static_cast<int>(to));
     } catch (const std::exception& e) {
-      return UnimplementedError("QDQ export: converting opset ", stats->source_opset, " to ",
-                                min_opset, " failed: ", FirstLine(e.what()));
+      return UnimplementedError("QDQ export: converting opset ", DefaultOpset(model), " to ", to,
+                                " failed: ", FirstLine(e.what()));
     }
     if (model.ir_version() < 7) model.set_ir_version(7);
+    return Status::Ok();
+  };
+  if (stats->source_opset < kQdqMinOpset) {
+    // ONNX's converter rewrites the ops whose signature changed up to 13.
+    AddValueInfo(graph, observed_shapes, &model);
+    QALIGN_RETURN_IF_ERROR(convert(kQdqMinOpset));
+  }
+  // HardSwish exists from opset 14 on: convert that far only when there is one to write (after
+  // the step to 13, where Clip's bounds are inputs the pattern can read).
+  if (options.hardswish_op && DefaultOpset(model) < 14 && HasDecomposedHardSwish(model)) {
+    QALIGN_RETURN_IF_ERROR(convert(14));
   }
   stats->opset = DefaultOpset(model);
   QdqBuilder builder(graph, plan, &model);

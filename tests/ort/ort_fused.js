@@ -2,7 +2,8 @@
 // Loads MODEL with graph optimizations at level L (default all) and
 // SessionOptions.optimizedModelFilePath, reads the optimized model back and writes OUT.json:
 //   {"op_counts": {"[domain:]OpType": n, ...},
-//    "round_trips": [{"op": "OpType", "name": "...", "dq_inputs": k}, ...]}
+//    "round_trips": [{"op": "OpType", "name": "...", "dq_inputs": k[, "expanded_from": "HardSwish"]}],
+//    "dq_consumers": {...}, "q_producers": {...}}
 // where a round trip is a float op (not DequantizeLinear / QuantizeLinear) that reads at least one
 // DequantizeLinear output and whose output some QuantizeLinear reads: integer data turned to float
 // for one op and back, which ORT fuses into an integer kernel when it has one for that op.
@@ -103,7 +104,17 @@ function analyse(nodes) {
       return p && isDq(p) && producer.has(p.inputs[0]);
     }).length;
     const quantizedAfter = n.outputs.some((o) => (consumers.get(o) || []).some(isQ));
-    if (dqInputs > 0 && quantizedAfter) roundTrips.push({ op: key, name: n.name, dq_inputs: dqInputs });
+    if (dqInputs > 0 && quantizedAfter) {
+      const trip = { op: key, name: n.name, dq_inputs: dqInputs };
+      // ORT's CPU provider has no HardSwish kernel: it expands HardSwish(x) into
+      // Mul(x, HardSigmoid(x)). Such a Mul is the HardSwish, not a float Mul ORT could fuse.
+      if (n.op === 'Mul' && n.inputs.length === 2) {
+        const [a, b] = n.inputs.map((i) => producer.get(i));
+        const gate = (g, other) => g && g.op === 'HardSigmoid' && g.inputs[0] === other;
+        if (gate(a, n.inputs[1]) || gate(b, n.inputs[0])) trip.expanded_from = 'HardSwish';
+      }
+      roundTrips.push(trip);
+    }
   }
   // Where the remaining activation DequantizeLinear / QuantizeLinear nodes sit: the op types that
   // read a DQ of data and the op types whose output a Q reads.
