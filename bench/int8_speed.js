@@ -5,7 +5,7 @@
 //
 // Speed: every model gets one warm-up run, then N rounds; each round runs every model once on the
 // same image, starting with a different model each round, so load from other processes hits all
-// models alike. Prints the median ms of each and FP32 median / INT8 median (> 1: INT8 is faster).
+// models alike. Intra-op threads do not spin between runs (allow_spinning 0), for every model. Prints the median ms of each and FP32 median / INT8 median (> 1: INT8 is faster).
 // Accuracy: on the last K images of DIR (those `qalign quantize --holdout K` leaves out) (PNG, 8-bit RGB or gray, already the model's input size),
 // each INT8 model's output against the FP32 model's (both with graph optimizations on, as users
 // run them; also the INT8 model with optimizations off: ORT's DQ -> float op -> Q run of the same
@@ -122,6 +122,9 @@ async function open(file, threads, level) {
       interOpNumThreads: 1,
       executionMode: 'sequential',
       graphOptimizationLevel: level,
+      // Each session has its own intra-op pool; spinning workers of the session that just ran
+      // would take the cores from the next one in the alternation.
+      extra: { session: { intra_op: { allow_spinning: '0' } } },
     });
   } catch (e) {
     fail(`${file}: ONNX Runtime cannot load the model: ${String(e.message || e).split('\n')[0]}`);
