@@ -16,7 +16,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$ROOT/build
 if [[ ${1:-} == --build ]]; then BUILD=${2:?--build DIR}; shift 2; fi
 MODELS=(det rec cls)
-TARGETS=(tflite-int8 ort-qdq-u8s8 trt-int8 qnn-u8 ppq-default)
+TARGETS=(tflite-int8 ort-qdq-u8s8 ort-qdq-u8s8-vnni trt-int8 qnn-u8 ppq-default)
 [[ $# -ge 1 ]] && MODELS=("$1")
 [[ $# -ge 2 ]] && TARGETS=("$2")
 QALIGN=$BUILD/tools/qalign/qalign

@@ -5,8 +5,10 @@
 #include <onnx/version_converter/convert.h>
 
 #include <algorithm>
+#include <cmath>
 #include <exception>
 #include <map>
+#include <optional>
 #include <set>
 #include <unordered_map>
 #include <unordered_set>
@@ -355,6 +357,156 @@ void AddValueInfo(const Graph& graph, const TensorShapes* observed, onnx::ModelP
   }
 }
 
+// Rewrites every decomposed HardSwish of the exported graph,
+//   x -> Add(x, 3) -> Clip(0, 6) -> Mul(x, .) -> Div(., 6)   (or Mul(., 1/6) last),
+// whose interior tensors nothing else reads, into one HardSwish(x) (opset 14) writing the last
+// op's output. The interior carries no Q/DQ (activation_patterns.h marks it OVERLAPPED), so the
+// two forms compute the same function: x * min(max(x + 3, 0), 6) / 6 = HardSwish(x). Returns how
+// many it rewrote; call it at opset 14 or later.
+class HardSwishRewriter {
+ public:
+  explicit HardSwishRewriter(onnx::GraphProto* g) : g_(g) {
+    for (const auto& t : g_->initializer()) initializers_[t.name()] = &t;
+    for (int i = 0; i < g_->node_size(); ++i) {
+      const auto& n = g_->node(i);
+      if (n.op_type() == "Constant" && n.output_size() == 1) {
+        for (const auto& a : n.attribute()) {
+          if (a.name() == "value" && a.has_t()) initializers_[n.output(0)] = &a.t();
+        }
+      }
+      for (const auto& o : n.output()) producer_[o] = i;
+      for (const auto& in : n.input()) readers_[in].push_back(i);
+    }
+    for (const auto& o : g_->output()) graph_outputs_.insert(o.name());
+  }
+
+  int64_t Run() {
+    std::set<int> removed;
+    std::map<int, onnx::NodeProto> added;  // by the index of the op it replaces last
+    for (int i = 0; i < g_->node_size(); ++i) {
+      std::vector<int> chain;
+      std::string x, out;
+      if (!Match(i, &chain, &x, &out)) continue;
+      bool free = true;
+      for (int c : chain) free = free && !removed.count(c);
+      if (!free) continue;
+      removed.insert(chain.begin(), chain.end());
+      for (int c : chain) {
+        for (const auto& in : g_->node(c).input()) {
+          if (initializers_.count(in)) removed_constants_.insert(in);
+        }
+      }
+      onnx::NodeProto hs;
+      hs.set_op_type("HardSwish");
+      hs.set_name(g_->node(chain.back()).name().empty() ? out + "_hardswish"
+                                                        : g_->node(chain.back()).name());
+      hs.add_input(x);
+      hs.add_output(out);
+      added[chain.back()] = std::move(hs);
+    }
+    if (removed.empty()) return 0;
+    // HardSwish takes the place of the chain's last op: after x's producer, before every reader
+    // of the output, so the node list stays topologically sorted.
+    google::protobuf::RepeatedPtrField<onnx::NodeProto> kept;
+    for (int i = 0; i < g_->node_size(); ++i) {
+      if (!removed.count(i)) {
+        *kept.Add() = g_->node(i);
+      } else if (added.count(i)) {
+        *kept.Add() = std::move(added[i]);
+      }
+    }
+    g_->mutable_node()->Swap(&kept);
+    // The constants 3, 0, 6 (initializers or Constant nodes) that only the rewritten ops read.
+    std::unordered_set<std::string> used;
+    for (const auto& n : g_->node()) {
+      for (const auto& in : n.input()) used.insert(in);
+    }
+    for (const auto& o : g_->output()) used.insert(o.name());
+    auto* inits = g_->mutable_initializer();
+    for (int i = inits->size() - 1; i >= 0; --i) {
+      const std::string& name = inits->Get(i).name();
+      if (removed_constants_.count(name) && !used.count(name)) inits->DeleteSubrange(i, 1);
+    }
+    auto* nodes = g_->mutable_node();
+    for (int i = nodes->size() - 1; i >= 0; --i) {
+      const auto& n = nodes->Get(i);
+      if (n.op_type() == "Constant" && n.output_size() == 1 &&
+          removed_constants_.count(n.output(0)) && !used.count(n.output(0))) {
+        nodes->DeleteSubrange(i, 1);
+      }
+    }
+    return static_cast<int64_t>(added.size());
+  }
+
+ private:
+  std::optional<float> Scalar(const std::string& name) const {
+    auto it = initializers_.find(name);
+    if (it == initializers_.end()) return std::nullopt;
+    auto t = TensorFromProto(*it->second, "");
+    if (!t.ok() || t->num_elements() != 1 || t->dtype() != DataType::kFloat) return std::nullopt;
+    return t->values<float>()[0];
+  }
+  static bool Near(std::optional<float> v, double expected) {
+    return v.has_value() && std::fabs(*v - expected) <= 1e-6 * std::max(1.0, std::fabs(expected));
+  }
+  // The single node reading `tensor` (not a graph output), or -1.
+  int OnlyReader(const std::string& tensor) const {
+    if (graph_outputs_.count(tensor)) return -1;
+    auto it = readers_.find(tensor);
+    return it != readers_.end() && it->second.size() == 1 ? it->second[0] : -1;
+  }
+  bool IsOp(int i, const char* type, int inputs) const {
+    return i >= 0 && g_->node(i).op_type() == type && g_->node(i).input_size() == inputs &&
+           g_->node(i).output_size() == 1 &&
+           (g_->node(i).domain().empty() || g_->node(i).domain() == "ai.onnx");
+  }
+
+  bool Match(int add, std::vector<int>* chain, std::string* x, std::string* out) const {
+    if (!IsOp(add, "Add", 2)) return false;
+    const auto& a = g_->node(add);
+    if (Near(Scalar(a.input(1)), 3.0)) {
+      *x = a.input(0);
+    } else if (Near(Scalar(a.input(0)), 3.0)) {
+      *x = a.input(1);
+    } else {
+      return false;
+    }
+    const int clip = OnlyReader(a.output(0));
+    if (!IsOp(clip, "Clip", 3) || g_->node(clip).input(0) != a.output(0) ||
+        !Near(Scalar(g_->node(clip).input(1)), 0.0) || !Near(Scalar(g_->node(clip).input(2)), 6.0)) {
+      return false;
+    }
+    const int mul = OnlyReader(g_->node(clip).output(0));
+    if (!IsOp(mul, "Mul", 2)) return false;
+    const auto& m = g_->node(mul);
+    const std::string& gate = g_->node(clip).output(0);
+    if (!((m.input(0) == gate && m.input(1) == *x) || (m.input(1) == gate && m.input(0) == *x))) {
+      return false;
+    }
+    const int last = OnlyReader(m.output(0));
+    if (last < 0 || g_->node(last).input(0) != m.output(0)) return false;
+    const bool divide = IsOp(last, "Div", 2) && Near(Scalar(g_->node(last).input(1)), 6.0);
+    const bool multiply = IsOp(last, "Mul", 2) && Near(Scalar(g_->node(last).input(1)), 1.0 / 6.0);
+    if (!divide && !multiply) return false;
+    *chain = {add, clip, mul, last};
+    *out = g_->node(last).output(0);
+    return true;
+  }
+
+  onnx::GraphProto* g_;
+  std::unordered_map<std::string, const onnx::TensorProto*> initializers_;
+  std::unordered_map<std::string, int> producer_;
+  std::unordered_map<std::string, std::vector<int>> readers_;
+  std::unordered_set<std::string> graph_outputs_;
+  std::unordered_set<std::string> removed_constants_;
+};
+
+bool HasDecomposedHardSwish(const onnx::ModelProto& model) {
+  onnx::ModelProto copy;
+  *copy.mutable_graph() = model.graph();
+  return HardSwishRewriter(copy.mutable_graph()).Run() > 0;
+}
+
 int64_t DefaultOpset(const onnx::ModelProto& model) {
   for (const auto& o : model.opset_import()) {
     if (o.domain().empty() || o.domain() == "ai.onnx") return o.version();
@@ -375,26 +527,39 @@ Status CheckOnnxModel(const onnx::ModelProto& model, const std::string& what) {
 
 StatusOr<onnx::ModelProto> ExportQdqModel(const Graph& graph, const QuantPlan& plan,
                                           QdqExportStats* stats,
-                                          const TensorShapes* observed_shapes) {
+                                          const TensorShapes* observed_shapes,
+                                          const QdqExportOptions& options) {
   QdqExportStats local;
   if (stats == nullptr) stats = &local;
   *stats = QdqExportStats{};
   QALIGN_ASSIGN_OR_RETURN(onnx::ModelProto model, ExportOnnxModel(graph));
   stats->source_opset = DefaultOpset(model);
+  auto convert = [&](int64_t to) -> Status {
+    try {
+      model = onnx::version_conversion::ConvertVersion(model, static_cast<int>(to));
+    } catch (const std::exception& e) {
+      return UnimplementedError("QDQ export: converting opset ", DefaultOpset(model), " to ", to,
+                                " failed: ", FirstLine(e.what()));
+    }
+    if (model.ir_version() < 7) model.set_ir_version(7);
+    return Status::Ok();
+  };
   if (stats->source_opset < kQdqMinOpset) {
     // ONNX's converter rewrites the ops whose signature changed up to 13.
     AddValueInfo(graph, observed_shapes, &model);
-    try {
-      model = onnx::version_conversion::ConvertVersion(model, static_cast<int>(kQdqMinOpset));
-    } catch (const std::exception& e) {
-      return UnimplementedError("QDQ export: converting opset ", stats->source_opset, " to ",
-                                kQdqMinOpset, " failed: ", FirstLine(e.what()));
-    }
-    if (model.ir_version() < 7) model.set_ir_version(7);
+    QALIGN_RETURN_IF_ERROR(convert(kQdqMinOpset));
+  }
+  // HardSwish exists from opset 14 on: convert that far only when there is one to write (after
+  // the step to 13, where Clip's bounds are inputs the pattern can read).
+  if (options.hardswish_op && DefaultOpset(model) < 14 && HasDecomposedHardSwish(model)) {
+    QALIGN_RETURN_IF_ERROR(convert(14));
   }
   stats->opset = DefaultOpset(model);
   QdqBuilder builder(graph, plan, &model);
   QALIGN_RETURN_IF_ERROR(builder.Run(stats));
+  if (options.hardswish_op && stats->opset >= 14) {
+    stats->hardswish_ops = HardSwishRewriter(model.mutable_graph()).Run();
+  }
   model.set_producer_name("qalign");
   QALIGN_RETURN_IF_ERROR(CheckOnnxModel(model, "QDQ export"));
   return model;
@@ -402,9 +567,9 @@ StatusOr<onnx::ModelProto> ExportQdqModel(const Graph& graph, const QuantPlan& p
 
 Status SaveQdqModel(const Graph& graph, const QuantPlan& plan, const std::string& path,
                     const std::string& protect_input_path, QdqExportStats* stats,
-                    const TensorShapes* observed_shapes) {
+                    const TensorShapes* observed_shapes, const QdqExportOptions& options) {
   QALIGN_ASSIGN_OR_RETURN(onnx::ModelProto model,
-                          ExportQdqModel(graph, plan, stats, observed_shapes));
+                          ExportQdqModel(graph, plan, stats, observed_shapes, options));
   std::string bytes;
   if (!model.SerializeToString(&bytes)) return IoError(path, ": cannot serialize the QDQ model");
   return WriteFileAtomically(path, bytes, protect_input_path);

@@ -32,6 +32,13 @@ struct QdqExportStats {
   int64_t bias_initializers = 0;    // int32 initializers
   int64_t source_opset = 0;
   int64_t opset = 0;
+  int64_t hardswish_ops = 0;  // decomposed HardSwish chains written as one HardSwish op
+};
+
+struct QdqExportOptions {
+  // Write each decomposed HardSwish (Add 3, Clip 0..6, Mul x, Div 6) as one HardSwish op,
+  // converting the model to opset 14 if it is older (TargetProfile::hardswish_op).
+  bool hardswish_op = false;
 };
 
 // Concrete shapes of intermediate tensors observed in a run (sim/RecordTensorShapes), by name.
@@ -42,7 +49,8 @@ using TensorShapes = std::map<std::string, std::vector<int64_t>>;
 // Builds the QDQ model from `graph` (the FP32 model the plan was made on).
 StatusOr<onnx::ModelProto> ExportQdqModel(const Graph& graph, const QuantPlan& plan,
                                           QdqExportStats* stats = nullptr,
-                                          const TensorShapes* observed_shapes = nullptr);
+                                          const TensorShapes* observed_shapes = nullptr,
+                                          const QdqExportOptions& options = {});
 
 // Runs onnx::checker::check_model; the message names the node the checker complains about.
 Status CheckOnnxModel(const onnx::ModelProto& model, const std::string& what);
@@ -50,6 +58,7 @@ Status CheckOnnxModel(const onnx::ModelProto& model, const std::string& what);
 // Exports, checks and writes atomically; never overwrites `protect_input_path`.
 Status SaveQdqModel(const Graph& graph, const QuantPlan& plan, const std::string& path,
                     const std::string& protect_input_path, QdqExportStats* stats = nullptr,
-                    const TensorShapes* observed_shapes = nullptr);
+                    const TensorShapes* observed_shapes = nullptr,
+                    const QdqExportOptions& options = {});
 
 }  // namespace qalign

@@ -108,21 +108,26 @@ std::optional<ChannelAffine> MatchElementwise(const Operation& op, const Variabl
   return a;
 }
 
+// The weight axis of the output channels: Conv [C_out, C_in/group, k...], ConvTranspose
+// [C_in, C_out, k...] (FoldOnce takes ConvTranspose with group 1 only, where that axis holds
+// every output channel).
+int OutputChannelAxis(const Operation& conv) { return conv.type() == "ConvTranspose" ? 1 : 0; }
+
 // Replaces the Conv's weight and bias with folded copies (new parameters, so a weight another op
 // shares is left as it was) and drops the old ones when nothing else uses them.
 Status ApplyToConv(Graph* graph, Operation* conv, const ChannelAffine& a) {
   Variable* w_var = conv->input(1);
   Variable* b_var = conv->input(2);
   const Tensor& w = *w_var->data();
-  const int64_t channels = w.shape()[0];
-  const int64_t per_filter = w.num_elements() / channels;
+  // Output channel c of element i: W[c, ...] for Conv, W[., c, ...] for ConvTranspose.
+  const size_t axis = static_cast<size_t>(OutputChannelAxis(*conv));
+  const int64_t channels = w.shape()[axis];
+  int64_t inner = 1;
+  for (size_t d = axis + 1; d < w.shape().size(); ++d) inner *= w.shape()[d];
   Tensor new_w(DataType::kFloat, w.shape());
-  for (int64_t c = 0; c < channels; ++c) {
-    const double s = a.w_scale[static_cast<size_t>(c)];
-    for (int64_t j = 0; j < per_filter; ++j) {
-      const size_t i = static_cast<size_t>(c * per_filter + j);
-      new_w.values<float>()[i] = static_cast<float>(s * w.values<float>()[i]);
-    }
+  for (int64_t i = 0; i < w.num_elements(); ++i) {
+    const double s = a.w_scale[static_cast<size_t>((i / inner) % channels)];
+    new_w.values<float>()[i] = static_cast<float>(s * w.values<float>()[i]);
   }
   Tensor new_b(DataType::kFloat, {channels});
   for (int64_t c = 0; c < channels; ++c) {
@@ -166,9 +171,11 @@ StatusOr<bool> FoldOnce(Graph* graph, Operation* conv, FoldIntoConvStats* stats,
                         std::unordered_set<const Operation*>* removed) {
   const Tensor* w = FloatParameter(conv->input(1));
   if (w == nullptr || w->rank() < 3 || conv->outputs().size() != 1) return false;
+  if (conv->type() == "ConvTranspose" && conv->GetInt("group", 1) != 1) return false;
+  const int64_t channels = w->shape()[static_cast<size_t>(OutputChannelAxis(*conv))];
   if (conv->input(2) != nullptr) {
     const Tensor* b = FloatParameter(conv->input(2));
-    if (b == nullptr || b->num_elements() != w->shape()[0]) return false;
+    if (b == nullptr || b->num_elements() != channels) return false;
   }
   Variable* y = conv->output(0);
   if (y == nullptr || y->is_graph_output() || y->uses().size() != 1) return false;
@@ -177,7 +184,6 @@ StatusOr<bool> FoldOnce(Graph* graph, Operation* conv, FoldIntoConvStats* stats,
   Operation* next = use.op;
   Variable* z = next->output(0);
   if (z == nullptr || next->outputs().size() != 1) return false;
-  const int64_t channels = w->shape()[0];
   std::optional<ChannelAffine> affine;
   const bool batch_norm = next->type() == "BatchNormalization" && use.index == 0;
   if (batch_norm) {
@@ -208,7 +214,9 @@ StatusOr<FoldIntoConvStats> FoldIntoConv(Graph* graph) {
   std::unordered_set<const Operation*> removed;
   for (Operation* op : graph->operations()) {
     if (removed.count(op) != 0) continue;  // a folded Mul/Add/... (freed): never a Conv
-    if (op->type() != "Conv" || !op->in_default_domain()) continue;
+    if ((op->type() != "Conv" && op->type() != "ConvTranspose") || !op->in_default_domain()) {
+      continue;
+    }
     for (;;) {
       QALIGN_ASSIGN_OR_RETURN(bool folded, FoldOnce(graph, op, &stats, &removed));
       if (!folded) break;

@@ -14,6 +14,9 @@
 //   Add k[c]            W' = W,               b'[c] = b[c] + k[c]
 //   Sub k[c] (conv - k) W' = W,               b'[c] = b[c] - k[c]
 //
+// A ConvTranspose (group 1) folds the same way, its output channels on weight axis 1
+// ([C_in, C_out, k...]): Paddle exports its bias as a separate Add and a BatchNormalization
+// follows it in PP-OCR det's head.
 // It applies only when the Conv output feeds that op alone (and is not a graph output), the
 // constant is a float parameter that broadcasts per output channel (a scalar, [C], or
 // [1, C, 1, ...]), and the folded op's output is not a graph output (its name would be lost).

@@ -384,8 +384,10 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
                             RecordTensorShapes(graph, std::move(sample), options.num_threads));
   }
   QdqExportStats export_stats;
-  QALIGN_RETURN_IF_ERROR(
-      SaveQdqModel(graph, plan, options.output_path, options.model_path, &export_stats, &shapes));
+  QdqExportOptions export_options;
+  export_options.hardswish_op = profile.hardswish_op;
+  QALIGN_RETURN_IF_ERROR(SaveQdqModel(graph, plan, options.output_path, options.model_path,
+                                      &export_stats, &shapes, export_options));
   summary.quantized_tensors = export_stats.activation_pairs;
   summary.weights = export_stats.weight_initializers;
   summary.biases = export_stats.bias_initializers;

@@ -174,6 +174,7 @@ StatusOr<DispatchStats> DispatchQuantization(const Graph& graph, const TargetPro
                (v->data()->rank() <= 1 || (v->data()->rank() == 2 && v->data()->shape()[0] == 1))) {
       role = TensorRole::kBias;
       scheme = profile.bias;
+      if (!profile.quantize_bias) state = QuantState::kFp32;
       if (scheme.policy.Has(kPerChannel)) axis = v->data()->rank() - 1;
       if (axis < 0) axis = 0;
     }
@@ -219,6 +220,24 @@ StatusOr<DispatchStats> DispatchQuantization(const Graph& graph, const TargetPro
       ++stats.fused_activations;
     }
     stats.fused_hardswish = FuseDecomposedHardSwish(graph, table);
+  }
+  // A Relu / Clip no Conv, Gemm or MatMul absorbed runs in float when the target has no integer
+  // kernel for it alone (ONNX Runtime): quantizing it would put a Q -> DQ before and after a
+  // float op, between two float ops when its producer is float too.
+  if (!profile.standalone_activations) {
+    for (Operation* op : graph.operations()) {
+      if (!IsOpKind(op->type(), kFusableActivation)) continue;
+      const OperationQuantConfig* config = table->FindOp(op);
+      if (config == nullptr || config->inputs.empty() || config->inputs[0] == nullptr ||
+          config->inputs[0]->state == QuantState::kOverlapped) {
+        continue;
+      }
+      for (const auto* list : {&config->inputs, &config->outputs}) {
+        for (TQC* t : *list) {
+          if (t != nullptr && t->state == QuantState::kInitial) t->state = QuantState::kFp32;
+        }
+      }
+    }
   }
 
   for (const TQC* tqc : table->all()) {

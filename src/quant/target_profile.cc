@@ -212,7 +212,8 @@ class ProfileReader {
     if (!root.is_object()) return Error("<top level>", "expected an object, got ", root.type_name());
     QALIGN_RETURN_IF_ERROR(CheckKeys(root, "", {"name", "notes", "schemes", "quantized_ops",
                                                 "op_classes", "force_overlap",
-                                                "fuse_activations"}));
+                                                "fuse_activations", "standalone_activations", "quantize_bias",
+                                                "hardswish_op"}));
     for (const char* required : {"name", "notes", "schemes", "quantized_ops"}) {
       if (!root.contains(required)) return Error(required, "missing");
     }
@@ -279,6 +280,16 @@ class ProfileReader {
     if (root.contains("fuse_activations")) {
       QALIGN_ASSIGN_OR_RETURN(profile.fuse_activations,
                               Bool(root["fuse_activations"], "fuse_activations"));
+    }
+    if (root.contains("standalone_activations")) {
+      QALIGN_ASSIGN_OR_RETURN(profile.standalone_activations,
+                              Bool(root["standalone_activations"], "standalone_activations"));
+    }
+    if (root.contains("quantize_bias")) {
+      QALIGN_ASSIGN_OR_RETURN(profile.quantize_bias, Bool(root["quantize_bias"], "quantize_bias"));
+    }
+    if (root.contains("hardswish_op")) {
+      QALIGN_ASSIGN_OR_RETURN(profile.hardswish_op, Bool(root["hardswish_op"], "hardswish_op"));
     }
     // Fixed output params must lie on the activation grid.
     for (const AlignmentRule& rule : profile.rules) {

@@ -24,7 +24,13 @@
 //                   "scale": 0.00390625, "zero_point": -128}
 //     },
 //     "force_overlap": true,                       // optional (default true), see alignment.md
-//     "fuse_activations": true                     // optional (default true)
+//     "fuse_activations": true,                    // optional (default true)
+//     "standalone_activations": true,              // optional (default true): false runs a
+//                                                  //   Relu / Clip not fused into a Conv in float
+//     "quantize_bias": true,                       // optional (default true): false keeps biases
+//                                                  //   float (TensorRT)
+//     "hardswish_op": false                        // optional (default false): export a
+//                                                  //   decomposed HardSwish as one op (opset 14)
 //   }
 //
 // policy flags: per_tensor | per_channel, symmetric | asymmetric, linear | floating, power_of_2.
@@ -78,6 +84,15 @@ struct TargetProfile {
   bool force_overlap = true;
   // Conv/ConvTranspose/Gemm/MatMul followed by Relu/Clip: one quant point after the activation.
   bool fuse_activations = true;
+  // Relu / Clip that no Conv / Gemm / MatMul absorbs are quantized (true) or run in float.
+  bool standalone_activations = true;
+  // Biases of Conv / ConvTranspose / Gemm as int32 (scale = input_scale * weight_scale) or, when
+  // false, left float for the runtime to handle (TensorRT's explicit quantization keeps them so).
+  bool quantize_bias = true;
+  // Export each decomposed HardSwish (see quant/activation_patterns.h) as one HardSwish op at
+  // opset 14: a runtime without an integer HardSwish then runs one float op between its DQ and Q
+  // instead of four (ONNX Runtime).
+  bool hardswish_op = false;
 
   const AlignmentRule* FindRule(const std::string& op_type) const;
   bool Quantizes(const std::string& op_type) const;

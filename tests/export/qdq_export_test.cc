@@ -301,6 +301,56 @@ TEST(QdqExportTest, OldOpsetIsConvertedTo13) {
   EXPECT_EQ(clip_node->attribute_size(), 0);
 }
 
+// ort-qdq-u8s8 (hardswish_op): a decomposed HardSwish between two Convs becomes one HardSwish op
+// at opset 14 reading x's DequantizeLinear, with nothing quantized inside; its constants go.
+TEST(QdqExportTest, DecomposedHardSwishIsWrittenAsOneOpForOrt) {
+  auto make_graph = [] {
+    testing::GraphBuilder b(11);
+    Variable* x = b.Input("x", {1, 2, 4, 4});
+    const testing::AttributeList k1 = {{"kernel_shape", Attribute::Ints({1, 1})}};
+    Variable* c1 = b.Op("Conv", "conv1", {x, b.RandomParam("w1", {2, 2, 1, 1}, 3), b.RandomParam("b1", {2}, 4)}, k1);
+    Variable* add = b.Op("Add", "add", {c1, b.Param("three", Tensor::FromVector<float>({}, {3.0f}))});
+    Variable* clip = b.Op("Clip", "clip", {add, b.Param("lo", Tensor::FromVector<float>({}, {0.0f})),
+                                           b.Param("hi", Tensor::FromVector<float>({}, {6.0f}))});
+    Variable* mul = b.Op("Mul", "mul", {c1, clip});
+    Variable* div = b.Op("Div", "div", {mul, b.Param("six", Tensor::FromVector<float>({}, {6.0f}))});
+    Variable* c2 = b.Op("Conv", "conv2", {div, b.RandomParam("w2", {2, 2, 1, 1}, 5), b.RandomParam("b2", {2}, 6)}, k1);
+    b.Output(c2);
+    return std::make_pair(testing::WithInferredShapes(b), div->name());
+  };
+  for (const bool hardswish_op : {true, false}) {
+    SCOPED_TRACE(hardswish_op ? "hardswish_op" : "decomposed");
+    auto [graph, div_out] = make_graph();
+    auto q = QuantizeForTest(std::move(graph), "ort-qdq-u8s8", std::nullopt);
+    ASSERT_NE(q, nullptr);
+    EXPECT_TRUE(q->profile.hardswish_op);
+    QdqExportStats stats;
+    QdqExportOptions options;
+    options.hardswish_op = hardswish_op;
+    auto model = ExportQdqModel(*q->graph, q->plan, &stats, nullptr, options);
+    ASSERT_TRUE(model.ok()) << model.status().ToString();
+    std::map<std::string, int> ops;
+    for (const auto& n : model->graph().node()) ++ops[n.op_type()];
+    if (!hardswish_op) {
+      EXPECT_EQ(DefaultOpset(*model), 13);
+      EXPECT_EQ(ops["Div"], 1);
+      EXPECT_EQ(ops.count("HardSwish"), 0u);
+      continue;
+    }
+    EXPECT_EQ(DefaultOpset(*model), 14);
+    EXPECT_EQ(stats.hardswish_ops, 1);
+    EXPECT_EQ(ops["HardSwish"], 1);
+    for (const char* gone : {"Add", "Clip", "Mul", "Div"}) EXPECT_EQ(ops.count(gone), 0u) << gone;
+    ProtoIndex index(*model);
+    const onnx::NodeProto* hs = index.producer.at(div_out);
+    ASSERT_EQ(hs->op_type(), "HardSwish");
+    EXPECT_EQ(index.producer.at(hs->input(0))->op_type(), "DequantizeLinear");
+    for (const auto& init : model->graph().initializer()) {
+      for (const char* gone : {"three", "lo", "hi", "six"}) EXPECT_NE(init.name(), gone);
+    }
+  }
+}
+
 TEST(QdqExportTest, QuantizeValueRoundsHalfToEvenAndSaturates) {
   EXPECT_EQ(QuantizeValue(0.5f, 1.0f, 0, -128, 127), 0);
   EXPECT_EQ(QuantizeValue(1.5f, 1.0f, 0, -128, 127), 2);

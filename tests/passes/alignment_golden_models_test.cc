@@ -23,7 +23,8 @@ struct Model {
 const Model kModels[] = {{"ch_PP-OCRv4_det_infer.onnx", "det"},
                          {"ch_PP-OCRv4_rec_infer.onnx", "rec"},
                          {"ch_ppocr_mobile_v2.0_cls_infer.onnx", "cls"}};
-const char* const kTargets[] = {"tflite-int8", "ort-qdq-u8s8", "trt-int8", "qnn-u8", "ppq-default"};
+const char* const kTargets[] = {"tflite-int8", "ort-qdq-u8s8", "ort-qdq-u8s8-vnni", "trt-int8",
+                                "qnn-u8", "ppq-default"};
 
 TEST(AlignmentGoldenModels, PpOcrOnEveryTarget) {
   for (const Model& model : kModels) {

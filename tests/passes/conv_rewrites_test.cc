@@ -114,6 +114,41 @@ TEST(FoldIntoConvTest, ConvWithoutBiasGetsOneAndAGraphOutputKeepsItsName) {
   EXPECT_LT(RelativeError(before.at(add->name()), after.at(add->name())), 1e-6);
 }
 
+// PP-OCR det's head: ConvTranspose (no bias), its bias as an Add, then BatchNormalization. The
+// output channels are weight axis 1 ([C_in, C_out, k, k]); a grouped ConvTranspose stays.
+TEST(FoldIntoConvTest, ConvTransposeBiasAddAndBatchNormFoldOnOutputChannelAxis) {
+  GraphBuilder b;
+  Variable* x = b.Input("x", {1, 3, 4, 4});
+  const AttributeList up = {{"strides", Attribute::Ints({2, 2})}};
+  Variable* convt = b.Op("ConvTranspose", "convt", {x, b.RandomParam("w", {3, 5, 2, 2}, 1)}, up);
+  Variable* add = b.Op("Add", "add", {convt, b.RandomParam("c", {5, 1, 1}, 2)});
+  Variable* bn = b.Op("BatchNormalization", "bn",
+                      {add, b.RandomParam("gamma", {5}, 3, 0.5f, 2.0f),
+                       b.RandomParam("beta", {5}, 4), b.RandomParam("mean", {5}, 5),
+                       b.RandomParam("var", {5}, 6, 0.1f, 3.0f)});
+  Variable* grouped = b.Op("ConvTranspose", "grouped",
+                           {bn, b.RandomParam("wg", {5, 1, 2, 2}, 7)},
+                           {{"group", Attribute::Int(5)}});
+  Variable* mul = b.Op("Mul", "mul", {grouped, b.RandomParam("k", {1, 5, 1, 1}, 8)});
+  b.Output(mul);
+  auto graph = b.Build();
+  const Tensor input = RandomTensor({1, 3, 4, 4}, 9);
+  const auto before = RunGraph(*graph, input);
+
+  auto stats = FoldIntoConv(graph.get());
+  ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+  EXPECT_EQ(stats->batch_norms, 1);
+  EXPECT_EQ(stats->elementwise, 1);  // the Add; the Mul after the grouped one stays
+  EXPECT_EQ(CountTypes(*graph), (std::map<std::string, int>{{"ConvTranspose", 2}, {"Mul", 1}}));
+  Operation* c = graph->FindOperation("convt");
+  ASSERT_NE(c, nullptr);
+  ASSERT_EQ(c->inputs().size(), 3u);
+  EXPECT_EQ(c->input(2)->data()->shape(), (std::vector<int64_t>{5}));
+  EXPECT_EQ(c->output(0)->name(), bn->name());
+  const auto after = RunGraph(*graph, input);
+  EXPECT_LT(RelativeError(before.at(mul->name()), after.at(mul->name())), 1e-5);
+}
+
 TEST(FoldIntoConvTest, LeavesWhatDoesNotFold) {
   GraphBuilder b;
   Variable* x = b.Input("x", {1, 2, 4, 4});

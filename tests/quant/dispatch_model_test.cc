@@ -125,10 +125,12 @@ DispatchStats CheckInvariants(const Graph& graph, const TargetProfile& profile,
 }
 
 // Parameter weights of Conv/ConvTranspose/Gemm/MatMul, counted from the graph.
-int CountParameterWeights(const Graph& graph) {
+// The constant weights of weight ops (those `profile` quantizes, when given).
+int CountParameterWeights(const Graph& graph, const TargetProfile* profile = nullptr) {
   int n = 0;
   for (const Operation* op : graph.operations()) {
     const std::string& t = op->type();
+    if (profile != nullptr && !profile->Quantizes(t)) continue;
     if ((t == "Conv" || t == "ConvTranspose" || t == "Gemm" || t == "MatMul") &&
         op->input(1) != nullptr && op->input(1)->is_parameter()) {
       ++n;
@@ -217,7 +219,8 @@ TEST(DispatchModelTest, EveryProfileOnEveryModel) {
       QuantConfigTable table;
       TargetProfile profile = Profile(name);
       DispatchStats stats = CheckInvariants(*graph, profile, &table);
-      EXPECT_EQ(stats.count(TensorRole::kWeight), CountParameterWeights(*graph));
+      // ONNX Runtime's profiles leave ConvTranspose float (no integer kernel on its CPU).
+      EXPECT_EQ(stats.count(TensorRole::kWeight), CountParameterWeights(*graph, &profile));
       for (const TQC* t : table.all()) {
         if (t->role == TensorRole::kWeight) {
           EXPECT_EQ(t->channel_axis >= 0, profile.weight.policy.Has(kPerChannel));

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <tuple>
 #include <vector>
 
@@ -241,6 +243,36 @@ TEST_F(DispatchTest, UnquantizedOpsAndNonFloatTensors) {
       EXPECT_EQ(t->state, QuantState::kSoi) << DescribeTqc(*t);
     }
   }
+}
+
+// standalone_activations false (ONNX Runtime): a Relu a Conv absorbs is fused as before; a Relu
+// after a float op (ConvTranspose, which ORT has no integer kernel for) runs in float, so no
+// Q -> DQ lands between the two float ops. quantize_bias false leaves the Conv's bias float.
+TEST_F(DispatchTest, StandaloneActivationsAndFloatBiasesFollowTheProfile) {
+  Variable* x = b_.Input("x", {1, 3, 8, 8});
+  Variable* c = Conv("conv", x, 3, 4, 1);
+  Variable* r1 = b_.Op("Relu", "relu1", {c});
+  Variable* up = b_.Op("ConvTranspose", "up", {r1, b_.RandomParam("up_w", {4, 4, 2, 2}, 3)},
+                       {{"strides", Attribute::Ints({2, 2})}});
+  Variable* r2 = b_.Op("Relu", "relu2", {up});
+  Variable* out = Conv("conv2", r2, 4, 2, 4);
+  b_.Output(out);
+  TargetProfile profile = Tflite();
+  profile.quantized_op_types.erase(std::find(profile.quantized_op_types.begin(),
+                                             profile.quantized_op_types.end(), "ConvTranspose"));
+  profile.standalone_activations = false;
+  profile.quantize_bias = false;
+  DispatchStats stats = Run(profile);
+  EXPECT_EQ(stats.fused_activations, 1);
+  EXPECT_EQ(In("relu1", 0)->state, QuantState::kOverlapped);
+  EXPECT_EQ(Out("relu1", 0)->state, QuantState::kInitial);
+  EXPECT_EQ(In("relu2", 0)->state, QuantState::kFp32);
+  EXPECT_EQ(Out("relu2", 0)->state, QuantState::kFp32);
+  EXPECT_EQ(In("conv2", 0)->state, QuantState::kInitial);  // the Conv still reads integers
+  EXPECT_EQ(In("conv", 1)->role, TensorRole::kWeight);
+  EXPECT_EQ(In("conv", 2)->role, TensorRole::kBias);
+  EXPECT_EQ(In("conv", 2)->state, QuantState::kFp32);
+  EXPECT_EQ(In("conv", 1)->state, QuantState::kInitial);
 }
 
 TEST_F(DispatchTest, DecomposedHardSwishKeepsOnePointAfterIt) {

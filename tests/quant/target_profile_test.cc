@@ -101,8 +101,27 @@ TEST(TargetProfileTest, OtherProfilesFollowTheirTargets) {
     ASSERT_NE(ort.FindRule(op), nullptr) << op;
     EXPECT_EQ(ort.FindRule(op)->method, AlignMethod::kInput);
   }
+  // Reduce-range weights: |w| <= 64 cannot saturate ORT's int16 pair sums on x86 without VNNI
+  // (2 * 255 * 64 = 32640 <= 32767); the VNNI variant uses the whole symmetric range.
+  EXPECT_EQ(ort.weight.quant_min, -64);
+  EXPECT_EQ(ort.weight.quant_max, 64);
+  EXPECT_LE(2 * 255 * ort.weight.quant_max, 32767);
+  TargetProfile vnni = Load("ort-qdq-u8s8-vnni");
+  EXPECT_EQ(vnni.weight.quant_min, -127);
+  EXPECT_EQ(vnni.weight.quant_max, 127);
+  for (const TargetProfile* p : {&ort, &vnni}) {
+    // Only ops with an integer kernel in ORT's CPU provider are quantized.
+    for (const char* op : {"ConvTranspose", "HardSigmoid", "HardSwish", "Pad", "Div",
+                           "LayerNormalization", "InstanceNormalization"}) {
+      EXPECT_FALSE(p->Quantizes(op)) << p->name << " " << op;
+    }
+    EXPECT_FALSE(p->standalone_activations) << p->name;
+    EXPECT_TRUE(p->hardswish_op) << p->name;
+    EXPECT_TRUE(p->quantize_bias) << p->name;
+  }
   TargetProfile trt = Load("trt-int8");
   EXPECT_TRUE(trt.activation.policy.Has(kSymmetric));
+  EXPECT_FALSE(trt.quantize_bias);  // TensorRT takes float biases
   EXPECT_EQ(trt.FindRule("Concat")->kind, RuleKind::kShareInputsAndOutput);
   TargetProfile qnn = Load("qnn-u8");
   EXPECT_EQ(qnn.activation.quant_min, 0);
@@ -251,6 +270,10 @@ TEST_F(BadProfileTest, BadRangesAndEnums) {
 
 TEST_F(BadProfileTest, WrongTypes) {
   ExpectError([](json& j) { j["force_overlap"] = "yes"; }, "force_overlap", "true or false");
+  ExpectError([](json& j) { j["standalone_activations"] = 1; }, "standalone_activations",
+              "true or false");
+  ExpectError([](json& j) { j["quantize_bias"] = "no"; }, "quantize_bias", "true or false");
+  ExpectError([](json& j) { j["hardswish_op"] = nullptr; }, "hardswish_op", "true or false");
   ExpectError([](json& j) { j["quantized_ops"] = "Conv"; }, "quantized_ops", "list of strings");
   ExpectError([](json& j) { j["schemes"]["activation"]["quant_max"] = 127.5; },
               "schemes.activation.quant_max", "integer");

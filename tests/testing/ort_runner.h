@@ -118,4 +118,34 @@ inline StatusOr<std::map<std::string, Tensor>> RunInOnnxRuntime(
   return outputs;
 }
 
+// The graph ONNX Runtime runs for `model_path` with every graph optimization on
+// (tests/ort/ort_fused.js): {"op_counts", "round_trips", "dq_consumers", "q_producers"}.
+inline StatusOr<nlohmann::json> OptimizedGraphInOnnxRuntime(const std::string& model_path) {
+  const std::string node = ort_detail::FindNode();
+  if (node.empty()) return NotFoundError("node is not on PATH; ONNX Runtime tests need it");
+  const std::string script = std::string(QALIGN_ORT_DIR) + "/ort_fused.js";
+  if (::access(script.c_str(), R_OK) != 0) return NotFoundError(script, ": script missing");
+  ort_detail::TempDir temp;
+  if (temp.path.empty()) return IoError("cannot create a temporary folder for ONNX Runtime I/O");
+  const std::string out = temp.path + "/fused.json";
+  const std::string command = ort_detail::ShellQuote(node) + " " + ort_detail::ShellQuote(script) +
+                              " " + ort_detail::ShellQuote(model_path) + " " +
+                              ort_detail::ShellQuote(out) + " 2>&1";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (!pipe) return IoError("cannot start node for ", model_path);
+  std::string output;
+  char buffer[4096];
+  size_t n;
+  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) output.append(buffer, n);
+  const int status = ::pclose(pipe);
+  if (status != 0) {
+    return FailedPreconditionError(model_path, ": ort_fused.js failed: ",
+                                   output.substr(0, output.find('\n')));
+  }
+  QALIGN_ASSIGN_OR_RETURN(std::string text, ReadFileToString(out));
+  nlohmann::json result = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!result.is_object()) return InvalidArgumentError(out, ": not a JSON object");
+  return result;
+}
+
 }  // namespace qalign::testing
