@@ -15,6 +15,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "calib/histogram.h"
 #include "qalign/status.h"
@@ -69,5 +70,17 @@ float FakeQuantize(float x, float scale, int64_t zero_point, int64_t quant_min, 
 // per bin). Used by the mse observer and by alignment's `optimal` method.
 double ExpectedQuantError(const Histogram& histogram, const QuantScheme& scheme, float scale,
                           int64_t zero_point);
+
+// The `optimal` alignment method (observer_shared.cc): the one range [lo, hi] minimizing the
+// members' summed expected quantization error, sum of total * ExpectedQuantError, under `scheme`.
+// Every range in `candidates` (e.g. the members' union and each member's own range) is tried
+// first, so the result is never worse than any of them. Empty members are ignored; a member that
+// holds only extremes is an error.
+StatusOr<ClipRange> OptimalSharedRange(const std::vector<const Histogram*>& members,
+                                       const std::vector<ClipRange>& candidates,
+                                       const QuantScheme& scheme);
+// The objective above for one range (infinity when the range gives no params).
+double SummedQuantError(const std::vector<const Histogram*>& members, const QuantScheme& scheme,
+                        float lo, float hi);
 
 }  // namespace qalign

@@ -65,6 +65,10 @@ struct QuantizePipelineResult {
   std::vector<AlignmentViolation> violations;
 };
 
+// Whether a rule of `profile` or an override asks for the `optimal` method, whose search reads
+// the calibration histograms (a calibration that only tracks extremes gives it none).
+bool UsesOptimalMethod(const TargetProfile& profile, const AlignmentOptions& options);
+
 // The non-parameter tensors with a quantized activation TQC (what calibration must observe), in
 // table order, each once.
 std::vector<const Variable*> TensorsToCalibrate(QuantConfigTable& table);

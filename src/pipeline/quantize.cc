@@ -162,6 +162,8 @@ StatusOr<CalibrateSummary> CalibrateModel(const CalibrateOptions& options) {
   QALIGN_ASSIGN_OR_RETURN(CalibrationOptions calib_options, ToCalibrationOptions(options, options));
   calib_options.keep_histograms = options.histograms;
   QALIGN_ASSIGN_OR_RETURN(PreparedModel model, PrepareModel(options));
+  // `qalign align` with the `optimal` method reads the histograms from the file.
+  calib_options.keep_histograms |= UsesOptimalMethod(model.profile, AlignmentOptions());
   QALIGN_ASSIGN_OR_RETURN(auto data, OpenData(options.calib_spec, *model.graph));
   QALIGN_ASSIGN_OR_RETURN(HoldoutSplit split, SplitCalibrationData(data, options));
 
@@ -296,6 +298,8 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
       }
     }
   }
+  // The `optimal` method searches the calibration histograms: bin the values for it.
+  calib_options.keep_histograms = UsesOptimalMethod(profile, pipeline_options.alignment);
   summary.target = profile.name;
   summary.ops = static_cast<int64_t>(graph.num_operations());
   summary.folded_ops = model.rewritten.folded.batch_norms + model.rewritten.folded.elementwise;
