@@ -9,6 +9,10 @@
 //               (observer_kl.cc has the algorithm).
 //   mse         the clipping range with the least expected squared quantization error over the
 //               histogram, found by a coarse-to-fine search (observer_mse.cc).
+//   auto        per tensor, mse where the data has long tails, minmax elsewhere: the mse range
+//               when its expected error is at most half the minmax range's (a few outliers
+//               stretch the range and coarsen the step of every value), else the minmax range,
+//               which clips nothing.
 // Every method yields a range inside [data_min, data_max]; (scale, zero_point) then come from
 // ComputeParams under the TQC's scheme (bits, integer range, symmetric or not, power-of-2), so
 // the range and the params always agree with what a kernel will do.
@@ -23,9 +27,9 @@
 
 namespace qalign {
 
-enum class ObserverKind { kMinMax, kPercentile, kKl, kMse };
+enum class ObserverKind { kMinMax, kPercentile, kKl, kMse, kAuto };
 
-// "minmax", "percentile", "kl", "mse".
+// "minmax", "percentile", "kl", "mse", "auto".
 const char* ObserverKindName(ObserverKind kind);
 // Accepts the names above (and "entropy" for kl); an unknown name is an InvalidArgument error.
 StatusOr<ObserverKind> ParseObserverKind(const std::string& name);
@@ -53,6 +57,7 @@ StatusOr<ClipRange> MinMaxRange(const Histogram& histogram);
 StatusOr<ClipRange> PercentileRange(const Histogram& histogram, double percentile);
 StatusOr<ClipRange> KlRange(const Histogram& histogram, const QuantScheme& scheme);
 StatusOr<ClipRange> MseRange(const Histogram& histogram, const QuantScheme& scheme);
+StatusOr<ClipRange> AutoRange(const Histogram& histogram, const QuantScheme& scheme);
 
 // Dispatches on options.kind.
 StatusOr<ClipRange> ChooseRange(const Histogram& histogram, const QuantScheme& scheme,
