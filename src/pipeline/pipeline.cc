@@ -133,6 +133,10 @@ StatusOr<QuantizePipelineResult> RunQuantizePipeline(const Graph& graph,
   }
   QALIGN_ASSIGN_OR_RETURN(result.alignment, RunAlignmentPass(graph, profile, alignment, table));
   QALIGN_ASSIGN_OR_RETURN(result.derived, DeriveWeightAndBiasParams(table));
+  // 4b. Bias correction reads the weight params just derived.
+  if (options.bias_correction != nullptr) {
+    QALIGN_ASSIGN_OR_RETURN(result.bias_corrected, options.bias_correction->Apply(table));
+  }
   // 5. Verify, independently of how the pass got there.
   result.violations =
       VerifyAlignment(graph, *table, profile, result.alignment.requantizes, alignment);

@@ -240,6 +240,7 @@ std::string QuantizeSummary::ToText() const {
                 biases, " int32 biases; opset ", source_opset, " -> ", opset, "\n");
   out += StrCat("  alignment: ", groups, " groups, ", requantizes, " requantizes, ", violations,
                 " violations\n");
+  if (corrected_biases >= 0) out += StrCat("  bias correction: ", corrected_biases, " biases\n");
   if (!ranges_path.empty()) {
     out += StrCat("  calibration: ranges from ", ranges_path, "\n");
   } else {
@@ -322,6 +323,18 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
   // runs give the tensor shapes the export needs and, when the summary's SNR is measured on
   // calibration samples, their FP32 outputs.
   calib_options.record_shapes = true;
+  // Bias correction sums each candidate op's input over the calibration run.
+  std::unique_ptr<BiasCorrection> bias_correction;
+  if (options.bias_correction) {
+    if (!options.ranges_path.empty()) {
+      return InvalidArgumentError("--bias-correction needs a calibration run, not --ranges");
+    }
+    bias_correction = std::make_unique<BiasCorrection>(graph);
+    calib_options.tensor_hook = [&bias_correction](const Variable& v, const Tensor& value) {
+      bias_correction->Observe(v, value);
+    };
+    pipeline_options.bias_correction = bias_correction.get();
+  }
   if (holdout == 0) {
     calib_options.keep_outputs = static_cast<size_t>(std::max(options.eval_samples, 0));
   }
@@ -341,6 +354,7 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
   summary.calibrate_seconds = calibration.seconds;
   summary.quantized_ops = pipeline->dispatch.quantized_ops;
   summary.fp32_ops = pipeline->dispatch.fp32_ops;
+  if (bias_correction != nullptr) summary.corrected_biases = pipeline->bias_corrected.corrected;
   summary.groups = pipeline->alignment.counters.groups;
   summary.requantizes = pipeline->alignment.counters.requantizes;
   summary.violations = static_cast<int64_t>(pipeline->violations.size());

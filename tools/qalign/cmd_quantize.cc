@@ -58,6 +58,9 @@ void AddQuantizeCommand(CLI::App& app, CommandContext& context) {
   sub->add_option("-o,--output", o.output_path, "Where to write the QDQ ONNX model")->required();
   AddRewriteFlags(sub, &o);
   AddAlignFlags(sub, &o);
+  sub->add_flag("--bias-correction", o.bias_correction,
+                "Fold the mean output shift that weight quantization causes on the calibration "
+                "data into each Conv / ConvTranspose / Gemm bias (needs a calibration run)");
   sub->add_flag("--no-align", o.no_align,
                 "Do not align: every rule's method becomes none (violations are warnings)");
   sub->add_option("--report", o.report_path, "Write the JSON alignment report here");
