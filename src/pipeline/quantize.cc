@@ -323,17 +323,26 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
   // runs give the tensor shapes the export needs and, when the summary's SNR is measured on
   // calibration samples, their FP32 outputs.
   calib_options.record_shapes = true;
-  // Bias correction sums each candidate op's input over the calibration run.
+  // Bias correction sums each candidate op's input over the calibration samples: during the
+  // calibration run, or with --ranges in a run of its own over the same samples (so calibrate then
+  // quantize --ranges writes the model quantize alone writes). Without samples there is nothing
+  // to measure.
   std::unique_ptr<BiasCorrection> bias_correction;
-  if (options.bias_correction) {
-    if (!options.ranges_path.empty()) {
-      return InvalidArgumentError("--bias-correction needs a calibration run, not --ranges");
-    }
+  if (options.bias_correction && split.calibration == nullptr) {
+    LogWarning("bias correction skipped: it needs calibration samples (--calib)");
+  } else if (options.bias_correction) {
     bias_correction = std::make_unique<BiasCorrection>(graph);
     calib_options.tensor_hook = [&bias_correction](const Variable& v, const Tensor& value) {
       bias_correction->Observe(v, value);
     };
     pipeline_options.bias_correction = bias_correction.get();
+    if (!options.ranges_path.empty()) {
+      CalibrationOptions sums_only = calib_options;
+      sums_only.record_shapes = false;
+      sums_only.progress_label = "bias sums";
+      QALIGN_RETURN_IF_ERROR(
+          RunCalibration(graph, {}, *split.calibration, sums_only).status());
+    }
   }
   if (holdout == 0) {
     calib_options.keep_outputs = static_cast<size_t>(std::max(options.eval_samples, 0));

@@ -124,6 +124,20 @@ TEST_P(PipelinePathsTest, CalibrateThenQuantizeWithRangesWritesTheSameModel) {
   EXPECT_NE(n.out.find("not measured (no --calib)"), std::string::npos) << n.out;
   EXPECT_TRUE(ReadBytes(no_data) == expected) << "quantize --ranges without --calib differs";
 
+  // Bias correction sums the inputs over the calibration samples: with --ranges in a run of its
+  // own over the same samples, so the two paths still write the same model (a different one).
+  const std::string corrected = dir_ + "/corrected.onnx";
+  CliResult qb = RunCli(Plus(WithCalib(Common("quantize")), {"--bias-correction", "-o", corrected}));
+  ASSERT_EQ(qb.exit_code, 0) << qb.err;
+  EXPECT_NE(qb.out.find("bias correction: "), std::string::npos) << qb.out;
+  const std::string corrected_two_step = dir_ + "/corrected_two_step.onnx";
+  CliResult rb = RunCli(Plus(Common("quantize"), {"--ranges", ranges, "--calib", "random:10",
+                                                  "--bias-correction", "-o", corrected_two_step}));
+  ASSERT_EQ(rb.exit_code, 0) << rb.err;
+  EXPECT_FALSE(ReadBytes(corrected) == expected) << "bias correction changed nothing";
+  EXPECT_TRUE(ReadBytes(corrected_two_step) == ReadBytes(corrected))
+      << "calibrate + quantize --ranges --bias-correction differs";
+
   // Ranges are already observed: --observer with --ranges is a usage error.
   CliResult both = RunCli(Plus(Common("quantize"), {"--ranges", ranges, "--observer", "kl", "-o",
                                                     dir_ + "/x.onnx"}));

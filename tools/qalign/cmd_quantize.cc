@@ -60,7 +60,7 @@ void AddQuantizeCommand(CLI::App& app, CommandContext& context) {
   AddAlignFlags(sub, &o);
   sub->add_flag("--bias-correction", o.bias_correction,
                 "Fold the mean output shift that weight quantization causes on the calibration "
-                "data into each Conv / ConvTranspose / Gemm bias (needs a calibration run)");
+                "data into each Conv / ConvTranspose / Gemm bias (needs --calib)");
   sub->add_flag("--no-align", o.no_align,
                 "Do not align: every rule's method becomes none (violations are warnings)");
   sub->add_option("--report", o.report_path, "Write the JSON alignment report here");
