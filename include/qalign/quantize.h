@@ -108,8 +108,9 @@ struct QuantizeOptions : ModelOptions, CalibrationDataOptions, AlignOverrides {
   // runs each); 0 skips the evaluation.
   int eval_samples = 8;
   // Accuracy techniques (pipeline.h step 4b): fold the mean output shift weight quantization
-  // causes on the calibration data into the biases (calib/bias_correction.h).
-  bool bias_correction = false;
+  // causes on the calibration data into the biases (calib/bias_correction.h). Unset: on when the
+  // target's weights are per-tensor (their rounding shifts the outputs most), off otherwise.
+  std::optional<bool> bias_correction;
 };
 
 struct OutputQuality {

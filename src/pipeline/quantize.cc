@@ -328,9 +328,13 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
   // quantize --ranges writes the model quantize alone writes). Without samples there is nothing
   // to measure.
   std::unique_ptr<BiasCorrection> bias_correction;
-  if (options.bias_correction && split.calibration == nullptr) {
-    LogWarning("bias correction skipped: it needs calibration samples (--calib)");
-  } else if (options.bias_correction) {
+  const bool correct_biases =
+      options.bias_correction.value_or(!profile.weight.policy.Has(kPerChannel));
+  if (correct_biases && split.calibration == nullptr) {
+    if (options.bias_correction) {
+      LogWarning("bias correction skipped: it needs calibration samples (--calib)");
+    }
+  } else if (correct_biases) {
     bias_correction = std::make_unique<BiasCorrection>(graph);
     calib_options.tensor_hook = [&bias_correction](const Variable& v, const Tensor& value) {
       bias_correction->Observe(v, value);
