@@ -5,8 +5,9 @@
 #
 #   bench/techniques.sh [--build DIR] [MODEL [TARGET]]
 #
-# The techniques (each alone, against the default flags):
-#   default           no extra flag
+# The techniques, each alone (bias correction off in every other one, though it is the default for
+# targets with per-tensor weights):
+#   default           --no-bias-correction
 #   optimal           --align T=optimal for every op type the target aligns by large/output/input
 #   observer-mse      --observer mse
 #   observer-auto     --observer auto
@@ -59,10 +60,10 @@ for model in "${MODELS[@]}"; do
   for target in "${TARGETS[@]}"; do
     for technique in "${TECHNIQUES[@]}"; do
       case "$technique" in
-        default) flags="" ;;
-        optimal) flags=$(optimal_flags "$target") ;;
-        observer-mse) flags="--observer mse" ;;
-        observer-auto) flags="--observer auto" ;;
+        default) flags="--no-bias-correction" ;;
+        optimal) flags="--no-bias-correction $(optimal_flags "$target")" ;;
+        observer-mse) flags="--no-bias-correction --observer mse" ;;
+        observer-auto) flags="--no-bias-correction --observer auto" ;;
         bias-correction) flags="--bias-correction" ;;
         *) echo "techniques: unknown technique $technique" >&2; exit 2 ;;
       esac
