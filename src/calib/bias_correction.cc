@@ -18,7 +18,9 @@ bool IsCandidate(const Operation& op) {
   if (op.input(0) == nullptr || w == nullptr || b == nullptr) return false;
   if (!w->is_parameter() || !b->is_parameter() || b->uses().size() != 1) return false;
   if (w->data() == nullptr || b->data() == nullptr) return false;
-  if (w->data()->dtype() != DataType::kFloat || b->data()->dtype() != DataType::kFloat) return false;
+  if (w->data()->dtype() != DataType::kFloat || b->data()->dtype() != DataType::kFloat) {
+    return false;
+  }
   return t == "Gemm" || w->data()->rank() == 4;  // 2-D Conv / ConvTranspose only
 }
 
@@ -52,8 +54,8 @@ Status AccumulateConv(const Operation& op, const Tensor& x, std::vector<double>*
   nn::WindowGeometry g;
   if (transpose) {
     std::vector<int64_t> output_padding;
-    QALIGN_ASSIGN_OR_RETURN(g, nn::ComputeConvTransposeGeometry(op, attrs, {h, w},
-                                                                {kh_size, kw_size}, &output_padding));
+    QALIGN_ASSIGN_OR_RETURN(g, nn::ComputeConvTransposeGeometry(
+                                   op, attrs, {h, w}, {kh_size, kw_size}, &output_padding));
   } else {
     QALIGN_ASSIGN_OR_RETURN(g, nn::ComputeWindowGeometry(op, attrs, {h, w}, {kh_size, kw_size}));
   }
@@ -61,14 +63,15 @@ Status AccumulateConv(const Operation& op, const Tensor& x, std::vector<double>*
   if (sums->size() != static_cast<size_t>(c * kh_size * kw_size)) {
     return InvalidArgumentError(op.Describe(), ": input channels changed between samples");
   }
-  std::vector<std::vector<int64_t>> rows(static_cast<size_t>(kh_size)), cols(static_cast<size_t>(kw_size));
+  std::vector<std::vector<int64_t>> rows(static_cast<size_t>(kh_size)),
+      cols(static_cast<size_t>(kw_size));
   for (int64_t k = 0; k < kh_size; ++k) {
-    rows[static_cast<size_t>(k)] = TapIndices(transpose, h, g.output[0], k, g.strides[0],
-                                              g.dilations[0], g.pads_begin[0]);
+    rows[static_cast<size_t>(k)] =
+        TapIndices(transpose, h, g.output[0], k, g.strides[0], g.dilations[0], g.pads_begin[0]);
   }
   for (int64_t k = 0; k < kw_size; ++k) {
-    cols[static_cast<size_t>(k)] = TapIndices(transpose, w, g.output[1], k, g.strides[1],
-                                              g.dilations[1], g.pads_begin[1]);
+    cols[static_cast<size_t>(k)] =
+        TapIndices(transpose, w, g.output[1], k, g.strides[1], g.dilations[1], g.pads_begin[1]);
   }
   const float* data = x.values<float>().data();
   std::vector<double> column_sums(static_cast<size_t>(w));
@@ -84,7 +87,9 @@ Status AccumulateConv(const Operation& op, const Tensor& x, std::vector<double>*
         }
         for (int64_t kw = 0; kw < kw_size; ++kw) {
           double s = 0.0;
-          for (int64_t col : cols[static_cast<size_t>(kw)]) s += column_sums[static_cast<size_t>(col)];
+          for (int64_t col : cols[static_cast<size_t>(kw)]) {
+            s += column_sums[static_cast<size_t>(col)];
+          }
           (*sums)[static_cast<size_t>((ci * kh_size + kh) * kw_size + kw)] += s;
         }
       }
@@ -225,8 +230,8 @@ StatusOr<BiasCorrectionStats> BiasCorrection::Apply(QuantConfigTable* table) con
           const int64_t base = transpose ? (ci * out_per_group + co % out_per_group) * taps
                                          : (co * in_per_group + j) * taps;
           for (int64_t t = 0; t < taps; ++t) {
-            shift[static_cast<size_t>(co)] += dw[static_cast<size_t>(base + t)] *
-                                              s.sums[static_cast<size_t>(ci * taps + t)];
+            shift[static_cast<size_t>(co)] +=
+                dw[static_cast<size_t>(base + t)] * s.sums[static_cast<size_t>(ci * taps + t)];
           }
         }
       }

@@ -27,8 +27,8 @@
 namespace qalign {
 
 struct BiasCorrectionStats {
-  int64_t corrected = 0;  // biases changed
-  int64_t skipped = 0;    // eligible ops left alone (no data seen, shared bias, unsupported shape)
+  int64_t corrected = 0;   // biases changed
+  int64_t skipped = 0;     // eligible ops left alone (no data seen, shared bias, unsupported shape)
   double max_shift = 0.0;  // the largest |shift| folded, for the report
 };
 

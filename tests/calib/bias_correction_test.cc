@@ -23,7 +23,7 @@
 namespace qalign {
 namespace {
 
-constexpr float kStep = 1.0f / 127.0f;  // per-channel scale: every channel's largest |w| is 1
+constexpr float kStep = 1.0f / 127.0f;     // per-channel scale: every channel's largest |w| is 1
 constexpr float kPlanted = 0.45f * kStep;  // every weight but one per channel rounds down by this
 
 // Per-channel symmetric int8 weights, int32 biases, asymmetric int8 activations.
@@ -76,7 +76,8 @@ struct Case {
 
 std::vector<Case> Cases() {
   std::vector<Case> cases;
-  cases.push_back({"depthwise Conv", [](bool planted, const std::vector<float>& bias) {
+  cases.push_back({"depthwise Conv",
+                   [](bool planted, const std::vector<float>& bias) {
                      testing::GraphBuilder b;
                      Variable* x = b.Input("x", {2, 4, 7, 6});
                      Variable* w = b.Param("w", PlantedWeight({4, 1, 3, 3}, 0, planted, 1));
@@ -88,7 +89,8 @@ std::vector<Case> Cases() {
                      return b.Build();
                    },
                    {0.1f, -0.2f, 0.3f, 0.0f}});
-  cases.push_back({"ConvTranspose", [](bool planted, const std::vector<float>& bias) {
+  cases.push_back({"ConvTranspose",
+                   [](bool planted, const std::vector<float>& bias) {
                      testing::GraphBuilder b;
                      Variable* x = b.Input("x", {2, 3, 5, 4});
                      Variable* w = b.Param("w", PlantedWeight({3, 2, 2, 3}, 1, planted, 2));
@@ -99,7 +101,8 @@ std::vector<Case> Cases() {
                      return b.Build();
                    },
                    {0.5f, -0.5f}});
-  cases.push_back({"Gemm", [](bool planted, const std::vector<float>& bias) {
+  cases.push_back({"Gemm",
+                   [](bool planted, const std::vector<float>& bias) {
                      testing::GraphBuilder b;
                      Variable* x = b.Input("x", {3, 5});
                      Variable* w = b.Param("w", PlantedWeight({6, 5}, 0, planted, 3));
@@ -172,7 +175,7 @@ TEST(BiasCorrection, RemovesAPlantedMeanShiftExactly) {
     for (size_t ch = 0; ch < fp32.size(); ++ch) {
       SCOPED_TRACE(ch);
       EXPECT_GT(std::abs(uncorrected[ch] - fp32[ch]), 0.001);  // the planted shift
-      EXPECT_NEAR(fixed[ch], fp32[ch], 2e-6);                   // removed
+      EXPECT_NEAR(fixed[ch], fp32[ch], 2e-6);                  // removed
     }
   }
 }

@@ -35,10 +35,18 @@ Histogram RandomMember(std::mt19937& rng) {
   std::vector<float> values(static_cast<size_t>(n));
   for (float& v : values) {
     switch (kind) {
-      case 0: v = gauss(rng); break;
-      case 1: v = center + (unit(rng) < 0.5f ? -1.0f : 1.0f) * expo(rng); break;
-      case 2: v = center + (unit(rng) - 0.5f) * spread; break;
-      default: v = std::max(0.0f, gauss(rng)); break;
+      case 0:
+        v = gauss(rng);
+        break;
+      case 1:
+        v = center + (unit(rng) < 0.5f ? -1.0f : 1.0f) * expo(rng);
+        break;
+      case 2:
+        v = center + (unit(rng) - 0.5f) * spread;
+        break;
+      default:
+        v = std::max(0.0f, gauss(rng));
+        break;
     }
   }
   Histogram h(512);  // fewer bins than calibration's 2048: 200 searches stay quick

@@ -137,7 +137,8 @@ TEST_P(PipelinePathsTest, CalibrateThenQuantizeWithRangesWritesTheSameModel) {
   // Bias correction sums the inputs over the calibration samples: with --ranges in a run of its
   // own over the same samples, so the two paths still write the same model (a different one).
   const std::string corrected = dir_ + "/corrected.onnx";
-  CliResult qb = RunCli(Plus(WithCalib(Common("quantize")), {"--bias-correction", "-o", corrected}));
+  CliResult qb =
+      RunCli(Plus(WithCalib(Common("quantize")), {"--bias-correction", "-o", corrected}));
   ASSERT_EQ(qb.exit_code, 0) << qb.err;
   EXPECT_NE(qb.out.find("bias correction: "), std::string::npos) << qb.out;
   const std::string corrected_two_step = dir_ + "/corrected_two_step.onnx";
