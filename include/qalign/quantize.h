@@ -107,6 +107,10 @@ struct QuantizeOptions : ModelOptions, CalibrationDataOptions, AlignOverrides {
   // At most this many held-out samples are run for the SNR (reference and simulation: two model
   // runs each); 0 skips the evaluation.
   int eval_samples = 8;
+  // Accuracy techniques (pipeline.h step 4b): fold the mean output shift weight quantization
+  // causes on the calibration data into the biases (calib/bias_correction.h). Unset: on when the
+  // target's weights are per-tensor (their rounding shifts the outputs most), off otherwise.
+  std::optional<bool> bias_correction;
 };
 
 struct OutputQuality {
@@ -122,6 +126,7 @@ struct QuantizeSummary {
   int64_t fp32_ops = 0;
   int64_t folded_ops = 0;  // BatchNormalization/Mul/Add/... folded into a Conv before dispatch
   int64_t equalized_pairs = 0;  // Conv -> Conv pairs whose channels were equalized
+  int64_t corrected_biases = -1;  // biases bias correction changed; -1: not asked
   int64_t quantized_tensors = 0;  // activation Q/DQ pairs in the export (requantizes included)
   int64_t weights = 0;            // int8/uint8 parameter initializers
   int64_t biases = 0;             // int32 initializers

@@ -65,6 +65,7 @@ StatusOr<CalibrationResult> RunCalibration(const Graph& graph,
   bool first_sample = true;
   executor->set_hook([&](const Variable& variable, Tensor& tensor) {
     if (options.record_shapes && first_sample) result.shapes[variable.name()] = tensor.shape();
+    if (options.tensor_hook) options.tensor_hook(variable, tensor);
     auto it = observed.find(&variable);
     if (it == observed.end() || tensor.dtype() != DataType::kFloat) return;
     Histogram& histogram = it->second->histogram;

@@ -6,6 +6,7 @@
 // into a clipping range and (scale, zero_point) under the tensor's scheme.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -46,6 +47,8 @@ struct CalibrationOptions {
   // either does not run the model again.
   bool record_shapes = false;
   size_t keep_outputs = 0;
+  // Also hands every tensor of every sample's run to this hook (e.g. BiasCorrection::Observe).
+  std::function<void(const Variable& variable, const Tensor& value)> tensor_hook;
 };
 
 struct TensorCalibration {

@@ -12,6 +12,7 @@ const char* ObserverKindName(ObserverKind kind) {
     case ObserverKind::kPercentile: return "percentile";
     case ObserverKind::kKl: return "kl";
     case ObserverKind::kMse: return "mse";
+    case ObserverKind::kAuto: return "auto";
   }
   return "?";
 }
@@ -21,8 +22,9 @@ StatusOr<ObserverKind> ParseObserverKind(const std::string& name) {
   if (name == "percentile") return ObserverKind::kPercentile;
   if (name == "kl" || name == "entropy") return ObserverKind::kKl;
   if (name == "mse") return ObserverKind::kMse;
+  if (name == "auto") return ObserverKind::kAuto;
   return InvalidArgumentError("unknown observer '", name,
-                              "' (expected minmax, percentile, kl or mse)");
+                              "' (expected minmax, percentile, kl, mse or auto)");
 }
 
 StatusOr<ClipRange> MinMaxRange(const Histogram& histogram) {
@@ -54,6 +56,7 @@ StatusOr<ClipRange> ChooseRange(const Histogram& histogram, const QuantScheme& s
     case ObserverKind::kPercentile: return PercentileRange(histogram, options.percentile);
     case ObserverKind::kKl: return KlRange(histogram, scheme);
     case ObserverKind::kMse: return MseRange(histogram, scheme);
+    case ObserverKind::kAuto: return AutoRange(histogram, scheme);
   }
   return InternalError("unknown observer kind");
 }

@@ -9,12 +9,17 @@
 //               (observer_kl.cc has the algorithm).
 //   mse         the clipping range with the least expected squared quantization error over the
 //               histogram, found by a coarse-to-fine search (observer_mse.cc).
+//   auto        per tensor, mse where the data has long tails, minmax elsewhere: the mse range
+//               when its expected error is at most half the minmax range's (a few outliers
+//               stretch the range and coarsen the step of every value), else the minmax range,
+//               which clips nothing.
 // Every method yields a range inside [data_min, data_max]; (scale, zero_point) then come from
 // ComputeParams under the TQC's scheme (bits, integer range, symmetric or not, power-of-2), so
 // the range and the params always agree with what a kernel will do.
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "calib/histogram.h"
 #include "qalign/status.h"
@@ -22,9 +27,9 @@
 
 namespace qalign {
 
-enum class ObserverKind { kMinMax, kPercentile, kKl, kMse };
+enum class ObserverKind { kMinMax, kPercentile, kKl, kMse, kAuto };
 
-// "minmax", "percentile", "kl", "mse".
+// "minmax", "percentile", "kl", "mse", "auto".
 const char* ObserverKindName(ObserverKind kind);
 // Accepts the names above (and "entropy" for kl); an unknown name is an InvalidArgument error.
 StatusOr<ObserverKind> ParseObserverKind(const std::string& name);
@@ -52,6 +57,7 @@ StatusOr<ClipRange> MinMaxRange(const Histogram& histogram);
 StatusOr<ClipRange> PercentileRange(const Histogram& histogram, double percentile);
 StatusOr<ClipRange> KlRange(const Histogram& histogram, const QuantScheme& scheme);
 StatusOr<ClipRange> MseRange(const Histogram& histogram, const QuantScheme& scheme);
+StatusOr<ClipRange> AutoRange(const Histogram& histogram, const QuantScheme& scheme);
 
 // Dispatches on options.kind.
 StatusOr<ClipRange> ChooseRange(const Histogram& histogram, const QuantScheme& scheme,
@@ -69,5 +75,17 @@ float FakeQuantize(float x, float scale, int64_t zero_point, int64_t quant_min, 
 // per bin). Used by the mse observer and by alignment's `optimal` method.
 double ExpectedQuantError(const Histogram& histogram, const QuantScheme& scheme, float scale,
                           int64_t zero_point);
+
+// The `optimal` alignment method (observer_shared.cc): the one range [lo, hi] minimizing the
+// members' summed expected quantization error, sum of total * ExpectedQuantError, under `scheme`.
+// Every range in `candidates` (e.g. the members' union and each member's own range) is tried
+// first, so the result is never worse than any of them. Empty members are ignored; a member that
+// holds only extremes is an error.
+StatusOr<ClipRange> OptimalSharedRange(const std::vector<const Histogram*>& members,
+                                       const std::vector<ClipRange>& candidates,
+                                       const QuantScheme& scheme);
+// The objective above for one range (infinity when the range gives no params).
+double SummedQuantError(const std::vector<const Histogram*>& members, const QuantScheme& scheme,
+                        float lo, float hi);
 
 }  // namespace qalign

@@ -70,4 +70,19 @@ StatusOr<ClipRange> MseRange(const Histogram& histogram, const QuantScheme& sche
   return ClipRange{static_cast<float>(best_lo), static_cast<float>(best_hi)};
 }
 
+StatusOr<ClipRange> AutoRange(const Histogram& histogram, const QuantScheme& scheme) {
+  QALIGN_ASSIGN_OR_RETURN(ClipRange minmax, MinMaxRange(histogram));
+  QALIGN_ASSIGN_OR_RETURN(ClipRange mse, MseRange(histogram, scheme));
+  auto error_of = [&](const ClipRange& r) {
+    float scale = 0.0f;
+    int64_t zero_point = 0;
+    if (!ComputeParams(scheme, r.min, r.max, &scale, &zero_point).ok()) {
+      return std::numeric_limits<double>::infinity();
+    }
+    return ExpectedQuantError(histogram, scheme, scale, zero_point);
+  };
+  // Long tails: clipping them at least halves the expected error.
+  return error_of(mse) <= 0.5 * error_of(minmax) ? mse : minmax;
+}
+
 }  // namespace qalign

@@ -1,10 +1,76 @@
 // The quantize pipeline (see pipeline.h for the order and why).
 #include "pipeline/pipeline.h"
 
+#include <algorithm>
 #include <unordered_set>
 
+#include "calib/histogram.h"
+#include "calib/observer.h"
 
 namespace qalign {
+
+bool UsesOptimalMethod(const TargetProfile& profile, const AlignmentOptions& options) {
+  for (const AlignmentRule& rule : profile.rules) {
+    if (rule.method == AlignMethod::kOptimal) return true;
+  }
+  for (const auto* overrides : {&options.method_by_op_type, &options.method_by_node}) {
+    for (const auto& [name, method] : *overrides) {
+      if (method == AlignMethod::kOptimal) return true;
+    }
+  }
+  return false;
+}
+
+namespace {
+
+// The `optimal` method's range of a group: OptimalSharedRange over the histograms of the group's
+// distinct tensors, with the union of the members' ranges (`large`) and each member's own range
+// (`input`, `output`) as candidates. A tensor without a histogram counts as uniform over its
+// range, with the mean mass of the others (docs/alignment.md).
+bool OptimalRange(const RangeMap& ranges, const std::vector<TQC*>& members, float* lo, float* hi) {
+  std::vector<Histogram> histograms;
+  std::vector<ClipRange> candidates;  // the union first, then each member's own range
+  std::vector<ClipRange> uniform;     // of tensors without a histogram
+  std::unordered_set<const Variable*> seen;
+  histograms.reserve(members.size());
+  for (const TQC* m : members) {
+    if (!m->stats.has_range) continue;
+    const ClipRange own{m->stats.min, m->stats.max};
+    if (candidates.empty()) candidates.push_back(own);
+    candidates.front().min = std::min(candidates.front().min, own.min);
+    candidates.front().max = std::max(candidates.front().max, own.max);
+    candidates.push_back(own);
+    if (!seen.insert(m->port.tensor).second) continue;
+    const TensorRange* range = ranges.Find(m->port.tensor->name());
+    StatusOr<Histogram> h = InvalidArgumentError("no histogram");
+    if (range != nullptr && range->has_histogram) {
+      h = Histogram::FromCounts(range->hist_min, range->hist_max,
+                                std::vector<double>(range->counts.begin(), range->counts.end()));
+    }
+    if (h.ok()) {
+      histograms.push_back(std::move(*h));
+    } else if (own.max > own.min) {
+      uniform.push_back(own);
+    }
+  }
+  if (candidates.empty()) return false;
+  double mass = 0.0;
+  for (const Histogram& h : histograms) mass += h.total();
+  mass = histograms.empty() ? 1.0 : mass / static_cast<double>(histograms.size());
+  for (const ClipRange& r : uniform) {
+    StatusOr<Histogram> h = Histogram::FromCounts(r.min, r.max, {mass});
+    if (h.ok()) histograms.push_back(std::move(*h));
+  }
+  std::vector<const Histogram*> pointers;
+  for (const Histogram& h : histograms) pointers.push_back(&h);
+  auto best = OptimalSharedRange(pointers, candidates, members.front()->scheme);
+  if (!best.ok()) return false;
+  *lo = best->min;
+  *hi = best->max;
+  return true;
+}
+
+}  // namespace
 
 std::vector<const Variable*> TensorsToCalibrate(QuantConfigTable& table) {
   std::vector<const Variable*> out;
@@ -59,9 +125,18 @@ StatusOr<QuantizePipelineResult> RunQuantizePipeline(const Graph& graph,
   QALIGN_ASSIGN_OR_RETURN(result.applied,
                           ApplyRanges(result.ranges, table, options.allow_missing_ranges));
   // 4. Align, then derive weight and bias params (the bias reads the aligned input scale).
-  const AlignmentOptions& alignment = options.alignment;
+  AlignmentOptions alignment = options.alignment;
+  if (!alignment.optimal_range) {
+    alignment.optimal_range = [&result](const std::vector<TQC*>& members, float* lo, float* hi) {
+      return OptimalRange(result.ranges, members, lo, hi);
+    };
+  }
   QALIGN_ASSIGN_OR_RETURN(result.alignment, RunAlignmentPass(graph, profile, alignment, table));
   QALIGN_ASSIGN_OR_RETURN(result.derived, DeriveWeightAndBiasParams(table));
+  // 4b. Bias correction reads the weight params just derived.
+  if (options.bias_correction != nullptr) {
+    QALIGN_ASSIGN_OR_RETURN(result.bias_corrected, options.bias_correction->Apply(table));
+  }
   // 5. Verify, independently of how the pass got there.
   result.violations =
       VerifyAlignment(graph, *table, profile, result.alignment.requantizes, alignment);

@@ -12,6 +12,9 @@
 //                      params per channel and bias params (scale = input_scale * weight_scale,
 //                      zero point 0; passes/weight_bias_params.h), which must come after
 //                      alignment because they read the aligned input scale
+//   4b. bias correction (opt-in): each Conv / ConvTranspose / Gemm bias absorbs the mean output
+//                      shift its weight's quantization causes on the calibration data
+//                      (calib/bias_correction.h); it reads the weight params of step 4
 //   5. verify          every rule holds or is relaxed by a recorded requantize edge
 // Export (src/export) and simulation (src/sim) read the table this leaves behind.
 #pragma once
@@ -20,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "calib/bias_correction.h"
 #include "ir/graph.h"
 #include "passes/alignment/alignment_pass.h"
 #include "passes/alignment_verifier.h"
@@ -51,6 +55,8 @@ struct QuantizePipelineOptions {
   AlignmentOptions alignment;
   // Tensors the calibration left without a range stay FP32 (with a warning) instead of failing.
   bool allow_missing_ranges = false;
+  // Step 4b, when set: the sums the caller's calibration run fed it, folded into the biases.
+  const BiasCorrection* bias_correction = nullptr;
 };
 
 // Returns calibration ranges (by tensor name) for `tensors`.
@@ -62,8 +68,13 @@ struct QuantizePipelineResult {
   ApplyRangesStats applied;
   AlignmentResult alignment;
   DerivedParamsStats derived;
+  BiasCorrectionStats bias_corrected;
   std::vector<AlignmentViolation> violations;
 };
+
+// Whether a rule of `profile` or an override asks for the `optimal` method, whose search reads
+// the calibration histograms (a calibration that only tracks extremes gives it none).
+bool UsesOptimalMethod(const TargetProfile& profile, const AlignmentOptions& options);
 
 // The non-parameter tensors with a quantized activation TQC (what calibration must observe), in
 // table order, each once.

@@ -162,6 +162,8 @@ StatusOr<CalibrateSummary> CalibrateModel(const CalibrateOptions& options) {
   QALIGN_ASSIGN_OR_RETURN(CalibrationOptions calib_options, ToCalibrationOptions(options, options));
   calib_options.keep_histograms = options.histograms;
   QALIGN_ASSIGN_OR_RETURN(PreparedModel model, PrepareModel(options));
+  // `qalign align` with the `optimal` method reads the histograms from the file.
+  calib_options.keep_histograms |= UsesOptimalMethod(model.profile, AlignmentOptions());
   QALIGN_ASSIGN_OR_RETURN(auto data, OpenData(options.calib_spec, *model.graph));
   QALIGN_ASSIGN_OR_RETURN(HoldoutSplit split, SplitCalibrationData(data, options));
 
@@ -244,6 +246,7 @@ std::string QuantizeSummary::ToText() const {
   }
   out += StrCat("  alignment: ", groups, " groups, ", requantizes, " requantizes, ", violations,
                 " violations\n");
+  if (corrected_biases >= 0) out += StrCat("  bias correction: ", corrected_biases, " biases\n");
   if (!ranges_path.empty()) {
     out += StrCat("  calibration: ranges from ", ranges_path, "\n");
   } else {
@@ -302,6 +305,8 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
       }
     }
   }
+  // The `optimal` method searches the calibration histograms: bin the values for it.
+  calib_options.keep_histograms = UsesOptimalMethod(profile, pipeline_options.alignment);
   summary.target = profile.name;
   summary.ops = static_cast<int64_t>(graph.num_operations());
   summary.folded_ops = model.rewritten.folded.batch_norms + model.rewritten.folded.elementwise;
@@ -324,6 +329,31 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
   // runs give the tensor shapes the export needs and, when the summary's SNR is measured on
   // calibration samples, their FP32 outputs.
   calib_options.record_shapes = true;
+  // Bias correction sums each candidate op's input over the calibration samples: during the
+  // calibration run, or with --ranges in a run of its own over the same samples (so calibrate then
+  // quantize --ranges writes the model quantize alone writes). Without samples there is nothing
+  // to measure.
+  std::unique_ptr<BiasCorrection> bias_correction;
+  const bool correct_biases =
+      options.bias_correction.value_or(!profile.weight.policy.Has(kPerChannel));
+  if (correct_biases && split.calibration == nullptr) {
+    if (options.bias_correction) {
+      LogWarning("bias correction skipped: it needs calibration samples (--calib)");
+    }
+  } else if (correct_biases) {
+    bias_correction = std::make_unique<BiasCorrection>(graph);
+    calib_options.tensor_hook = [&bias_correction](const Variable& v, const Tensor& value) {
+      bias_correction->Observe(v, value);
+    };
+    pipeline_options.bias_correction = bias_correction.get();
+    if (!options.ranges_path.empty()) {
+      CalibrationOptions sums_only = calib_options;
+      sums_only.record_shapes = false;
+      sums_only.progress_label = "bias sums";
+      QALIGN_RETURN_IF_ERROR(
+          RunCalibration(graph, {}, *split.calibration, sums_only).status());
+    }
+  }
   if (holdout == 0) {
     calib_options.keep_outputs = static_cast<size_t>(std::max(options.eval_samples, 0));
   }
@@ -343,6 +373,7 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
   summary.calibrate_seconds = calibration.seconds;
   summary.quantized_ops = pipeline->dispatch.quantized_ops;
   summary.fp32_ops = pipeline->dispatch.fp32_ops;
+  if (bias_correction != nullptr) summary.corrected_biases = pipeline->bias_corrected.corrected;
   summary.groups = pipeline->alignment.counters.groups;
   summary.requantizes = pipeline->alignment.counters.requantizes;
   summary.violations = static_cast<int64_t>(pipeline->violations.size());

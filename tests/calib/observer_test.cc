@@ -71,6 +71,7 @@ TEST(ObserverTest, ParseNames) {
   EXPECT_EQ(*ParseObserverKind("kl"), ObserverKind::kKl);
   EXPECT_EQ(*ParseObserverKind("entropy"), ObserverKind::kKl);
   EXPECT_EQ(*ParseObserverKind("mse"), ObserverKind::kMse);
+  EXPECT_EQ(*ParseObserverKind("auto"), ObserverKind::kAuto);
   auto bad = ParseObserverKind("median");
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("median"), std::string::npos);
@@ -209,6 +210,38 @@ TEST(ObserverTest, KlOnOneSidedDataUsesTheFullUnsignedGrid) {
   EXPECT_GE(r->min, 0.0f);
   EXPECT_LT(r->max, 30.0f);
   EXPECT_GT(r->max, 4.0f);
+}
+
+// A planted distribution with a known optimum: unit mass uniform on [-1, 1] and eps at +-50. On
+// the symmetric int8 grid a range [-T, T] (1 <= T <= 50) costs the rounding error of the core,
+// (T / 127)^2 / 12, plus the clipping of the outliers, eps (50 - T)^2; the derivative vanishes at
+//   T* = 50 eps / (1 / (12 * 127^2) + eps),
+// which is 5 for eps = 5 / (45 * 12 * 127^2). mse (and auto, since clipping cuts the error about
+// 50 times) find it; on the core alone, nothing is worth clipping and auto keeps minmax.
+TEST(ObserverTest, MseAndAutoFindThePlantedOptimum) {
+  const double eps = 5.0 / (45.0 * 12.0 * 127.0 * 127.0);
+  std::vector<double> counts(10000, 0.0);  // bins of 0.01 over [-50, 50]
+  for (int i = 4900; i < 5100; ++i) counts[static_cast<size_t>(i)] = 1.0 / 200.0;
+  counts.front() = counts.back() = eps / 2.0;
+  auto planted = Histogram::FromCounts(-50.0, 50.0, counts, -50.0f, 50.0f);
+  ASSERT_TRUE(planted.ok());
+  const double t_star = 50.0 * eps / (1.0 / (12.0 * 127.0 * 127.0) + eps);
+  ASSERT_NEAR(t_star, 5.0, 1e-9);
+  for (ObserverKind kind : {ObserverKind::kMse, ObserverKind::kAuto}) {
+    SCOPED_TRACE(ObserverKindName(kind));
+    ObserverOptions options;
+    options.kind = kind;
+    auto range = ChooseRange(*planted, Int8Symmetric(), options);
+    ASSERT_TRUE(range.ok());
+    EXPECT_NEAR(range->max, t_star, 0.1);
+    EXPECT_NEAR(range->min, -t_star, 0.1);
+  }
+  auto core = Histogram::FromCounts(-1.0, 1.0, std::vector<double>(200, 1.0), -1.0f, 1.0f);
+  ASSERT_TRUE(core.ok());
+  auto kept = AutoRange(*core, Int8Symmetric());
+  ASSERT_TRUE(kept.ok());
+  EXPECT_EQ(kept->min, -1.0f);
+  EXPECT_EQ(kept->max, 1.0f);
 }
 
 TEST(ObserverTest, EmptyHistogramIsAnError) {

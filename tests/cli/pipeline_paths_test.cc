@@ -100,6 +100,14 @@ TEST_P(PipelinePathsTest, CalibrateThenQuantizeWithRangesWritesTheSameModel) {
   CliResult q = RunCli(Plus(WithCalib(Common("quantize")), {"-o", single}));
   ASSERT_EQ(q.exit_code, 0) << q.err;
   EXPECT_NE(q.out.find("calibration: 8 samples"), std::string::npos) << q.out;  // 2 held out
+  // Bias correction is on by default for per-tensor weights (qnn-u8) only.
+  EXPECT_EQ(q.out.find("bias correction: ") != std::string::npos, GetParam().target == "qnn-u8")
+      << q.out;
+  const std::string uncorrected = dir_ + "/uncorrected.onnx";
+  CliResult qu =
+      RunCli(Plus(WithCalib(Common("quantize")), {"--no-bias-correction", "-o", uncorrected}));
+  ASSERT_EQ(qu.exit_code, 0) << qu.err;
+  EXPECT_EQ(qu.out.find("bias correction: "), std::string::npos) << qu.out;
 
   // The same data and the same default --holdout: calibrate observes the same 8 samples.
   const std::string ranges = dir_ + "/ranges.json";
@@ -117,12 +125,29 @@ TEST_P(PipelinePathsTest, CalibrateThenQuantizeWithRangesWritesTheSameModel) {
   ASSERT_GT(expected.size(), 100000u);
   EXPECT_TRUE(ReadBytes(two_step) == expected) << "calibrate + quantize --ranges differs";
 
-  // Without data: no SNR, the same model.
+  // Without data: no SNR and no bias correction (no samples to measure it on), so the model
+  // quantize writes with --no-bias-correction.
   const std::string no_data = dir_ + "/no_data.onnx";
   CliResult n = RunCli(Plus(Common("quantize"), {"--ranges", ranges, "-o", no_data}));
   ASSERT_EQ(n.exit_code, 0) << n.err;
   EXPECT_NE(n.out.find("not measured (no --calib)"), std::string::npos) << n.out;
-  EXPECT_TRUE(ReadBytes(no_data) == expected) << "quantize --ranges without --calib differs";
+  EXPECT_TRUE(ReadBytes(no_data) == ReadBytes(uncorrected))
+      << "quantize --ranges without --calib differs";
+
+  // Bias correction sums the inputs over the calibration samples: with --ranges in a run of its
+  // own over the same samples, so the two paths still write the same model (a different one).
+  const std::string corrected = dir_ + "/corrected.onnx";
+  CliResult qb =
+      RunCli(Plus(WithCalib(Common("quantize")), {"--bias-correction", "-o", corrected}));
+  ASSERT_EQ(qb.exit_code, 0) << qb.err;
+  EXPECT_NE(qb.out.find("bias correction: "), std::string::npos) << qb.out;
+  const std::string corrected_two_step = dir_ + "/corrected_two_step.onnx";
+  CliResult rb = RunCli(Plus(Common("quantize"), {"--ranges", ranges, "--calib", "random:10",
+                                                  "--bias-correction", "-o", corrected_two_step}));
+  ASSERT_EQ(rb.exit_code, 0) << rb.err;
+  EXPECT_FALSE(ReadBytes(corrected) == ReadBytes(uncorrected)) << "bias correction changed nothing";
+  EXPECT_TRUE(ReadBytes(corrected_two_step) == ReadBytes(corrected))
+      << "calibrate + quantize --ranges --bias-correction differs";
 
   // Ranges are already observed: --observer with --ranges is a usage error.
   CliResult both = RunCli(Plus(Common("quantize"), {"--ranges", ranges, "--observer", "kl", "-o",
@@ -151,7 +176,7 @@ TEST_P(PipelinePathsTest, CalibrateThenQuantizeWithRangesWritesTheSameModel) {
 
 INSTANTIATE_TEST_SUITE_P(Jobs, PipelinePathsTest,
                          ::testing::Values(Job{"tflite-int8", "minmax"},
-                                           Job{"ort-qdq-u8s8", "kl"}),
+                                           Job{"ort-qdq-u8s8", "kl"}, Job{"qnn-u8", "mse"}),
                          [](const ::testing::TestParamInfo<Job>& info) {
                            std::string name = info.param.target + "_" + info.param.observer;
                            for (char& ch : name) {

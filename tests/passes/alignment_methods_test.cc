@@ -92,6 +92,49 @@ TEST(AlignmentMethods, MissingMethodPortRangeFallsBackToTheUnion) {
   }
 }
 
+// `optimal` hands the group's members to options.optimal_range (the pipeline's histogram search)
+// and takes its range; without it the group is computed as `large`, and the reason says so.
+TEST(AlignmentMethods, OptimalTakesTheRangeOfItsSearch) {
+  GraphBuilder b;
+  Variable* x = b.Input("x", {1, 2, 8, 8});
+  Variable* p = b.Op("Relu", "p", {x});
+  Variable* q = b.Op("Sigmoid", "q", {x});
+  Variable* cat = b.Op("Concat", "cat", {p, q}, {{"axis", Attribute::Int(1)}});
+  b.Output(cat);
+  auto g = b.Build();
+  const TargetProfile profile = MakeProfile(
+      "concat-optimal", {Rule("Concat", RuleKind::kShareInputsAndOutput, AlignMethod::kOptimal)},
+      true);
+  for (bool with_search : {true, false}) {
+    SCOPED_TRACE(with_search ? "with search" : "without");
+    auto t = MakeTable(*g);
+    RangeMap ranges;
+    AddRange(&ranges, "x", -1, 1);
+    AddRange(&ranges, "p_out", 0, 6);
+    AddRange(&ranges, "q_out", 0, 1);
+    AddRange(&ranges, "cat_out", 0, 6);
+    ASSERT_TRUE(ApplyRanges(ranges, t.get(), false).ok());
+    AlignmentOptions options;
+    size_t members_seen = 0;
+    if (with_search) {
+      options.optimal_range = [&](const std::vector<TQC*>& members, float* lo, float* hi) {
+        members_seen = members.size();
+        *lo = 0.0f;
+        *hi = 2.0f;
+        return true;
+      };
+    }
+    AlignmentResult r = RunOk(*g, profile, t.get(), options);
+    ASSERT_EQ(r.groups.size(), 1u);
+    EXPECT_EQ(r.groups[0].method, with_search ? "optimal" : "large");
+    // Relu and Sigmoid outputs (producer side) and the Concat's three ports.
+    EXPECT_EQ(members_seen, with_search ? 5u : 0u);
+    for (const TQC* m : {In(*t, *g, "cat", 0), In(*t, *g, "cat", 1), Out(*t, *g, "cat")}) {
+      ExpectParams(*t, m, Params(Int8Asym(), 0, with_search ? 2 : 6));
+    }
+  }
+}
+
 // A fixed output range is what the kernel computes: ResolveRule keeps the profile's rule whatever
 // the overrides say, and the pass keeps the range, with a note.
 TEST(AlignmentMethods, OverridesNeverChangeAFixedOutputRule) {

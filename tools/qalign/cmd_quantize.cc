@@ -2,6 +2,7 @@
 // the ranges calibrate wrote), align, export, and the output SNR of the result on held-out samples.
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@ namespace {
 struct QuantizeFlags {
   QuantizeOptions options;
   std::vector<std::string> input_shapes;
+  std::optional<bool> bias_correction;  // --bias-correction / --no-bias-correction
 };
 
 int RunQuantize(QuantizeFlags& flags) {
@@ -23,6 +25,7 @@ int RunQuantize(QuantizeFlags& flags) {
   auto shapes = ParseInputShapes(flags.input_shapes);
   if (!shapes.ok()) return ReportUsageError(shapes.status().message());
   options.input_shapes = *shapes;
+  options.bias_correction = flags.bias_correction;
   Status checked = CheckCalibrationFlags(options);
   if (checked.ok()) checked = CheckAlignFlags(options);
   if (!checked.ok()) return ReportUsageError(checked.message());
@@ -58,6 +61,12 @@ void AddQuantizeCommand(CLI::App& app, CommandContext& context) {
   sub->add_option("-o,--output", o.output_path, "Where to write the QDQ ONNX model")->required();
   AddRewriteFlags(sub, &o);
   AddAlignFlags(sub, &o);
+  sub->add_flag_function(
+      "--bias-correction,!--no-bias-correction",
+      [flags](int64_t count) { flags->bias_correction = count > 0; },
+      "Fold the mean output shift that weight quantization causes on the calibration data into "
+      "each Conv / ConvTranspose / Gemm bias (needs --calib; default: on for targets with "
+      "per-tensor weights, off for per-channel ones)");
   sub->add_flag("--no-align", o.no_align,
                 "Do not align: every rule's method becomes none (violations are warnings)");
   sub->add_option("--report", o.report_path, "Write the JSON alignment report here");

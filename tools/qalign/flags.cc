@@ -58,7 +58,9 @@ const char kDataSpecHelp[] = "random:N[?seed=S], [npy:]DIR, [pb:]DIR or image:DI
 CLI::Option* AddCalibrationFlags(CLI::App* sub, CalibrationDataOptions* options) {
   CLI::Option* calib = sub->add_option("--calib", options->calib_spec,
                                        std::string("Calibration data: ") + kDataSpecHelp);
-  sub->add_option("--observer", options->observer, "minmax (default), percentile, kl or mse");
+  sub->add_option("--observer", options->observer,
+                  "minmax (default), percentile, kl, mse or auto (mse where the data has long "
+                  "tails)");
   sub->add_option("--percentile", options->percentile,
                   "For --observer percentile, in (50, 100] (default 99.99)");
   sub->add_option("--holdout", options->holdout,

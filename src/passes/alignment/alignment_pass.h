@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -34,6 +35,8 @@ struct AlignmentOptions {
   bool requantize_on_scheme_mismatch = false;
   // Build the group list for the report (the benchmark switches it off to time the pass alone).
   bool collect_groups = true;
+  // `optimal`'s range for a group's members (pipeline.cc searches their histograms); else `large`.
+  std::function<bool(const std::vector<TQC*>& members, float* lo, float* hi)> optimal_range;
 };
 
 // Parses "KEY=METHOD" (the last '=' separates) into `out`.
@@ -86,7 +89,7 @@ struct RequantizeEdge {
 struct AlignmentGroup {
   int id = 0;
   std::vector<TQC*> members;  // sorted by (op name, port)
-  std::string method;         // "fixed", "large", "output", "input", "baked", "tensor"
+  std::string method;         // "fixed", "large", "optimal", "output", "input", "baked", "tensor"
   std::string reason;
   int distinct_tensors = 0;
 };

@@ -7,7 +7,6 @@
 #include "quant/op_kinds.h"
 
 namespace qalign {
-
 namespace {
 
 void AddPin(AlignmentConstraints* out, const TQC* t, const Pin& pin) {

@@ -104,25 +104,23 @@ Status ChooseGroupParams(const AlignmentConstraints& in, const AlignmentOptions&
       reason = RuleReason(deciding, chosen, mixed);
       if (mixed) result->notes.push_back("group of " + DescribeTqc(*g->root) + ": " + reason);
     }
-    const AlignMethod method = chosen == AlignMethod::kOptimal ? AlignMethod::kLarge : chosen;
-    if (chosen == AlignMethod::kOptimal)
-      reason += "; optimal is not implemented yet, computed as large";
-    g->method = AlignMethodName(method);
-    if (method != AlignMethod::kLarge) {
+    g->method = AlignMethodName(chosen);
+    if (chosen == AlignMethod::kOptimal) {
+      has = options.optimal_range && options.optimal_range(table->Members(g->root), &lo, &hi);
+    } else if (chosen != AlignMethod::kLarge) {
       for (const RuleTie* tie : deciding) {
         if (tie->rule.method != chosen) continue;
         const auto& ports =
-            method == AlignMethod::kOutput ? tie->config->outputs : tie->config->inputs;
+            chosen == AlignMethod::kOutput ? tie->config->outputs : tie->config->inputs;
         float a, b;
         if (!ports.empty() && ports[0] != nullptr && MemberRange(*ports[0], &a, &b)) {
           Widen(&has, &lo, &hi, a, b);
         }
       }
-      if (!has && g->has_range) {
-        reason +=
-            std::string("; the ") + g->method + " port has no range, used the union of members";
-        g->method = "large";
-      }
+    }
+    if (!has && g->has_range && chosen != AlignMethod::kLarge) {
+      reason += std::string("; the ") + g->method + " port has no range, used the union of members";
+      g->method = "large";
     }
   }
   if (!options.collect_groups) reason.clear();

@@ -77,7 +77,7 @@ struct GroupChoice {
   const Pin* baked_pin = nullptr;
   bool has_range = false;  // whether [min, max], the union of the members' ranges, is set
   float min = 0.0f, max = 0.0f;
-  const char* method = "";  // "fixed", "baked", "large", "output", "input"; "" for a tensor's own
+  const char* method = "";  // "fixed", "baked", a method name; "" for a tensor's own
   std::string reason;       // for reported groups, when options.collect_groups
 };
 
@@ -87,7 +87,7 @@ struct GroupChoice {
 // The deciding rules are those of the strongest source present; when their methods differ, the
 // one first in `large > optimal > output > input` wins and a note says so. `output` and `input`
 // take the range of port 0 of that side of each deciding op with that method; if none has one,
-// the union of the members' ranges (`large`). `optimal` is computed as `large`.
+// the union of the members' ranges (`large`); `optimal` asks options.optimal_range (else `large`).
 Status ChooseParams(const AlignmentConstraints& constraints, const AlignmentOptions& options,
                     QuantConfigTable* table, std::vector<GroupChoice>* groups,
                     AlignmentResult* result);
