@@ -23,8 +23,8 @@ int RunQuantize(QuantizeFlags& flags) {
   auto shapes = ParseInputShapes(flags.input_shapes);
   if (!shapes.ok()) return ReportUsageError(shapes.status().message());
   options.input_shapes = *shapes;
-  Status checked = CheckCalibrationFlags(options);
-  if (checked.ok()) checked = CheckAlignFlags(options);
+  Status checked = CheckCalibrationDataOptions(options);
+  if (checked.ok()) checked = CheckAlignOverrides(options);
   if (!checked.ok()) return ReportUsageError(checked.message());
   if (options.calib_spec.empty() && options.ranges_path.empty()) {
     return ReportUsageError("quantize needs --calib or --ranges");
