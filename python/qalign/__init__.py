@@ -7,8 +7,8 @@ The functions mirror the CLI's commands and take the same options as keywords:
     result = qalign.quantize("cls.onnx", "tflite-int8", samples, "cls_int8.onnx")
     print(result.outputs, result.report["summary"])
 
-Errors raise QAlignError (UsageError for bad options, QAlignIOError for files that cannot be
-read or written) with the one-line message the CLI prints.
+Errors raise QAlignError (UsageError for bad options, QAlignIOError for files that are missing
+or cannot be read or written) with the one-line message the CLI prints.
 """
 
 import dataclasses
@@ -40,7 +40,7 @@ class UsageError(QAlignError, ValueError):
 
 
 class QAlignIOError(QAlignError, OSError):
-    """A file could not be read or written."""
+    """A file is missing or could not be read or written (a model, a target, an output)."""
 
 
 def _raise_from_status(error):

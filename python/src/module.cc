@@ -36,7 +36,10 @@ struct StatusException {
     if (c == '\n') c = ' ';
   }
   std::string k = kind != nullptr ? kind : "error";
-  if (kind == nullptr && status.code() == StatusCode::kIoError) k = "io";
+  if (kind == nullptr &&
+      (status.code() == StatusCode::kIoError || status.code() == StatusCode::kNotFound)) {
+    k = "io";  // a file that is missing or cannot be read or written
+  }
   throw StatusException{k, message};
 }
 

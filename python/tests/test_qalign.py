@@ -262,10 +262,17 @@ def test_errors_read_as_the_cli(small, tmp_path):
                       out, *flags)
         assert cli.returncode != 0
         assert str(error.value) == cli_message(cli.stderr), flags
-    with pytest.raises(qalign.QAlignError) as error:
+    with pytest.raises(qalign.QAlignIOError) as error:
         qalign.quantize(tmp_path / "missing.onnx", "tflite-int8", "random:2", out)
     cli = run_cli("quantize", str(tmp_path / "missing.onnx"), "--target", "tflite-int8",
                   "--calib", "random:2", "-o", out)
+    assert str(error.value) == cli_message(cli.stderr)
+    assert isinstance(error.value, OSError)
+    # An output that cannot be written: refused before any work, as the CLI does.
+    with pytest.raises(qalign.QAlignIOError) as error:
+        qalign.quantize(small, "tflite-int8", "random:2", "/proc/never.onnx")
+    cli = run_cli("quantize", small, "--target", "tflite-int8", "--calib", "random:2", "-o",
+                  "/proc/never.onnx")
     assert str(error.value) == cli_message(cli.stderr)
     with pytest.raises(qalign.QAlignError) as error:
         qalign.quantize(small, "no-such-target", "random:2", out)
