@@ -3,6 +3,7 @@ model built here and on PP-OCR cls, numpy calibration against npy:DIR and the CL
 bad inputs, interrupts and the GIL."""
 import _thread
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -311,6 +312,28 @@ def test_progress_callback_and_interrupt(small, tmp_path):
         qalign.calibrate(small, "tflite-int8", small_samples(4), tmp_path / "r.json",
                          progress=fail)
     assert not (tmp_path / "r.json").exists()
+
+
+def test_ctrl_c_stops_a_run(tmp_path):
+    """A real SIGINT to a process calibrating det: KeyboardInterrupt, no output file."""
+    out = tmp_path / "never.onnx"
+    script = f"""
+import sys, qalign
+def progress(stage, done, total):
+    if done == 1:
+        print("started", flush=True)
+qalign.quantize({DET!r}, "tflite-int8", "random:40", {str(out)!r}, progress=progress,
+                input_shapes={{"x": [1, 3, 320, 320]}})
+"""
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=os.environ)
+    assert child.stdout.readline().strip() == "started"
+    child.send_signal(signal.SIGINT)
+    _, stderr = child.communicate(timeout=120)
+    assert child.returncode != 0
+    assert "KeyboardInterrupt" in stderr
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name != "never.onnx"]  # no temporary file
 
 
 def test_releases_the_gil(tmp_path):
