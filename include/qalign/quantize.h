@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "qalign/data.h"
 #include "qalign/status.h"
 
 namespace qalign {
@@ -25,13 +26,17 @@ struct ModelOptions {
   bool fold = true;
   // Cross-layer equalization of Conv -> Conv pairs (passes/equalize_conv_pairs.h), after folding.
   bool equalize = true;
-  bool quiet = false;
+  bool quiet = false;    // no progress bar on stderr
   int num_threads = 0;  // 0: all cores
+  ProgressCallback progress;  // optional
 };
 
 // The calibration data and how its ranges are observed (calibrate, and quantize without ranges).
 struct CalibrationDataOptions {
   std::string calib_spec;  // --calib: random:N, npy:DIR, pb:DIR, image:DIR?...
+  // Samples in memory instead of calib_spec (one of the two), checked like files: dtype, rank,
+  // known dims, finite values; errors name "sample N".
+  std::vector<InputSample> samples;
   std::string observer = "minmax";  // minmax, percentile, kl, mse
   double percentile = 99.99;
   // The last `holdout` samples of the data are never calibrated on; quantize measures its SNR on
@@ -51,6 +56,12 @@ struct AlignOverrides {
   std::optional<bool> force_overlap;
   bool requantize_on_mismatch = false;
 };
+
+// The checks the CLI makes on its flags before any work (a usage error), for every caller:
+// --observer names an observer, --percentile is in (50, 100], --holdout is -1 or more.
+Status CheckCalibrationDataOptions(const CalibrationDataOptions& options);
+// --align and --align-node are KEY=METHOD with a known method (the config file is read later).
+Status CheckAlignOverrides(const AlignOverrides& overrides);
 
 struct CalibrateOptions : ModelOptions, CalibrationDataOptions {
   std::string output_path;  // ranges.json (quant/ranges.h)
@@ -87,6 +98,7 @@ struct AlignSummary {
   int64_t groups = 0;
   int64_t requantizes = 0;
   std::vector<std::string> violation_messages;
+  std::string report_json;  // the JSON alignment report (what report_path receives)
 };
 
 // Steps 0-5 with the ranges of `ranges_path` instead of a calibration run: the same groups and
@@ -149,6 +161,7 @@ struct QuantizeSummary {
   double export_seconds = 0.0;    // alignment done: plan, shapes run, QDQ model and tables written
   double evaluate_seconds = 0.0;
   double total_seconds = 0.0;
+  std::string report_json;  // the JSON alignment report (what report_path receives)
   // A few lines for people.
   std::string ToText() const;
 };
@@ -161,11 +174,13 @@ struct EvalOptions {
   std::string fp32_path;
   std::string quantized_path;
   std::string data_spec;
+  std::vector<InputSample> samples;  // in memory instead of data_spec
   std::map<std::string, std::vector<int64_t>> input_shapes;
   bool per_layer = false;
   int top_layers = 10;
   bool quiet = false;
   int num_threads = 0;
+  ProgressCallback progress;  // optional
 };
 
 struct LayerQuality {

@@ -18,6 +18,7 @@ enum class StatusCode {
   kUnimplemented,      // an op, opset or feature qalign does not support
   kIoError,            // reading or writing a file failed
   kInternal,           // a broken invariant: a bug in qalign
+  kCancelled,          // the caller's progress callback asked to stop
 };
 
 const char* StatusCodeName(StatusCode code);
@@ -70,6 +71,10 @@ Status IoError(const Args&... args) {
 template <typename... Args>
 Status InternalError(const Args&... args) {
   return Status(StatusCode::kInternal, StrCat(args...));
+}
+template <typename... Args>
+Status CancelledError(const Args&... args) {
+  return Status(StatusCode::kCancelled, StrCat(args...));
 }
 
 // A value or the Status explaining why there is none.

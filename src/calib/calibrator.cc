@@ -99,6 +99,10 @@ StatusOr<CalibrationResult> RunCalibration(const Graph& graph,
     if (i < options.keep_outputs) result.outputs.push_back(std::move(*outputs));
     result.peak_bytes = std::max(result.peak_bytes, executor->peak_bytes());
     progress.Update(i + 1);
+    if (options.on_sample && !options.on_sample(i + 1, data.size())) {
+      return CancelledError(options.progress_label, ": stopped after ", i + 1, " of ",
+                            data.size(), " samples");
+    }
   }
   progress.Finish();
   result.samples = data.size();

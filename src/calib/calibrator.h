@@ -41,6 +41,9 @@ struct CalibrationOptions {
   bool keep_histograms = false;
   ProgressMode progress = ProgressMode::kAuto;
   std::string progress_label = "calibrate";
+  // Called after each sample with (done, total); returning false stops the run with
+  // StatusCode::kCancelled.
+  std::function<bool(size_t done, size_t total)> on_sample;
   int num_threads = 0;  // executor threads; 0: all cores
   // Also record the shape of every tensor of the first sample's run (CalibrationResult::shapes),
   // and keep the graph outputs of the first `keep_outputs` samples, so that a caller needing

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <random>
+#include <set>
 
 #include "ir/npy.h"
 
@@ -161,6 +162,49 @@ class ImageDataset : public CalibrationDataset {
   ModelInputSpec input_;
   std::vector<std::string> files_;
   ImagePreprocess preprocess_;
+};
+
+// ---------------------------------------------------------------- arrays in memory
+
+// The caller's arrays (the public InputSample), copied into a Tensor when a sample is loaded.
+class ArrayDataset : public CalibrationDataset {
+ public:
+  ArrayDataset(std::vector<ModelInputSpec> inputs, std::vector<InputSample> samples)
+      : inputs_(std::move(inputs)), samples_(std::move(samples)) {}
+
+  size_t size() const override { return samples_.size(); }
+  std::string kind() const override { return "array"; }
+  std::string SampleName(size_t index) const override { return StrCat("sample ", index); }
+
+  StatusOr<Sample> Load(size_t index) const override {
+    const InputSample& arrays = samples_[index];
+    const std::string name = SampleName(index);
+    Sample sample;
+    for (size_t i = 0; i < arrays.size(); ++i) {
+      const InputArray& array = arrays[i];
+      const ModelInputSpec* input = nullptr;
+      if (array.input.empty()) {
+        input = &inputs_[i];
+      } else {
+        for (const ModelInputSpec& candidate : inputs_) {
+          if (candidate.name == array.input) input = &candidate;
+        }
+      }
+      const DataType dtype = static_cast<DataType>(array.onnx_dtype);
+      auto tensor = Tensor::FromBytes(dtype, array.dims, array.data, array.bytes);
+      if (!tensor.ok()) {
+        return InvalidArgumentError(name, ": input '", input->name,
+                                    "': ", tensor.status().message());
+      }
+      QALIGN_RETURN_IF_ERROR(CheckSampleTensor(*tensor, *input, name));
+      sample.emplace(input->name, std::move(*tensor));
+    }
+    return sample;
+  }
+
+ private:
+  std::vector<ModelInputSpec> inputs_;
+  std::vector<InputSample> samples_;
 };
 
 // ---------------------------------------------------------------- subsets
@@ -444,6 +488,58 @@ StatusOr<std::shared_ptr<const CalibrationDataset>> OpenCalibrationData(
     return OpenTensorFiles("pb", spec, inputs, std::move(reader));
   }
   return OpenImages(spec, "", inputs);
+}
+
+StatusOr<std::shared_ptr<const CalibrationDataset>> OpenArrayData(
+    std::vector<InputSample> samples, const std::vector<ModelInputSpec>& inputs) {
+  if (inputs.empty()) return InvalidArgumentError("calibration data: the model has no inputs");
+  if (samples.empty()) return InvalidArgumentError("calibration data: no samples");
+  std::string names;
+  for (const ModelInputSpec& input : inputs) names += (names.empty() ? "'" : ", '") + input.name + "'";
+  // The names and counts are checked for every sample here, so that Load only checks values.
+  for (size_t i = 0; i < samples.size(); ++i) {
+    const InputSample& arrays = samples[i];
+    const std::string where = StrCat("sample ", i);
+    if (arrays.size() != inputs.size()) {
+      return InvalidArgumentError(where, ": ", arrays.size(), " arrays for the model's ",
+                                  inputs.size(), " inputs (", names, ")");
+    }
+    std::set<std::string> seen;
+    for (const InputArray& array : arrays) {
+      if (array.input.empty() != arrays.front().input.empty()) {
+        return InvalidArgumentError(where, ": give every input by name or none");
+      }
+      if (array.input.empty()) continue;
+      bool known = false;
+      for (const ModelInputSpec& input : inputs) known = known || input.name == array.input;
+      if (!known) {
+        return InvalidArgumentError(where, ": the model has no input '", array.input,
+                                    "' (inputs: ", names, ")");
+      }
+      if (!seen.insert(array.input).second) {
+        return InvalidArgumentError(where, ": input '", array.input, "' given twice");
+      }
+      const DataType dtype = static_cast<DataType>(array.onnx_dtype);
+      if (DataTypeSize(dtype) == 0 || array.onnx_dtype > 16) {
+        return InvalidArgumentError(where, ": input '", array.input,
+                                    "': unsupported element type ", array.onnx_dtype);
+      }
+    }
+    if (!arrays.empty() && arrays.front().input.empty()) {
+      for (size_t k = 0; k < arrays.size(); ++k) {
+        const DataType dtype = static_cast<DataType>(arrays[k].onnx_dtype);
+        if (DataTypeSize(dtype) == 0 || arrays[k].onnx_dtype > 16) {
+          return InvalidArgumentError(where, ": input '", inputs[k].name,
+                                      "': unsupported element type ", arrays[k].onnx_dtype);
+        }
+      }
+    }
+  }
+  // Every sample's values are checked now too (a copy of each, dropped): a held-out sample is
+  // otherwise first read after the model is written, and arrays are cheap to read twice.
+  auto data = std::make_shared<ArrayDataset>(inputs, std::move(samples));
+  for (size_t i = 0; i < data->size(); ++i) QALIGN_RETURN_IF_ERROR(data->Load(i).status());
+  return std::shared_ptr<const CalibrationDataset>(std::move(data));
 }
 
 std::shared_ptr<const CalibrationDataset> SubsetOf(std::shared_ptr<const CalibrationDataset> data,

@@ -41,6 +41,7 @@
 
 #include "ir/graph.h"
 #include "ir/tensor.h"
+#include "qalign/data.h"
 #include "qalign/status.h"
 
 namespace qalign {
@@ -84,6 +85,12 @@ class CalibrationDataset {
 StatusOr<std::shared_ptr<const CalibrationDataset>> OpenCalibrationData(
     const std::string& spec, const std::vector<ModelInputSpec>& inputs,
     const DataLoaderOptions& options = {});
+
+// Samples the caller holds in memory (the public API's InputSample; the bytes must outlive the
+// dataset). The arrays' names and count are checked here; values, dtype and shape when a sample
+// is loaded, as for files. Errors name "sample N" and the input.
+StatusOr<std::shared_ptr<const CalibrationDataset>> OpenArrayData(
+    std::vector<InputSample> samples, const std::vector<ModelInputSpec>& inputs);
 
 // Checks one tensor against an input: dtype, rank, known dims, finite values. Errors read
 // "<source>: input '<name>': ...".

@@ -12,6 +12,7 @@
 
 #include "calib/calibrator.h"
 #include "calib/data_loader.h"
+#include "calib/observer.h"
 #include "calib/progress.h"
 #include "core/file_util.h"
 #include "core/logging.h"
@@ -53,6 +54,32 @@ StatusOr<std::shared_ptr<const CalibrationDataset>> OpenData(const std::string& 
   DataLoaderOptions loader;
   loader.read_tensor_proto = [](const std::string& path) { return ReadTensorProtoFile(path); };
   return OpenCalibrationData(spec, ModelInputSpecs(graph), loader);
+}
+
+// The caller's data: arrays in memory when there are any, else the spec.
+StatusOr<std::shared_ptr<const CalibrationDataset>> OpenData(
+    const std::string& spec, const std::vector<InputSample>& samples, const Graph& graph) {
+  if (!samples.empty()) {
+    if (!spec.empty()) {
+      return InvalidArgumentError("give calibration data as a spec (", spec,
+                                  ") or as arrays, not both");
+    }
+    return OpenArrayData(samples, ModelInputSpecs(graph));
+  }
+  return OpenData(spec, graph);
+}
+
+bool HasData(const CalibrationDataOptions& options) {
+  return !options.calib_spec.empty() || !options.samples.empty();
+}
+
+// The per-sample hook of the calibrator for a public ProgressCallback.
+std::function<bool(size_t, size_t)> OnSample(const ProgressCallback& progress,
+                                             const std::string& stage) {
+  if (!progress) return {};
+  return [progress, stage](size_t done, size_t total) {
+    return progress(stage, static_cast<int64_t>(done), static_cast<int64_t>(total));
+  };
 }
 
 // An output that would replace one of the inputs (the model, a ranges file), or that cannot be
@@ -116,6 +143,7 @@ StatusOr<CalibrationOptions> ToCalibrationOptions(const CalibrationDataOptions& 
   QALIGN_ASSIGN_OR_RETURN(options.observer.kind, ParseObserverKind(data.observer));
   options.observer.percentile = data.percentile;
   options.progress = model.quiet ? ProgressMode::kQuiet : ProgressMode::kAuto;
+  options.on_sample = OnSample(model.progress, "calibrate");
   options.num_threads = model.num_threads;
   return options;
 }
@@ -142,6 +170,32 @@ CalibrateFn RangesFromFile(const RangeMap& ranges) {
 
 }  // namespace
 
+// ------------------------------------------------------------------------- option checks
+
+Status CheckCalibrationDataOptions(const CalibrationDataOptions& options) {
+  QALIGN_RETURN_IF_ERROR(ParseObserverKind(options.observer).status());
+  if (!(options.percentile > 50.0 && options.percentile <= 100.0)) {
+    return InvalidArgumentError("--percentile must be in (50, 100], got ", options.percentile);
+  }
+  if (options.holdout < -1) {
+    return InvalidArgumentError("--holdout must be 0 or more, got ", options.holdout);
+  }
+  return Status::Ok();
+}
+
+Status CheckAlignOverrides(const AlignOverrides& overrides) {
+  std::map<std::string, AlignMethod> scratch;
+  for (const std::string& flag : overrides.align) {
+    Status s = ParseAlignAssignment(flag, &scratch);
+    if (!s.ok()) return InvalidArgumentError("--align: ", s.message());
+  }
+  for (const std::string& flag : overrides.align_node) {
+    Status s = ParseAlignAssignment(flag, &scratch);
+    if (!s.ok()) return InvalidArgumentError("--align-node: ", s.message());
+  }
+  return Status::Ok();
+}
+
 // ----------------------------------------------------------------------------- calibrate
 
 std::string CalibrateSummary::ToText() const {
@@ -164,7 +218,7 @@ StatusOr<CalibrateSummary> CalibrateModel(const CalibrateOptions& options) {
   QALIGN_ASSIGN_OR_RETURN(PreparedModel model, PrepareModel(options));
   // `qalign align` with the `optimal` method reads the histograms from the file.
   calib_options.keep_histograms |= UsesOptimalMethod(model.profile, AlignmentOptions());
-  QALIGN_ASSIGN_OR_RETURN(auto data, OpenData(options.calib_spec, *model.graph));
+  QALIGN_ASSIGN_OR_RETURN(auto data, OpenData(options.calib_spec, options.samples, *model.graph));
   QALIGN_ASSIGN_OR_RETURN(HoldoutSplit split, SplitCalibrationData(data, options));
 
   CalibrationResult result;
@@ -212,14 +266,14 @@ StatusOr<AlignSummary> AlignModel(const AlignOptions& options) {
   }
   for (const std::string& note : pipeline->alignment.notes) LogInfo(note);
   for (const std::string& note : pipeline->derived.notes) LogWarning(note);
-  if (!options.report_path.empty()) {
-    QALIGN_RETURN_IF_ERROR(WriteFileAtomically(
-        options.report_path,
-        AlignmentReportJson(model.profile.name, pipeline->alignment, table, pipeline->violations,
-                            &pipeline->derived),
-        options.model_path));
-  }
   AlignSummary summary;
+  summary.report_json =
+      AlignmentReportJson(model.profile.name, pipeline->alignment, table, pipeline->violations,
+                          &pipeline->derived);
+  if (!options.report_path.empty()) {
+    QALIGN_RETURN_IF_ERROR(
+        WriteFileAtomically(options.report_path, summary.report_json, options.model_path));
+  }
   summary.target = model.profile.name;
   summary.text =
       AlignmentReportText(model.profile.name, pipeline->alignment, table, pipeline->violations);
@@ -283,7 +337,7 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
   QALIGN_RETURN_IF_ERROR(CheckOutputsSpareInputs(
       {options.output_path, options.report_path, options.table_path, options.trt_cache_path},
       {options.model_path, options.ranges_path}));
-  if (options.calib_spec.empty() && options.ranges_path.empty()) {
+  if (!HasData(options) && options.ranges_path.empty()) {
     return InvalidArgumentError("quantize: no calibration data (--calib) and no --ranges");
   }
 
@@ -314,8 +368,8 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
 
   // With --ranges the data is optional: it only feeds the SNR and the export's shapes run.
   HoldoutSplit split;
-  if (!options.calib_spec.empty()) {
-    QALIGN_ASSIGN_OR_RETURN(auto data, OpenData(options.calib_spec, graph));
+  if (HasData(options)) {
+    QALIGN_ASSIGN_OR_RETURN(auto data, OpenData(options.calib_spec, options.samples, graph));
     QALIGN_ASSIGN_OR_RETURN(split, SplitCalibrationData(data, options));
     summary.has_data = true;
     summary.holdout_samples = static_cast<int64_t>(split.holdout->size());
@@ -384,12 +438,11 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
   for (const std::string& note : pipeline->alignment.notes) LogInfo(note);
   for (const std::string& note : pipeline->derived.notes) LogWarning(note);
 
+  summary.report_json = AlignmentReportJson(profile.name, pipeline->alignment, table,
+                                            pipeline->violations, &pipeline->derived);
   if (!options.report_path.empty()) {
-    QALIGN_RETURN_IF_ERROR(WriteFileAtomically(
-        options.report_path,
-        AlignmentReportJson(profile.name, pipeline->alignment, table, pipeline->violations,
-                            &pipeline->derived),
-        options.model_path));
+    QALIGN_RETURN_IF_ERROR(
+        WriteFileAtomically(options.report_path, summary.report_json, options.model_path));
   }
   if (!pipeline->violations.empty() && options.no_align) {
     for (const std::string& m : summary.violation_messages) LogWarning("--no-align: ", m);
@@ -468,6 +521,10 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
     QALIGN_ASSIGN_OR_RETURN(auto sim_out, simulator->Run(std::move(sample)));
     QALIGN_RETURN_IF_ERROR(AccumulateOutputs(ref_out, sim_out, &errors));
     progress.Update(i + 1);
+    if (options.progress && !options.progress("evaluate", static_cast<int64_t>(i + 1),
+                                              static_cast<int64_t>(evaluated))) {
+      return CancelledError("evaluate: stopped after ", i + 1, " of ", evaluated, " samples");
+    }
   }
   progress.Finish();
   for (const auto& [name, e] : errors) summary.outputs[name] = QualityOf(e);
@@ -518,7 +575,7 @@ StatusOr<EvalSummary> EvaluateModels(const EvalOptions& options) {
   import_options.input_shapes = options.input_shapes;
   QALIGN_ASSIGN_OR_RETURN(auto fp32, ImportOnnxModel(options.fp32_path, import_options));
   QALIGN_ASSIGN_OR_RETURN(auto quant, ImportOnnxModel(options.quantized_path, import_options));
-  QALIGN_ASSIGN_OR_RETURN(auto data, OpenData(options.data_spec, *fp32));
+  QALIGN_ASSIGN_OR_RETURN(auto data, OpenData(options.data_spec, options.samples, *fp32));
 
   ExecutorOptions exec_options;
   exec_options.num_threads = options.num_threads;
@@ -579,6 +636,10 @@ StatusOr<EvalSummary> EvaluateModels(const EvalOptions& options) {
       }
     }
     progress.Update(i + 1);
+    if (options.progress && !options.progress("eval", static_cast<int64_t>(i + 1),
+                                              static_cast<int64_t>(data->size()))) {
+      return CancelledError("eval: stopped after ", i + 1, " of ", data->size(), " samples");
+    }
   }
   progress.Finish();
   summary.samples = static_cast<int64_t>(data->size());

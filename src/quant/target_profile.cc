@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <dlfcn.h>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -388,11 +389,79 @@ StatusOr<TargetProfile> LoadTargetProfileFile(const std::string& path) {
   return reader.Profile(root);
 }
 
+namespace {
+
+// The install layout, relative to the prefix (GNUInstallDirs at configure time): where the
+// binary, the library and the Python module go, and where the profiles go.
+#ifndef QALIGN_INSTALL_BINDIR
+#define QALIGN_INSTALL_BINDIR "bin"
+#endif
+#ifndef QALIGN_INSTALL_LIBDIR
+#define QALIGN_INSTALL_LIBDIR "lib"
+#endif
+#ifndef QALIGN_INSTALL_DATADIR
+#define QALIGN_INSTALL_DATADIR "share"
+#endif
+#ifndef QALIGN_INSTALL_PYTHONDIR
+#define QALIGN_INSTALL_PYTHONDIR ""
+#endif
+
+// The file holding this code: libqalign.so, the Python module, or the executable that linked
+// libqalign.a. dladdr names a shared object by the path it was loaded from; for the main program
+// it gives argv[0], which may be a bare name found on PATH, so /proc/self/exe comes too.
+std::vector<std::filesystem::path> FilesHoldingThisCode() {
+  std::vector<std::filesystem::path> files;
+  std::error_code ec;
+  Dl_info info;
+  if (dladdr(reinterpret_cast<void*>(&FilesHoldingThisCode), &info) != 0 &&
+      info.dli_fname != nullptr && info.dli_fname[0] == '/') {
+    auto path = std::filesystem::canonical(info.dli_fname, ec);
+    if (!ec) files.push_back(path);
+  }
+  auto exe = std::filesystem::canonical("/proc/self/exe", ec);
+  if (!ec) files.push_back(exe);
+  return files;
+}
+
+// `dir` minus its trailing components `tail` ("lib/x86_64-linux-gnu"), or empty when `dir` does
+// not end with them.
+std::filesystem::path PrefixBefore(const std::filesystem::path& dir, const std::string& tail) {
+  if (tail.empty() || std::filesystem::path(tail).is_absolute()) return {};
+  std::filesystem::path prefix = dir;
+  std::vector<std::string> parts;
+  for (const auto& part : std::filesystem::path(tail).lexically_normal()) {
+    if (!part.empty() && part != ".") parts.push_back(part.string());
+  }
+  for (auto it = parts.rbegin(); it != parts.rend(); ++it) {
+    if (prefix.filename() != *it) return {};
+    prefix = prefix.parent_path();
+  }
+  return prefix;
+}
+
+}  // namespace
+
 std::string TargetsDir() {
   const char* env = std::getenv("QALIGN_TARGETS_DIR");
   if (env != nullptr && *env != '\0') return env;
-#ifdef QALIGN_TARGETS_DIR
-  return QALIGN_TARGETS_DIR;
+  // Installed: PREFIX/share/qalign/targets next to PREFIX/bin/qalign, PREFIX/lib/libqalign.so or
+  // the Python module, wherever PREFIX was moved to.
+  const std::string python_package = std::string(QALIGN_INSTALL_PYTHONDIR).empty()
+                                         ? std::string()
+                                         : std::string(QALIGN_INSTALL_PYTHONDIR) + "/qalign";
+  std::error_code ec;
+  for (const std::filesystem::path& file : FilesHoldingThisCode()) {
+    for (const std::string& tail : {std::string(QALIGN_INSTALL_BINDIR),
+                                    std::string(QALIGN_INSTALL_LIBDIR), python_package}) {
+      const std::filesystem::path prefix = PrefixBefore(file.parent_path(), tail);
+      if (prefix.empty()) continue;
+      const std::filesystem::path dir = prefix / QALIGN_INSTALL_DATADIR / "qalign" / "targets";
+      if (std::filesystem::is_directory(dir, ec)) return dir.string();
+    }
+  }
+  // A build tree: the source tree's targets/.
+#ifdef QALIGN_SOURCE_TARGETS_DIR
+  return QALIGN_SOURCE_TARGETS_DIR;
 #else
   return "targets";
 #endif

@@ -100,12 +100,14 @@ struct TargetProfile {
 
 // Reads and validates one profile file.
 StatusOr<TargetProfile> LoadTargetProfileFile(const std::string& path);
-// `name_or_path` is a path if it exists or ends in .json; otherwise targets/<name>.json looked up
-// in $QALIGN_TARGETS_DIR (environment) first, then the source tree's targets/ (compile time).
+// `name_or_path` is a path if it exists or ends in .json; otherwise <name>.json in TargetsDir().
 StatusOr<TargetProfile> LoadTargetProfile(const std::string& name_or_path);
 // Names of the profiles shipped in the targets directory, sorted.
 std::vector<std::string> BuiltinTargetNames();
-// The directory LoadTargetProfile searches for names.
+// The directory LoadTargetProfile searches for names: $QALIGN_TARGETS_DIR (environment) if set;
+// else PREFIX/share/qalign/targets when this code runs from an installed PREFIX/bin/qalign,
+// PREFIX/lib/libqalign or the installed Python module (found from the file's own location, so a
+// moved prefix still works); else the source tree's targets/ (a build tree).
 std::string TargetsDir();
 
 // True for operator types of the default ONNX domain that qalign knows (opsets 7 to 21).

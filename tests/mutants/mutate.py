@@ -159,7 +159,7 @@ def main():
     logs = os.path.join(args.scratch, "logs")
     os.makedirs(logs, exist_ok=True)
     configure = ["cmake", "-S", src, "-B", build, "-G", "Ninja", "-DCMAKE_BUILD_TYPE=Release",
-                 "-DQALIGN_BUILD_BENCH=OFF"]
+                 "-DQALIGN_BUILD_BENCH=OFF", "-DQALIGN_BUILD_PYTHON=OFF"]
     if shutil.which("ccache"):
         configure.append("-DCMAKE_CXX_COMPILER_LAUNCHER=ccache")
     build_cmd = ["cmake", "--build", build, "-j", str(args.jobs)]

@@ -23,7 +23,7 @@ int RunAlign(AlignFlags& flags) {
   auto shapes = ParseInputShapes(flags.input_shapes);
   if (!shapes.ok()) return ReportUsageError(shapes.status().message());
   options.input_shapes = *shapes;
-  Status checked = CheckAlignFlags(options);
+  Status checked = CheckAlignOverrides(options);
   if (!checked.ok()) return ReportUsageError(checked.message());
 
   auto summary = AlignModel(options);

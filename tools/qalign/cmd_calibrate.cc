@@ -24,7 +24,7 @@ int RunCalibrate(CalibrateFlags& flags) {
   auto shapes = ParseInputShapes(flags.input_shapes);
   if (!shapes.ok()) return ReportUsageError(shapes.status().message());
   options.input_shapes = *shapes;
-  Status checked = CheckCalibrationFlags(options);
+  Status checked = CheckCalibrationDataOptions(options);
   if (!checked.ok()) return ReportUsageError(checked.message());
   if (options.quiet) SetLogLevel(LogLevel::kWarning);
   auto summary = CalibrateModel(options);

@@ -7,42 +7,34 @@
 #include "cli.h"
 #include "flags.h"
 #include "core/logging.h"
-#include "onnx/importer.h"
-#include "qdq/qdq_check.h"
-#include "qdq/qdq_import.h"
-#include "quant/target_profile.h"
+#include "qalign/check.h"
 
 namespace qalign::cli {
 namespace {
 
 struct CheckFlags {
-  std::string model;
-  std::string target;
+  CheckOptions options;
   bool json = false;
   std::vector<std::string> input_shapes;
 };
 
-int RunCheck(const CheckFlags& flags) {
-  ImportOptions import_options;
+int RunCheck(CheckFlags& flags) {
   auto shapes = ParseInputShapes(flags.input_shapes);
   if (!shapes.ok()) return ReportUsageError(shapes.status().message());
-  import_options.input_shapes = *shapes;
-  auto profile = LoadTargetProfile(flags.target);
-  if (!profile.ok()) return ReportError(profile.status());
-  auto view = ImportQdqModelFile(flags.model, *profile, import_options);
-  if (!view.ok()) return ReportError(view.status());
-  if ((*view)->stats.activation_pairs == 0 && (*view)->stats.constant_dqs == 0) {
-    LogWarning(flags.model, ": no QuantizeLinear / DequantizeLinear nodes; not a QDQ model, "
-               "nothing to check");
+  flags.options.input_shapes = *shapes;
+  auto summary = CheckModel(flags.options);
+  if (!summary.ok()) return ReportError(summary.status());
+  if (!summary->has_qdq) {
+    LogWarning(flags.options.model_path, ": no QuantizeLinear / DequantizeLinear nodes; not a QDQ "
+               "model, nothing to check");
   }
-  QdqCheckResult result = CheckQdqModel(**view);
   if (flags.json) {
-    std::fputs(CheckReportJson(**view, result).c_str(), stdout);
+    std::fputs(summary->report_json.c_str(), stdout);
   } else {
-    for (const std::string& note : (*view)->notes) LogWarning(note);
-    std::fputs(CheckReportText(**view, result).c_str(), stdout);
+    for (const std::string& note : summary->notes) LogWarning(note);
+    std::fputs(summary->text.c_str(), stdout);
   }
-  return result.violations.empty() ? kExitOk : kExitFailure;
+  return summary->violations.empty() ? kExitOk : kExitFailure;
 }
 
 }  // namespace
@@ -51,8 +43,9 @@ void AddCheckCommand(CLI::App& app, CommandContext& context) {
   auto* sub = app.add_subcommand(
       "check", "List the alignment rules a QDQ ONNX model violates for a target (exit 1 if any)");
   auto flags = std::make_shared<CheckFlags>();
-  AddModelFlags(sub, &flags->model, &flags->input_shapes, "QDQ ONNX model (from any quantizer)");
-  AddTargetFlag(sub, &flags->target);
+  AddModelFlags(sub, &flags->options.model_path, &flags->input_shapes,
+                "QDQ ONNX model (from any quantizer)");
+  AddTargetFlag(sub, &flags->options.target);
   sub->add_flag("--json", flags->json, "Print the violations as JSON");
   sub->callback([&context, flags] { context.run = [flags] { return RunCheck(*flags); }; });
 }

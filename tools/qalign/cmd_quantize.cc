@@ -26,8 +26,8 @@ int RunQuantize(QuantizeFlags& flags) {
   if (!shapes.ok()) return ReportUsageError(shapes.status().message());
   options.input_shapes = *shapes;
   options.bias_correction = flags.bias_correction;
-  Status checked = CheckCalibrationFlags(options);
-  if (checked.ok()) checked = CheckAlignFlags(options);
+  Status checked = CheckCalibrationDataOptions(options);
+  if (checked.ok()) checked = CheckAlignOverrides(options);
   if (!checked.ok()) return ReportUsageError(checked.message());
   if (options.calib_spec.empty() && options.ranges_path.empty()) {
     return ReportUsageError("quantize needs --calib or --ranges");

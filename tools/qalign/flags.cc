@@ -70,17 +70,6 @@ CLI::Option* AddCalibrationFlags(CLI::App* sub, CalibrationDataOptions* options)
   return calib;
 }
 
-Status CheckCalibrationFlags(const CalibrationDataOptions& options) {
-  QALIGN_RETURN_IF_ERROR(ParseObserverKind(options.observer).status());
-  if (!(options.percentile > 50.0 && options.percentile <= 100.0)) {
-    return InvalidArgumentError("--percentile must be in (50, 100], got ", options.percentile);
-  }
-  if (options.holdout < -1) {
-    return InvalidArgumentError("--holdout must be 0 or more, got ", options.holdout);
-  }
-  return Status::Ok();
-}
-
 void AddAlignFlags(CLI::App* sub, AlignOverrides* overrides) {
   sub->add_option("--align", overrides->align,
                   "Override a rule's method per op type: TYPE=METHOD (large, output, input, none)");
@@ -98,19 +87,6 @@ void AddAlignFlags(CLI::App* sub, AlignOverrides* overrides) {
   on->excludes(off);
   sub->add_flag("--requantize-on-mismatch", overrides->requantize_on_mismatch,
                 "Relax a scheme mismatch inside a group with a recorded requantize");
-}
-
-Status CheckAlignFlags(const AlignOverrides& overrides) {
-  std::map<std::string, AlignMethod> scratch;
-  for (const std::string& flag : overrides.align) {
-    Status s = ParseAlignAssignment(flag, &scratch);
-    if (!s.ok()) return InvalidArgumentError("--align: ", s.message());
-  }
-  for (const std::string& flag : overrides.align_node) {
-    Status s = ParseAlignAssignment(flag, &scratch);
-    if (!s.ok()) return InvalidArgumentError("--align-node: ", s.message());
-  }
-  return Status::Ok();
 }
 
 }  // namespace qalign::cli

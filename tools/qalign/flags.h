@@ -35,13 +35,9 @@ void AddRewriteFlags(CLI::App* sub, ModelOptions* options);
 extern const char kDataSpecHelp[];
 // --calib, --observer, --percentile, --holdout. Returns --calib, which the caller may require.
 CLI::Option* AddCalibrationFlags(CLI::App* sub, CalibrationDataOptions* options);
-// --observer names an observer, --percentile is in (50, 100], --holdout is -1 or more.
-Status CheckCalibrationFlags(const CalibrationDataOptions& options);
 
 // --align, --align-node, --align-config, --force-overlap / --no-force-overlap,
 // --requantize-on-mismatch.
 void AddAlignFlags(CLI::App* sub, AlignOverrides* overrides);
-// --align and --align-node are KEY=METHOD with a known method (the config file is read later).
-Status CheckAlignFlags(const AlignOverrides& overrides);
 
 }  // namespace qalign::cli
