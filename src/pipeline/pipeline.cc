@@ -3,6 +3,8 @@
 
 #include <unordered_set>
 
+#include "pipeline/mixed_precision.h"
+
 
 namespace qalign {
 
@@ -55,6 +57,8 @@ StatusOr<QuantizePipelineResult> RunQuantizePipeline(const Graph& graph,
                           RunCalibrationSteps(graph, profile, calibrate, table));
   result.dispatch = calibrated.dispatch;
   result.ranges = std::move(calibrated.ranges);
+  // 2b. Ops kept in FP32.
+  KeepOpsInFp32(options.fp32_ops, table);
   // 3. Ranges into TQCs.
   QALIGN_ASSIGN_OR_RETURN(result.applied,
                           ApplyRanges(result.ranges, table, options.allow_missing_ranges));

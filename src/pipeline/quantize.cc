@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <unordered_map>
 
@@ -22,6 +23,7 @@
 #include "onnx/importer.h"
 #include "onnx/tensor_proto.h"
 #include "pipeline/align_overrides.h"
+#include "pipeline/mixed_precision.h"
 #include "pipeline/pipeline.h"
 #include "quant/target_profile.h"
 #include "runtime/executor.h"
@@ -42,6 +44,12 @@ std::string Fixed(double v, int digits) {
   char buffer[64];
   std::snprintf(buffer, sizeof(buffer), "%.*f", digits, v);
   return buffer;
+}
+
+std::string Join(const std::vector<std::string>& parts, const std::string& separator) {
+  std::string out;
+  for (size_t i = 0; i < parts.size(); ++i) out += (i == 0 ? "" : separator) + parts[i];
+  return out;
 }
 
 OutputQuality QualityOf(const ErrorAccumulator& e) {
@@ -138,6 +146,89 @@ CalibrateFn ExecutorCalibration(const PreparedModel& model, const CalibrationDat
 // Ranges read from a file instead of a calibration run.
 CalibrateFn RangesFromFile(const RangeMap& ranges) {
   return [&ranges](const std::vector<const Variable*>&) -> StatusOr<RangeMap> { return ranges; };
+}
+
+// The worst SNR over a model's outputs.
+double WorstSnrDb(const OutputErrors& errors) {
+  double worst = std::numeric_limits<double>::infinity();
+  for (const auto& [name, e] : errors) worst = std::min(worst, e.SnrDb());
+  return worst;
+}
+
+// --accuracy-budget: SearchFp32Ops over the evaluation samples, each trial the whole of steps 2b-5
+// from the ranges of the first calibration, then the simulated model against FP32 outputs
+// computed once.
+StatusOr<Fp32SearchResult> SearchBudget(const Graph& graph, const TargetProfile& profile,
+                                        const QuantizePipelineOptions& pipeline_options,
+                                        const RangeMap& ranges, QuantConfigTable& table,
+                                        const CalibrationDataset& samples, size_t count,
+                                        const QuantizeOptions& options) {
+  ExecutorOptions exec_options;
+  exec_options.num_threads = options.num_threads;
+  QALIGN_ASSIGN_OR_RETURN(auto reference, Executor::Create(graph, exec_options));
+  std::vector<Sample> inputs;
+  std::vector<std::map<std::string, Tensor>> fp32_outputs;
+  for (size_t i = 0; i < count; ++i) {
+    QALIGN_ASSIGN_OR_RETURN(Sample sample, samples.Load(i));
+    QALIGN_ASSIGN_OR_RETURN(auto out, reference->Run(sample));
+    inputs.push_back(std::move(sample));
+    fp32_outputs.push_back(std::move(out));
+  }
+  const std::vector<const Operation*> candidates =
+      MixedPrecisionCandidates(table, pipeline_options.fp32_ops);
+  Fp32SearchOptions search;
+  search.budget_db = *options.accuracy_budget_db;
+  search.max_ops = options.max_fp32_ops >= 0
+                       ? static_cast<size_t>(options.max_fp32_ops)
+                       : std::max<size_t>(1, graph.num_operations() / 20);
+  ProgressReporter progress("mixed precision", 1 + candidates.size() + search.max_ops,
+                            options.quiet ? ProgressMode::kQuiet : ProgressMode::kAuto);
+  int64_t done = 0;
+  const MeasureSnrFn measure =
+      [&](const std::vector<const Operation*>& fp32_ops) -> StatusOr<double> {
+    QuantizePipelineOptions trial_options = pipeline_options;
+    trial_options.fp32_ops = fp32_ops;
+    QuantConfigTable trial;
+    QALIGN_ASSIGN_OR_RETURN(QuantizePipelineResult result,
+                            RunQuantizePipeline(graph, profile, trial_options,
+                                                RangesFromFile(ranges), &trial));
+    if (!result.violations.empty()) {
+      return InternalError("mixed precision: a rule is violated with ", fp32_ops.size(),
+                           " ops in FP32: ", result.violations.front().message);
+    }
+    QALIGN_ASSIGN_OR_RETURN(QuantPlan plan,
+                            BuildQuantPlan(graph, trial, result.alignment.requantizes));
+    QALIGN_ASSIGN_OR_RETURN(auto simulator, FakeQuantSimulator::Create(graph, plan, exec_options));
+    OutputErrors errors;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      QALIGN_ASSIGN_OR_RETURN(auto out, simulator->Run(inputs[i]));
+      QALIGN_RETURN_IF_ERROR(AccumulateOutputs(fp32_outputs[i], out, &errors));
+    }
+    progress.Update(static_cast<size_t>(++done));
+    return WorstSnrDb(errors);
+  };
+  QALIGN_ASSIGN_OR_RETURN(Fp32SearchResult result,
+                          SearchFp32Ops(pipeline_options.fp32_ops, candidates, measure, search));
+  progress.Finish();
+  return result;
+}
+
+// The alignment report with what mixed precision kept in FP32, and the budget.
+std::string WithMixedPrecision(const std::string& report, const QuantizeSummary& summary) {
+  nlohmann::json root = nlohmann::json::parse(report);
+  nlohmann::json kept = nlohmann::json::array();
+  for (const QuantizeSummary::KeptFp32Op& k : summary.kept_fp32) {
+    kept.push_back({{"op", k.op}, {"reason", k.reason}});
+  }
+  root["fp32_ops"] = std::move(kept);
+  if (summary.accuracy_budget_db) {
+    root["accuracy_budget"] = {{"snr_db", *summary.accuracy_budget_db},
+                               {"met", summary.budget_met},
+                               {"snr_db_before", summary.budget_base_snr_db},
+                               {"snr_db_after", summary.budget_snr_db},
+                               {"blocked_by", summary.budget_blockers}};
+  }
+  return root.dump(2) + "\n";
 }
 
 }  // namespace
@@ -238,6 +329,22 @@ std::string QuantizeSummary::ToText() const {
                 biases, " int32 biases; opset ", source_opset, " -> ", opset, "\n");
   out += StrCat("  alignment: ", groups, " groups, ", requantizes, " requantizes, ", violations,
                 " violations\n");
+  if (!kept_fp32.empty() || accuracy_budget_db) {
+    out += StrCat("  mixed precision: ", kept_fp32.size(), " ops kept FP32\n");
+    for (const KeptFp32Op& k : kept_fp32) out += StrCat("    ", k.op, ": ", k.reason, "\n");
+  }
+  if (accuracy_budget_db) {
+    out += StrCat("  accuracy budget ", Fixed(*accuracy_budget_db, 2), " dB: ",
+                  budget_met ? "met" : "NOT met", " (worst output SNR ",
+                  Fixed(budget_base_snr_db, 2), " dB before, ", Fixed(budget_snr_db, 2),
+                  " dB after)\n");
+    if (!budget_met) {
+      out += budget_blockers.empty()
+                 ? std::string("    no op kept FP32 alone raises the SNR\n")
+                 : StrCat("    prevented by the quantization of: ", Join(budget_blockers, ", "),
+                          "\n");
+    }
+  }
   if (!ranges_path.empty()) {
     out += StrCat("  calibration: ranges from ", ranges_path, "\n");
   } else {
@@ -277,6 +384,13 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
   if (options.calib_spec.empty() && options.ranges_path.empty()) {
     return InvalidArgumentError("quantize: no calibration data (--calib) and no --ranges");
   }
+  if (options.accuracy_budget_db &&
+      (options.calib_spec.empty() || options.eval_samples <= 0 ||
+       !std::isfinite(*options.accuracy_budget_db))) {
+    return InvalidArgumentError(
+        "quantize: --accuracy-budget needs a finite number of dB, --calib data and "
+        "--eval-samples > 0 (its SNR is measured on the evaluation samples)");
+  }
 
   // Options first, so mistakes surface before any work.
   QuantizePipelineOptions pipeline_options;
@@ -296,6 +410,11 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
       }
     }
   }
+  auto excluded = ResolveExcludedOps(graph, options.exclude);
+  if (!excluded.ok()) {
+    return Status(excluded.status().code(), options.model_path + ": " + excluded.status().message());
+  }
+  pipeline_options.fp32_ops = *excluded;
   summary.target = profile.name;
   summary.ops = static_cast<int64_t>(graph.num_operations());
   summary.folded_ops = model.rewritten.folded.batch_norms + model.rewritten.folded.elementwise;
@@ -326,17 +445,67 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
       options.ranges_path.empty()
           ? ExecutorCalibration(model, *split.calibration, calib_options, &calibration)
           : RangesFromFile(file_ranges);
-  QuantConfigTable table;
-  auto pipeline = RunQuantizePipeline(graph, profile, pipeline_options, calibrate, &table);
+  auto table = std::make_unique<QuantConfigTable>();
+  auto pipeline = RunQuantizePipeline(graph, profile, pipeline_options, calibrate, table.get());
   if (!pipeline.ok()) {
     return Status(pipeline.status().code(),
                   options.model_path + ": " + pipeline.status().message());
+  }
+  for (const Operation* op : pipeline_options.fp32_ops) {
+    summary.kept_fp32.push_back({op->Describe(), "--exclude"});
+  }
+  // --accuracy-budget: search with the ranges of that calibration, then redo steps 2b-5 with the
+  // ops it keeps in FP32.
+  if (options.accuracy_budget_db) {
+    auto samples = split.holdout->size() > 0 ? split.holdout : split.calibration;
+    const size_t count =
+        std::min(samples->size(), static_cast<size_t>(std::max(options.eval_samples, 0)));
+    const RangeMap ranges = pipeline->ranges;
+    auto search = SearchBudget(graph, profile, pipeline_options, ranges, *table, *samples, count,
+                               options);
+    if (!search.ok()) {
+      return Status(search.status().code(), options.model_path + ": " + search.status().message());
+    }
+    summary.accuracy_budget_db = options.accuracy_budget_db;
+    summary.budget_met = search->met;
+    summary.budget_base_snr_db = search->base_snr_db;
+    summary.budget_snr_db = search->snr_db;
+    for (const OpSensitivity& k : search->kept) {
+      pipeline_options.fp32_ops.push_back(k.op);
+      summary.kept_fp32.push_back(
+          {k.op->Describe(), StrCat("accuracy budget: output SNR ", Fixed(k.snr_db, 2),
+                                    " dB once FP32 (", Fixed(search->base_snr_db, 2),
+                                    " dB with every op quantized)")});
+    }
+    for (const OpSensitivity& b : search->blockers) {
+      summary.budget_blockers.push_back(
+          StrCat(b.op->Describe(), " (", Fixed(b.snr_db, 2), " dB alone in FP32)"));
+    }
+    if (!search->met) {
+      LogWarning(options.model_path, ": accuracy budget ", Fixed(*options.accuracy_budget_db, 2),
+                 " dB not met: the best model found (", Fixed(search->snr_db, 2),
+                 " dB) is written");
+    }
+    table = std::make_unique<QuantConfigTable>();
+    pipeline = RunQuantizePipeline(graph, profile, pipeline_options, RangesFromFile(ranges),
+                                   table.get());
+    if (!pipeline.ok()) {
+      return Status(pipeline.status().code(),
+                    options.model_path + ": " + pipeline.status().message());
+    }
+    pipeline->ranges = ranges;
   }
   TensorShapes shapes = std::move(calibration.shapes);
   std::vector<std::map<std::string, Tensor>> fp32_outputs = std::move(calibration.outputs);
   summary.calibrate_seconds = calibration.seconds;
   summary.quantized_ops = pipeline->dispatch.quantized_ops;
   summary.fp32_ops = pipeline->dispatch.fp32_ops;
+  for (const Operation* op : pipeline_options.fp32_ops) {  // dispatch counted them as quantized
+    if (op->in_default_domain() && profile.Quantizes(op->type())) {
+      --summary.quantized_ops;
+      ++summary.fp32_ops;
+    }
+  }
   summary.groups = pipeline->alignment.counters.groups;
   summary.requantizes = pipeline->alignment.counters.requantizes;
   summary.violations = static_cast<int64_t>(pipeline->violations.size());
@@ -348,7 +517,9 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
   if (!options.report_path.empty()) {
     QALIGN_RETURN_IF_ERROR(WriteFileAtomically(
         options.report_path,
-        AlignmentReportJson(profile.name, pipeline->alignment, table, pipeline->violations),
+        WithMixedPrecision(AlignmentReportJson(profile.name, pipeline->alignment, *table,
+                                               pipeline->violations),
+                           summary),
         options.model_path));
   }
   if (!pipeline->violations.empty() && options.no_align) {
@@ -361,7 +532,7 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
 
   const auto export_start = Clock::now();
   QALIGN_ASSIGN_OR_RETURN(QuantPlan plan,
-                          BuildQuantPlan(graph, table, pipeline->alignment.requantizes));
+                          BuildQuantPlan(graph, *table, pipeline->alignment.requantizes));
   // Shapes from an FP32 run: the opset converter needs ranks static inference cannot give. The
   // first calibration sample, as the calibration run records them; without data, one random
   // sample of the model's input shapes.
