@@ -38,10 +38,12 @@ StatusOr<std::vector<const Operation*>> ResolveExcludedOps(
 }
 
 int64_t KeepOpsInFp32(const std::vector<const Operation*>& ops, QuantConfigTable* table) {
+  if (ops.empty()) return 0;
+  const std::set<const Operation*> chosen(ops.begin(), ops.end());
   int64_t changed = 0;
-  for (const Operation* op : ops) {
-    const OperationQuantConfig* config = table->FindOp(op);
-    if (config == nullptr) continue;
+  for (OperationQuantConfig* config : table->op_configs()) {
+    if (!chosen.count(config->op)) continue;
+    config->kept_fp32 = true;
     for (const auto* ports : {&config->inputs, &config->outputs}) {
       for (TQC* t : *ports) {
         if (t == nullptr || !IsQuantizedState(t->state)) continue;
@@ -114,13 +116,25 @@ StatusOr<Fp32SearchResult> SearchFp32Ops(const std::vector<const Operation*>& fi
     result.snr_db = snr;
     result.met = snr >= options.budget_db;
   }
+  // 3. Not met: the ops that would raise the SNR further if they too were FP32 (the 8 most
+  // sensitive left quantized are tried), the best first.
   if (!result.met) {
     const std::set<const Operation*> in(kept.begin(), kept.end());
+    size_t tries = 0;
     for (const OpSensitivity& candidate : result.ranking) {
-      if (result.blockers.size() >= 5) break;
-      if (in.count(candidate.op) || !(candidate.snr_db > result.base_snr_db)) continue;
-      result.blockers.push_back(candidate);
+      if (tries >= 8) break;
+      if (in.count(candidate.op)) continue;
+      ++tries;
+      std::vector<const Operation*> trial = kept;
+      trial.push_back(candidate.op);
+      QALIGN_ASSIGN_OR_RETURN(double snr, run(trial));
+      if (snr > result.snr_db) result.blockers.push_back({candidate.op, snr});
     }
+    std::stable_sort(result.blockers.begin(), result.blockers.end(),
+                     [](const OpSensitivity& a, const OpSensitivity& b) {
+                       return a.snr_db > b.snr_db;
+                     });
+    if (result.blockers.size() > 5) result.blockers.resize(5);
   }
   return result;
 }

@@ -3,9 +3,11 @@
 // An op kept in FP32 has every port that dispatch quantized turned FP32 (step 2b of pipeline.h,
 // after calibration and before the ranges go into the TQCs), so the alignment pass never puts
 // those ports in a group and every rule is checked, as before, between the quantized ports that
-// remain. At the boundary the QDQ export does what it does for any FP32 op: a quantized producer
-// still quantizes its output (an integer kernel writes integers) and the FP32 op reads the
-// dequantized value; a quantized consumer of the FP32 op's output quantizes it on its own edge.
+// remain. At the boundary, the FP32 op reads float tensors (a QDQ runtime runs an op that reads
+// DequantizeLinear outputs and feeds QuantizeLinear quantized, whatever the plan meant), so a
+// quantized producer's output is quantized on the edges of its quantized readers instead of right
+// after the producer (export/quant_plan.h); a quantized consumer of the FP32 op's output
+// quantizes it on its own edge.
 //
 // Two ways to choose the ops:
 //   --exclude NAME|TYPE   the user's list: an op name, or an op type (every op of that type);
@@ -31,7 +33,8 @@ namespace qalign {
 StatusOr<std::vector<const Operation*>> ResolveExcludedOps(const Graph& graph,
                                                            const std::vector<std::string>& entries);
 
-// Every quantized port (not FP32 and not SOI) of `ops` becomes FP32. Returns how many TQCs changed.
+// Every quantized port (not FP32 and not SOI) of `ops` becomes FP32, and the ops are marked
+// kept_fp32 so that the export feeds them float tensors. Returns how many TQCs changed.
 int64_t KeepOpsInFp32(const std::vector<const Operation*>& ops, QuantConfigTable* table);
 
 // The ops whose FP32 can change the quantized model: those with a quantized activation or weight
@@ -59,8 +62,9 @@ struct Fp32SearchResult {
   bool met = false;
   std::vector<OpSensitivity> kept;     // in the order added, each with the SNR after adding it
   std::vector<OpSensitivity> ranking;  // every candidate, the most sensitive first
-  // When the budget is not met: the most sensitive candidates left quantized (at most 5), whose
-  // quantization keeps the SNR under the budget.
+  // When the budget is not met: ops left quantized (at most 5, of the 8 most sensitive tried) that
+  // would raise the SNR if they too were FP32, each with that SNR, the best first: their
+  // quantization is what keeps the model under the budget.
   std::vector<OpSensitivity> blockers;
   int64_t measurements = 0;
 };

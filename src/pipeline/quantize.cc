@@ -155,12 +155,60 @@ double WorstSnrDb(const OutputErrors& errors) {
   return worst;
 }
 
+// The `keep` candidates that lose the most SNR locally in the quantized model of `table` (on one
+// sample): worst input SNR - output SNR, as `qalign eval --per-layer` ranks layers. Measuring every
+// op of a large model costs one simulated run each; this one run narrows the list first.
+StatusOr<std::vector<const Operation*>> MostLossyOps(
+    const Graph& graph, QuantConfigTable& table, const QuantizePipelineResult& pipeline,
+    const std::vector<const Operation*>& candidates, const Sample& sample,
+    const ExecutorOptions& exec_options, size_t keep) {
+  if (candidates.size() <= keep) return candidates;
+  ExecutorOptions all = exec_options;
+  all.keep_all = true;
+  QALIGN_ASSIGN_OR_RETURN(auto reference, Executor::Create(graph, all));
+  QALIGN_ASSIGN_OR_RETURN(auto ref, reference->Run(sample));
+  QALIGN_ASSIGN_OR_RETURN(QuantPlan plan,
+                          BuildQuantPlan(graph, table, pipeline.alignment.requantizes));
+  QALIGN_ASSIGN_OR_RETURN(auto simulator, FakeQuantSimulator::Create(graph, plan, all));
+  QALIGN_ASSIGN_OR_RETURN(auto got, simulator->Run(sample));
+  auto snr_of = [&](const Variable* v) -> double {
+    if (v == nullptr) return 100.0;
+    auto r = ref.find(v->name());
+    auto g = got.find(v->name());
+    if (r == ref.end() || g == got.end() || r->second.dtype() != DataType::kFloat ||
+        r->second.shape() != g->second.shape()) {
+      return 100.0;
+    }
+    ErrorAccumulator e;
+    if (!e.Add(r->second, g->second, v->name()).ok()) return 100.0;
+    return std::min(e.SnrDb(), 100.0);  // exact tensors count as 100 dB, as in eval
+  };
+  std::vector<std::pair<double, const Operation*>> losses;
+  for (const Operation* op : candidates) {
+    double input_snr = 100.0;
+    for (const Variable* in : op->inputs()) {
+      if (in != nullptr && !in->is_parameter()) input_snr = std::min(input_snr, snr_of(in));
+    }
+    losses.push_back({input_snr - snr_of(op->output(0)), op});
+  }
+  std::stable_sort(losses.begin(), losses.end(),
+                   [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::set<const Operation*> chosen;
+  for (size_t i = 0; i < keep; ++i) chosen.insert(losses[i].second);
+  std::vector<const Operation*> out;
+  for (const Operation* op : candidates) {
+    if (chosen.count(op)) out.push_back(op);
+  }
+  return out;
+}
+
 // --accuracy-budget: SearchFp32Ops over the evaluation samples, each trial the whole of steps 2b-5
 // from the ranges of the first calibration, then the simulated model against FP32 outputs
 // computed once.
 StatusOr<Fp32SearchResult> SearchBudget(const Graph& graph, const TargetProfile& profile,
                                         const QuantizePipelineOptions& pipeline_options,
                                         const RangeMap& ranges, QuantConfigTable& table,
+                                        const QuantizePipelineResult& first,
                                         const CalibrationDataset& samples, size_t count,
                                         const QuantizeOptions& options) {
   ExecutorOptions exec_options;
@@ -174,14 +222,17 @@ StatusOr<Fp32SearchResult> SearchBudget(const Graph& graph, const TargetProfile&
     inputs.push_back(std::move(sample));
     fp32_outputs.push_back(std::move(out));
   }
-  const std::vector<const Operation*> candidates =
-      MixedPrecisionCandidates(table, pipeline_options.fp32_ops);
   Fp32SearchOptions search;
   search.budget_db = *options.accuracy_budget_db;
   search.max_ops = options.max_fp32_ops >= 0
                        ? static_cast<size_t>(options.max_fp32_ops)
                        : std::max<size_t>(1, graph.num_operations() / 20);
-  ProgressReporter progress("mixed precision", 1 + candidates.size() + search.max_ops,
+  // Each candidate measured costs a simulated run per sample: at most 2 * max_ops + 8 of them.
+  QALIGN_ASSIGN_OR_RETURN(
+      const std::vector<const Operation*> candidates,
+      MostLossyOps(graph, table, first, MixedPrecisionCandidates(table, pipeline_options.fp32_ops),
+                   inputs.front(), exec_options, 2 * search.max_ops + 8));
+  ProgressReporter progress("mixed precision", 9 + candidates.size() + search.max_ops,
                             options.quiet ? ProgressMode::kQuiet : ProgressMode::kAuto);
   int64_t done = 0;
   const MeasureSnrFn measure =
@@ -461,8 +512,8 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
     const size_t count =
         std::min(samples->size(), static_cast<size_t>(std::max(options.eval_samples, 0)));
     const RangeMap ranges = pipeline->ranges;
-    auto search = SearchBudget(graph, profile, pipeline_options, ranges, *table, *samples, count,
-                               options);
+    auto search = SearchBudget(graph, profile, pipeline_options, ranges, *table, *pipeline,
+                               *samples, count, options);
     if (!search.ok()) {
       return Status(search.status().code(), options.model_path + ": " + search.status().message());
     }
@@ -479,7 +530,7 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
     }
     for (const OpSensitivity& b : search->blockers) {
       summary.budget_blockers.push_back(
-          StrCat(b.op->Describe(), " (", Fixed(b.snr_db, 2), " dB alone in FP32)"));
+          StrCat(b.op->Describe(), " (", Fixed(b.snr_db, 2), " dB if it were FP32 too)"));
     }
     if (!search->met) {
       LogWarning(options.model_path, ": accuracy budget ", Fixed(*options.accuracy_budget_db, 2),
