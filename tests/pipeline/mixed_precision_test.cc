@@ -196,6 +196,25 @@ TEST_F(MixedPrecisionTest, UnmetBudgetWritesTheBestModelAndNamesTheBlockers) {
   EXPECT_TRUE(fs::exists(dir_ + "/strict.onnx"));
 }
 
+// The other bad input: unknown observer and method names are usage errors listing the
+// valid ones.
+TEST_F(MixedPrecisionTest, UnknownObserverAndMethodNamesListTheValidOnes) {
+  const std::string model = PlantedModel();
+  CliResult r = RunCli({"quantize", model, "--target", target_, "--calib", "random:4",
+                        "--observer", "median", "-o", dir_ + "/o.onnx"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.StderrLines(), 1) << r.err;
+  EXPECT_NE(r.err.find("unknown observer 'median'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("minmax"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("mse"), std::string::npos) << r.err;
+  r = RunCli({"quantize", model, "--target", target_, "--calib", "random:4", "--align",
+              "Add=best", "-o", dir_ + "/o.onnx"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("unknown alignment method 'best'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("large"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir_ + "/o.onnx"));
+}
+
 TEST_F(MixedPrecisionTest, BudgetNeedsEvaluationData) {
   QuantizeOptions o = Options(PlantedModel());
   o.accuracy_budget_db = 30.0;
