@@ -391,7 +391,8 @@ std::string QuantizeSummary::ToText() const {
                   " dB after)\n");
     if (!budget_met) {
       out += budget_blockers.empty()
-                 ? std::string("    no op kept FP32 alone raises the SNR\n")
+                 ? std::string("    no further op in FP32 raises the SNR (the 8 most sensitive "
+                               "left quantized were tried)\n")
                  : StrCat("    prevented by the quantization of: ", Join(budget_blockers, ", "),
                           "\n");
     }
