@@ -123,6 +123,14 @@ struct QuantizeOptions : ModelOptions, CalibrationDataOptions, AlignOverrides {
   // causes on the calibration data into the biases (calib/bias_correction.h). Unset: on when the
   // target's weights are per-tensor (their rounding shifts the outputs most), off otherwise.
   std::optional<bool> bias_correction;
+  // Mixed precision (src/pipeline/mixed_precision.h). `exclude`: ops kept in FP32, each entry an op
+  // name or an op type; an entry naming no op of the model is an error.
+  std::vector<std::string> exclude;
+  // Set: keep the fewest further ops in FP32 until every output's SNR against FP32, measured on
+  // the evaluation samples (those of the summary's SNR), is at least this many dB.
+  std::optional<double> accuracy_budget_db;
+  // Most ops the budget's search may keep in FP32; -1: 5 % of the model's ops (at least 1).
+  int max_fp32_ops = -1;
 };
 
 struct OutputQuality {
@@ -136,6 +144,18 @@ struct QuantizeSummary {
   int64_t ops = 0;
   int64_t quantized_ops = 0;
   int64_t fp32_ops = 0;
+  // Ops kept in FP32 by --exclude or the accuracy budget, with why ("--exclude Sigmoid",
+  // "accuracy budget: alone in FP32 the output SNR is 12.3 dB").
+  struct KeptFp32Op {
+    std::string op;  // "Conv 'conv_3'"
+    std::string reason;
+  };
+  std::vector<KeptFp32Op> kept_fp32;
+  std::optional<double> accuracy_budget_db;
+  bool budget_met = true;
+  double budget_base_snr_db = 0.0;  // the worst output SNR before the search kept any op FP32
+  double budget_snr_db = 0.0;       // and after
+  std::vector<std::string> budget_blockers;  // when not met: ops whose quantization prevents it
   int64_t folded_ops = 0;  // BatchNormalization/Mul/Add/... folded into a Conv before dispatch
   int64_t equalized_pairs = 0;  // Conv -> Conv pairs whose channels were equalized
   int64_t corrected_biases = -1;  // biases bias correction changed; -1: not asked

@@ -150,7 +150,12 @@ BiasCorrection::BiasCorrection(const Graph& graph) {
   for (Operation* op : graph.operations()) {
     if (!IsCandidate(*op)) continue;
     ops_by_input_.emplace(op->input(0), ops_.size());
-    ops_.push_back(OpSums{op, {}, 0.0, Status::Ok()});
+    std::vector<float> bias;
+    if (op->input(2)->data()->dtype() == DataType::kFloat) {
+      const auto values = op->input(2)->data()->values<float>();
+      bias.assign(values.begin(), values.end());
+    }
+    ops_.push_back(OpSums{op, {}, 0.0, Status::Ok(), std::move(bias)});
   }
 }
 
@@ -178,6 +183,12 @@ void BiasCorrection::Observe(const Variable& variable, const Tensor& value) {
 StatusOr<BiasCorrectionStats> BiasCorrection::Apply(QuantConfigTable* table) const {
   BiasCorrectionStats stats;
   for (const OpSums& s : ops_) {
+    std::span<float> b = s.op->input(2)->mutable_data()->values<float>();
+    if (s.original_bias.size() != b.size()) {
+      ++stats.skipped;
+      continue;
+    }
+    std::copy(s.original_bias.begin(), s.original_bias.end(), b.begin());
     const OperationQuantConfig* config = table->FindOp(s.op);
     const TQC* w = config != nullptr && config->inputs.size() > 1 ? config->inputs[1] : nullptr;
     if (w == nullptr || !IsQuantizedState(w->state) || w->floating()) continue;
@@ -190,8 +201,6 @@ StatusOr<BiasCorrectionStats> BiasCorrection::Apply(QuantConfigTable* table) con
     const Tensor& weight = *s.op->input(1)->data();
     const std::vector<double> dw = WeightError(weight, *w, scale, zero_point);
     const std::vector<int64_t>& ws = weight.shape();
-    Tensor& bias = *s.op->input(2)->mutable_data();
-    std::span<float> b = bias.values<float>();
     std::vector<double> shift;
     if (s.op->type() == "Gemm") {
       // B' [K, N]: B[k, n], or B[n, k] with transB.
@@ -238,7 +247,7 @@ StatusOr<BiasCorrectionStats> BiasCorrection::Apply(QuantConfigTable* table) con
     }
     for (size_t c = 0; c < shift.size(); ++c) {
       const double mean_shift = shift[c] / s.positions;
-      b[c] = static_cast<float>(b[c] - mean_shift);
+      b[c] = static_cast<float>(s.original_bias[c] - mean_shift);
       stats.max_shift = std::max(stats.max_shift, std::abs(mean_shift));
     }
     ++stats.corrected;

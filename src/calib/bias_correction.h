@@ -43,7 +43,9 @@ class BiasCorrection {
   void Observe(const Variable& variable, const Tensor& value);
 
   // Folds the shift into each bias, with Wq from the weight TQC's params in `table` (so after the
-  // weight params are derived). Ops whose weight is not quantized are left alone.
+  // weight params are derived): bias = FP32 bias - shift, so running it again (another table of
+  // the same graph) gives the same bias, never a shift applied twice. Ops whose weight is not
+  // quantized keep their FP32 bias.
   StatusOr<BiasCorrectionStats> Apply(QuantConfigTable* table) const;
 
  private:
@@ -52,6 +54,7 @@ class BiasCorrection {
     std::vector<double> sums;  // S, by (ci, kh, kw) or k
     double positions = 0.0;    // P
     Status error;              // an input the sums cannot use; the op is then skipped
+    std::vector<float> original_bias;  // the FP32 bias, so Apply can run again (same result)
   };
   Status Accumulate(OpSums* sums, const Tensor& value) const;
 

@@ -242,11 +242,21 @@ class PlanBuilder {
     return config->outputs[static_cast<size_t>(v.producer_index())];
   }
 
+  // An op kept FP32 on purpose (mixed precision) reads `v` itself, not a dequantized value.
+  bool ReadsFloat(const Use& use) const {
+    const OperationQuantConfig* config = table_.FindOp(use.op);
+    return config != nullptr && config->kept_fp32;
+  }
+
   Status AddActivation(const Variable& v, QuantPlan& plan) {
     std::vector<ActivationPoint> points;
     const TQC* producer = ProducerTqc(v);
     int producer_point = -1;
-    if (IsPointState(producer)) {
+    // A reader kept FP32 needs the float tensor: then every quantized reader gets its own point
+    // (with the same params, so the numbers do not change) instead of one after the producer.
+    bool float_reader = false;
+    for (const Use& use : v.uses()) float_reader = float_reader || (!use.implicit() && ReadsFloat(use));
+    if (IsPointState(producer) && !float_reader) {
       ActivationPoint p;
       p.tensor = &v;
       QALIGN_ASSIGN_OR_RETURN(p.params, ParamsOf(producer, false));

@@ -10,7 +10,10 @@
 //     requantize: a second point reads the producer point's value (Q -> DQ -> Q -> DQ), shared by
 //     the consumers with equal params;
 //   - when the producer side is not quantized (an FP32 producer, a graph input, a fused
-//     Conv -> Relu output), each distinct consumer param set gets one point reading t itself.
+//     Conv -> Relu output), each distinct consumer param set gets one point reading t itself;
+//     so too when an op kept FP32 on purpose (OperationQuantConfig::kept_fp32) reads t: it reads
+//     the float tensor, since a QDQ runtime runs an op between DequantizeLinear and
+//     QuantizeLinear quantized.
 // For every parameter tensor read by a quantized TQC (weights, biases, constant operands): one
 // "parameter point" per distinct param set, the values stored as integers (int8 / uint8 / int32)
 // and dequantized, per channel when the params have one scale per channel.

@@ -6,6 +6,7 @@
 
 #include "calib/histogram.h"
 #include "calib/observer.h"
+#include "pipeline/mixed_precision.h"
 
 namespace qalign {
 
@@ -121,6 +122,8 @@ StatusOr<QuantizePipelineResult> RunQuantizePipeline(const Graph& graph,
                           RunCalibrationSteps(graph, profile, calibrate, table));
   result.dispatch = calibrated.dispatch;
   result.ranges = std::move(calibrated.ranges);
+  // 2b. Ops kept in FP32.
+  KeepOpsInFp32(options.fp32_ops, table);
   // 3. Ranges into TQCs.
   QALIGN_ASSIGN_OR_RETURN(result.applied,
                           ApplyRanges(result.ranges, table, options.allow_missing_ranges));
@@ -134,8 +137,10 @@ StatusOr<QuantizePipelineResult> RunQuantizePipeline(const Graph& graph,
   QALIGN_ASSIGN_OR_RETURN(result.alignment, RunAlignmentPass(graph, profile, alignment, table));
   QALIGN_ASSIGN_OR_RETURN(result.derived, DeriveWeightAndBiasParams(table));
   // 4b. Bias correction reads the weight params just derived.
+  // The corrected biases get their params again, so each still fits its integer range.
   if (options.bias_correction != nullptr) {
     QALIGN_ASSIGN_OR_RETURN(result.bias_corrected, options.bias_correction->Apply(table));
+    QALIGN_ASSIGN_OR_RETURN(result.derived, DeriveWeightAndBiasParams(table));
   }
   // 5. Verify, independently of how the pass got there.
   result.violations =

@@ -7,6 +7,9 @@
 //   1. dispatch        one TQC per op port: role, scheme, state (FP32 / SOI / fused) per target
 //   2. calibrate       ranges for every quantized activation tensor (the caller's executor run;
 //                      passes do not run models, so it is a callback)
+//   2b. keep FP32      the ops chosen to stay FP32 (--exclude, --accuracy-budget;
+//                      pipeline/mixed_precision.h) lose their quantized ports; after calibration,
+//                      so that one calibration run serves every trial of the budget's search
 //   3. apply ranges    calibration statistics into the TQCs (parameters from their own data)
 //   4. align           groups, shared params, requantize edges (passes/alignment/); then weight
 //                      params per channel and bias params (scale = input_scale * weight_scale,
@@ -57,6 +60,8 @@ struct QuantizePipelineOptions {
   bool allow_missing_ranges = false;
   // Step 4b, when set: the sums the caller's calibration run fed it, folded into the biases.
   const BiasCorrection* bias_correction = nullptr;
+  // Ops kept in FP32 (step 2b).
+  std::vector<const Operation*> fp32_ops;
 };
 
 // Returns calibration ranges (by tensor name) for `tensors`.

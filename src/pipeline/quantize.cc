@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <unordered_map>
 
@@ -23,6 +24,7 @@
 #include "onnx/importer.h"
 #include "onnx/tensor_proto.h"
 #include "pipeline/align_overrides.h"
+#include "pipeline/mixed_precision.h"
 #include "pipeline/pipeline.h"
 #include "quant/target_profile.h"
 #include "runtime/executor.h"
@@ -43,6 +45,12 @@ std::string Fixed(double v, int digits) {
   char buffer[64];
   std::snprintf(buffer, sizeof(buffer), "%.*f", digits, v);
   return buffer;
+}
+
+std::string Join(const std::vector<std::string>& parts, const std::string& separator) {
+  std::string out;
+  for (size_t i = 0; i < parts.size(); ++i) out += (i == 0 ? "" : separator) + parts[i];
+  return out;
 }
 
 OutputQuality QualityOf(const ErrorAccumulator& e) {
@@ -166,6 +174,142 @@ CalibrateFn ExecutorCalibration(const PreparedModel& model, const CalibrationDat
 // Ranges read from a file instead of a calibration run.
 CalibrateFn RangesFromFile(const RangeMap& ranges) {
   return [&ranges](const std::vector<const Variable*>&) -> StatusOr<RangeMap> { return ranges; };
+}
+
+// The worst SNR over a model's outputs.
+double WorstSnrDb(const OutputErrors& errors) {
+  double worst = std::numeric_limits<double>::infinity();
+  for (const auto& [name, e] : errors) worst = std::min(worst, e.SnrDb());
+  return worst;
+}
+
+// The `keep` candidates that lose the most SNR locally in the quantized model of `table` (on one
+// sample): worst input SNR - output SNR, as `qalign eval --per-layer` ranks layers. Measuring every
+// op of a large model costs one simulated run each; this one run narrows the list first.
+StatusOr<std::vector<const Operation*>> MostLossyOps(
+    const Graph& graph, const Graph& fp32_graph, QuantConfigTable& table, const QuantizePipelineResult& pipeline,
+    const std::vector<const Operation*>& candidates, const Sample& sample,
+    const ExecutorOptions& exec_options, size_t keep) {
+  if (candidates.size() <= keep) return candidates;
+  ExecutorOptions all = exec_options;
+  all.keep_all = true;
+  QALIGN_ASSIGN_OR_RETURN(auto reference, Executor::Create(fp32_graph, all));
+  QALIGN_ASSIGN_OR_RETURN(auto ref, reference->Run(sample));
+  QALIGN_ASSIGN_OR_RETURN(QuantPlan plan,
+                          BuildQuantPlan(graph, table, pipeline.alignment.requantizes));
+  QALIGN_ASSIGN_OR_RETURN(auto simulator, FakeQuantSimulator::Create(graph, plan, all));
+  QALIGN_ASSIGN_OR_RETURN(auto got, simulator->Run(sample));
+  auto snr_of = [&](const Variable* v) -> double {
+    if (v == nullptr) return 100.0;
+    auto r = ref.find(v->name());
+    auto g = got.find(v->name());
+    if (r == ref.end() || g == got.end() || r->second.dtype() != DataType::kFloat ||
+        r->second.shape() != g->second.shape()) {
+      return 100.0;
+    }
+    ErrorAccumulator e;
+    if (!e.Add(r->second, g->second, v->name()).ok()) return 100.0;
+    return std::min(e.SnrDb(), 100.0);  // exact tensors count as 100 dB, as in eval
+  };
+  std::vector<std::pair<double, const Operation*>> losses;
+  for (const Operation* op : candidates) {
+    double input_snr = 100.0;
+    for (const Variable* in : op->inputs()) {
+      if (in != nullptr && !in->is_parameter()) input_snr = std::min(input_snr, snr_of(in));
+    }
+    losses.push_back({input_snr - snr_of(op->output(0)), op});
+  }
+  std::stable_sort(losses.begin(), losses.end(),
+                   [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::set<const Operation*> chosen;
+  for (size_t i = 0; i < keep; ++i) chosen.insert(losses[i].second);
+  std::vector<const Operation*> out;
+  for (const Operation* op : candidates) {
+    if (chosen.count(op)) out.push_back(op);
+  }
+  return out;
+}
+
+// --accuracy-budget: SearchFp32Ops over the evaluation samples, each trial the whole of steps 2b-5
+// from the ranges of the first calibration, then the simulated model against FP32 outputs
+// computed once.
+// `fp32_graph` is the model as given (bias correction changes the biases of `graph`).
+StatusOr<Fp32SearchResult> SearchBudget(const Graph& graph, const Graph& fp32_graph,
+                                        const TargetProfile& profile,
+                                        const QuantizePipelineOptions& pipeline_options,
+                                        const RangeMap& ranges, QuantConfigTable& table,
+                                        const QuantizePipelineResult& first,
+                                        const CalibrationDataset& samples, size_t count,
+                                        const QuantizeOptions& options) {
+  ExecutorOptions exec_options;
+  exec_options.num_threads = options.num_threads;
+  QALIGN_ASSIGN_OR_RETURN(auto reference, Executor::Create(fp32_graph, exec_options));
+  std::vector<Sample> inputs;
+  std::vector<std::map<std::string, Tensor>> fp32_outputs;
+  for (size_t i = 0; i < count; ++i) {
+    QALIGN_ASSIGN_OR_RETURN(Sample sample, samples.Load(i));
+    QALIGN_ASSIGN_OR_RETURN(auto out, reference->Run(sample));
+    inputs.push_back(std::move(sample));
+    fp32_outputs.push_back(std::move(out));
+  }
+  Fp32SearchOptions search;
+  search.budget_db = *options.accuracy_budget_db;
+  search.max_ops = options.max_fp32_ops >= 0
+                       ? static_cast<size_t>(options.max_fp32_ops)
+                       : std::max<size_t>(1, graph.num_operations() / 20);
+  // Each candidate measured costs a simulated run per sample: at most 2 * max_ops + 8 of them.
+  QALIGN_ASSIGN_OR_RETURN(
+      const std::vector<const Operation*> candidates,
+      MostLossyOps(graph, fp32_graph, table, first, MixedPrecisionCandidates(table, pipeline_options.fp32_ops),
+                   inputs.front(), exec_options, 2 * search.max_ops + 8));
+  ProgressReporter progress("mixed precision", 9 + candidates.size() + search.max_ops,
+                            options.quiet ? ProgressMode::kQuiet : ProgressMode::kAuto);
+  int64_t done = 0;
+  const MeasureSnrFn measure =
+      [&](const std::vector<const Operation*>& fp32_ops) -> StatusOr<double> {
+    QuantizePipelineOptions trial_options = pipeline_options;
+    trial_options.fp32_ops = fp32_ops;
+    QuantConfigTable trial;
+    QALIGN_ASSIGN_OR_RETURN(QuantizePipelineResult result,
+                            RunQuantizePipeline(graph, profile, trial_options,
+                                                RangesFromFile(ranges), &trial));
+    if (!result.violations.empty()) {
+      return InternalError("mixed precision: a rule is violated with ", fp32_ops.size(),
+                           " ops in FP32: ", result.violations.front().message);
+    }
+    QALIGN_ASSIGN_OR_RETURN(QuantPlan plan,
+                            BuildQuantPlan(graph, trial, result.alignment.requantizes));
+    QALIGN_ASSIGN_OR_RETURN(auto simulator, FakeQuantSimulator::Create(graph, plan, exec_options));
+    OutputErrors errors;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      QALIGN_ASSIGN_OR_RETURN(auto out, simulator->Run(inputs[i]));
+      QALIGN_RETURN_IF_ERROR(AccumulateOutputs(fp32_outputs[i], out, &errors));
+    }
+    progress.Update(static_cast<size_t>(++done));
+    return WorstSnrDb(errors);
+  };
+  QALIGN_ASSIGN_OR_RETURN(Fp32SearchResult result,
+                          SearchFp32Ops(pipeline_options.fp32_ops, candidates, measure, search));
+  progress.Finish();
+  return result;
+}
+
+// The alignment report with what mixed precision kept in FP32, and the budget.
+std::string WithMixedPrecision(const std::string& report, const QuantizeSummary& summary) {
+  nlohmann::json root = nlohmann::json::parse(report);
+  nlohmann::json kept = nlohmann::json::array();
+  for (const QuantizeSummary::KeptFp32Op& k : summary.kept_fp32) {
+    kept.push_back({{"op", k.op}, {"reason", k.reason}});
+  }
+  root["fp32_ops"] = std::move(kept);
+  if (summary.accuracy_budget_db) {
+    root["accuracy_budget"] = {{"snr_db", *summary.accuracy_budget_db},
+                               {"met", summary.budget_met},
+                               {"snr_db_before", summary.budget_base_snr_db},
+                               {"snr_db_after", summary.budget_snr_db},
+                               {"blocked_by", summary.budget_blockers}};
+  }
+  return root.dump(2) + "\n";
 }
 
 }  // namespace
@@ -301,6 +445,23 @@ std::string QuantizeSummary::ToText() const {
   out += StrCat("  alignment: ", groups, " groups, ", requantizes, " requantizes, ", violations,
                 " violations\n");
   if (corrected_biases >= 0) out += StrCat("  bias correction: ", corrected_biases, " biases\n");
+  if (!kept_fp32.empty() || accuracy_budget_db) {
+    out += StrCat("  mixed precision: ", kept_fp32.size(), " ops kept FP32\n");
+    for (const KeptFp32Op& k : kept_fp32) out += StrCat("    ", k.op, ": ", k.reason, "\n");
+  }
+  if (accuracy_budget_db) {
+    out += StrCat("  accuracy budget ", Fixed(*accuracy_budget_db, 2), " dB: ",
+                  budget_met ? "met" : "NOT met", " (worst output SNR ",
+                  Fixed(budget_base_snr_db, 2), " dB before, ", Fixed(budget_snr_db, 2),
+                  " dB after)\n");
+    if (!budget_met) {
+      out += budget_blockers.empty()
+                 ? std::string("    no further op in FP32 raises the SNR (the 8 most sensitive "
+                               "left quantized were tried)\n")
+                 : StrCat("    prevented by the quantization of: ", Join(budget_blockers, ", "),
+                          "\n");
+    }
+  }
   if (!ranges_path.empty()) {
     out += StrCat("  calibration: ranges from ", ranges_path, "\n");
   } else {
@@ -340,6 +501,13 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
   if (!HasData(options) && options.ranges_path.empty()) {
     return InvalidArgumentError("quantize: no calibration data (--calib) and no --ranges");
   }
+  if (options.accuracy_budget_db &&
+      (options.calib_spec.empty() || options.eval_samples <= 0 ||
+       !std::isfinite(*options.accuracy_budget_db))) {
+    return InvalidArgumentError(
+        "quantize: --accuracy-budget needs a finite number of dB, --calib data and "
+        "--eval-samples > 0 (its SNR is measured on the evaluation samples)");
+  }
 
   // Options first, so mistakes surface before any work.
   QuantizePipelineOptions pipeline_options;
@@ -359,6 +527,11 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
       }
     }
   }
+  auto excluded = ResolveExcludedOps(graph, options.exclude);
+  if (!excluded.ok()) {
+    return Status(excluded.status().code(), options.model_path + ": " + excluded.status().message());
+  }
+  pipeline_options.fp32_ops = *excluded;
   // The `optimal` method searches the calibration histograms: bin the values for it.
   calib_options.keep_histograms = UsesOptimalMethod(profile, pipeline_options.alignment);
   summary.target = profile.name;
@@ -388,6 +561,8 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
   // quantize --ranges writes the model quantize alone writes). Without samples there is nothing
   // to measure.
   std::unique_ptr<BiasCorrection> bias_correction;
+  std::unique_ptr<Graph> fp32_copy;
+  const Graph* fp32_graph = &graph;
   const bool correct_biases =
       options.bias_correction.value_or(!profile.weight.policy.Has(kPerChannel));
   if (correct_biases && split.calibration == nullptr) {
@@ -395,6 +570,9 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
       LogWarning("bias correction skipped: it needs calibration samples (--calib)");
     }
   } else if (correct_biases) {
+    // The FP32 outputs the SNR compares with come from the model as given.
+    QALIGN_ASSIGN_OR_RETURN(fp32_copy, CloneGraph(graph));
+    fp32_graph = fp32_copy.get();
     bias_correction = std::make_unique<BiasCorrection>(graph);
     calib_options.tensor_hook = [&bias_correction](const Variable& v, const Tensor& value) {
       bias_correction->Observe(v, value);
@@ -416,11 +594,55 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
       options.ranges_path.empty()
           ? ExecutorCalibration(model, *split.calibration, calib_options, &calibration)
           : RangesFromFile(file_ranges);
-  QuantConfigTable table;
-  auto pipeline = RunQuantizePipeline(graph, profile, pipeline_options, calibrate, &table);
+  auto table = std::make_unique<QuantConfigTable>();
+  auto pipeline = RunQuantizePipeline(graph, profile, pipeline_options, calibrate, table.get());
   if (!pipeline.ok()) {
     return Status(pipeline.status().code(),
                   options.model_path + ": " + pipeline.status().message());
+  }
+  for (const Operation* op : pipeline_options.fp32_ops) {
+    summary.kept_fp32.push_back({op->Describe(), "--exclude"});
+  }
+  // --accuracy-budget: search with the ranges of that calibration, then redo steps 2b-5 with the
+  // ops it keeps in FP32.
+  if (options.accuracy_budget_db) {
+    auto samples = split.holdout->size() > 0 ? split.holdout : split.calibration;
+    const size_t count =
+        std::min(samples->size(), static_cast<size_t>(std::max(options.eval_samples, 0)));
+    const RangeMap ranges = pipeline->ranges;
+    auto search = SearchBudget(graph, *fp32_graph, profile, pipeline_options, ranges, *table, *pipeline,
+                               *samples, count, options);
+    if (!search.ok()) {
+      return Status(search.status().code(), options.model_path + ": " + search.status().message());
+    }
+    summary.accuracy_budget_db = options.accuracy_budget_db;
+    summary.budget_met = search->met;
+    summary.budget_base_snr_db = search->base_snr_db;
+    summary.budget_snr_db = search->snr_db;
+    for (const OpSensitivity& k : search->kept) {
+      pipeline_options.fp32_ops.push_back(k.op);
+      summary.kept_fp32.push_back(
+          {k.op->Describe(), StrCat("accuracy budget: output SNR ", Fixed(k.snr_db, 2),
+                                    " dB once FP32 (", Fixed(search->base_snr_db, 2),
+                                    " dB with every op quantized)")});
+    }
+    for (const OpSensitivity& b : search->blockers) {
+      summary.budget_blockers.push_back(
+          StrCat(b.op->Describe(), " (", Fixed(b.snr_db, 2), " dB if it were FP32 too)"));
+    }
+    if (!search->met) {
+      LogWarning(options.model_path, ": accuracy budget ", Fixed(*options.accuracy_budget_db, 2),
+                 " dB not met: the best model found (", Fixed(search->snr_db, 2),
+                 " dB) is written");
+    }
+    table = std::make_unique<QuantConfigTable>();
+    pipeline = RunQuantizePipeline(graph, profile, pipeline_options, RangesFromFile(ranges),
+                                   table.get());
+    if (!pipeline.ok()) {
+      return Status(pipeline.status().code(),
+                    options.model_path + ": " + pipeline.status().message());
+    }
+    pipeline->ranges = ranges;
   }
   TensorShapes shapes = std::move(calibration.shapes);
   std::vector<std::map<std::string, Tensor>> fp32_outputs = std::move(calibration.outputs);
@@ -428,6 +650,12 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
   summary.quantized_ops = pipeline->dispatch.quantized_ops;
   summary.fp32_ops = pipeline->dispatch.fp32_ops;
   if (bias_correction != nullptr) summary.corrected_biases = pipeline->bias_corrected.corrected;
+  for (const Operation* op : pipeline_options.fp32_ops) {  // dispatch counted them as quantized
+    if (op->in_default_domain() && profile.Quantizes(op->type())) {
+      --summary.quantized_ops;
+      ++summary.fp32_ops;
+    }
+  }
   summary.groups = pipeline->alignment.counters.groups;
   summary.requantizes = pipeline->alignment.counters.requantizes;
   summary.violations = static_cast<int64_t>(pipeline->violations.size());
@@ -438,11 +666,13 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
   for (const std::string& note : pipeline->alignment.notes) LogInfo(note);
   for (const std::string& note : pipeline->derived.notes) LogWarning(note);
 
-  summary.report_json = AlignmentReportJson(profile.name, pipeline->alignment, table,
-                                            pipeline->violations, &pipeline->derived);
+  summary.report_json =
+      WithMixedPrecision(AlignmentReportJson(profile.name, pipeline->alignment, *table,
+                                             pipeline->violations, &pipeline->derived),
+                         summary);
   if (!options.report_path.empty()) {
-    QALIGN_RETURN_IF_ERROR(
-        WriteFileAtomically(options.report_path, summary.report_json, options.model_path));
+    QALIGN_RETURN_IF_ERROR(WriteFileAtomically(options.report_path, summary.report_json,
+                                               options.model_path));
   }
   if (!pipeline->violations.empty() && options.no_align) {
     for (const std::string& m : summary.violation_messages) LogWarning("--no-align: ", m);
@@ -454,7 +684,7 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
 
   const auto export_start = Clock::now();
   QALIGN_ASSIGN_OR_RETURN(QuantPlan plan,
-                          BuildQuantPlan(graph, table, pipeline->alignment.requantizes));
+                          BuildQuantPlan(graph, *table, pipeline->alignment.requantizes));
   // Shapes from an FP32 run: the opset converter needs ranks static inference cannot give. The
   // first calibration sample, as the calibration run records them; without data, one random
   // sample of the model's input shapes.
@@ -504,7 +734,7 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
   exec_options.num_threads = options.num_threads;
   std::unique_ptr<Executor> reference;  // only for samples whose FP32 outputs were not kept
   if (fp32_outputs.size() < evaluated) {
-    QALIGN_ASSIGN_OR_RETURN(reference, Executor::Create(graph, exec_options));
+    QALIGN_ASSIGN_OR_RETURN(reference, Executor::Create(*fp32_graph, exec_options));
   }
   QALIGN_ASSIGN_OR_RETURN(auto simulator, FakeQuantSimulator::Create(graph, plan, exec_options));
   OutputErrors errors;

@@ -167,7 +167,7 @@ StatusOr<DispatchStats> DispatchQuantization(const Graph& graph, const TargetPro
       state = QuantState::kFp32;
     } else if (is_input && index == 1 && IsWeightOp(type) && v->is_parameter()) {
       role = TensorRole::kWeight;
-      scheme = profile.weight;
+      scheme = profile.WeightSchemeFor(type);
       if (scheme.policy.Has(kPerChannel)) axis = WeightChannelAxis(*op);
     } else if (is_input && index == 2 && IsWeightOp(type) && type != "MatMul" &&
                v->is_parameter() &&

@@ -109,6 +109,15 @@ bool TargetProfile::Quantizes(const std::string& op_type) const {
          quantized_op_types.end();
 }
 
+QuantScheme TargetProfile::WeightSchemeFor(const std::string& op_type) const {
+  QuantScheme scheme = weight;
+  if (std::find(per_tensor_weight_ops.begin(), per_tensor_weight_ops.end(), op_type) !=
+      per_tensor_weight_ops.end()) {
+    scheme.policy.flags = (scheme.policy.flags & ~static_cast<uint32_t>(kPerChannel)) | kPerTensor;
+  }
+  return scheme;
+}
+
 // ---------------------------------------------------------------- loading
 
 namespace {
@@ -214,7 +223,7 @@ class ProfileReader {
     QALIGN_RETURN_IF_ERROR(CheckKeys(root, "", {"name", "notes", "schemes", "quantized_ops",
                                                 "op_classes", "force_overlap",
                                                 "fuse_activations", "standalone_activations", "quantize_bias",
-                                                "hardswish_op"}));
+                                                "hardswish_op", "per_tensor_weight_ops"}));
     for (const char* required : {"name", "notes", "schemes", "quantized_ops"}) {
       if (!root.contains(required)) return Error(required, "missing");
     }
@@ -272,6 +281,17 @@ class ProfileReader {
           }
           add_quantized(rule.op_type);
           profile.rules.push_back(std::move(rule));
+        }
+      }
+    }
+    if (root.contains("per_tensor_weight_ops")) {
+      QALIGN_ASSIGN_OR_RETURN(profile.per_tensor_weight_ops,
+                              StringList(root["per_tensor_weight_ops"], "per_tensor_weight_ops"));
+      for (size_t i = 0; i < profile.per_tensor_weight_ops.size(); ++i) {
+        const std::string& op = profile.per_tensor_weight_ops[i];
+        if (op != "Conv" && op != "ConvTranspose" && op != "Gemm" && op != "MatMul") {
+          return Error(StrCat("per_tensor_weight_ops[", i, "]"), "'", op,
+                       "' has no weight (Conv, ConvTranspose, Gemm or MatMul)");
         }
       }
     }

@@ -23,6 +23,8 @@
 //       "sigmoid": {"ops": ["Softmax", "Sigmoid"], "rule": "fixed_output",
 //                   "scale": 0.00390625, "zero_point": -128}
 //     },
+//     "per_tensor_weight_ops": ["MatMul"],         // optional: these ops' weights are
+//                                                  //   per-tensor under a per_channel scheme
 //     "force_overlap": true,                       // optional (default true), see alignment.md
 //     "fuse_activations": true,                    // optional (default true)
 //     "standalone_activations": true,              // optional (default true): false runs a
@@ -81,6 +83,9 @@ struct TargetProfile {
   QuantScheme activation, weight, bias;  // weight per-channel on the op's output-channel axis
   std::vector<std::string> quantized_op_types;  // ops whose activation ports get TQCs
   std::vector<AlignmentRule> rules;             // one per op type, in file order
+  // Op types whose weights are per-tensor although the weight scheme is per_channel (QNN HTP:
+  // per-channel Conv weights, per-tensor MatMul and Gemm weights).
+  std::vector<std::string> per_tensor_weight_ops;
   bool force_overlap = true;
   // Conv/ConvTranspose/Gemm/MatMul followed by Relu/Clip: one quant point after the activation.
   bool fuse_activations = true;
@@ -96,6 +101,8 @@ struct TargetProfile {
 
   const AlignmentRule* FindRule(const std::string& op_type) const;
   bool Quantizes(const std::string& op_type) const;
+  // The weight scheme of `op_type`: `weight`, made per-tensor for per_tensor_weight_ops.
+  QuantScheme WeightSchemeFor(const std::string& op_type) const;
 };
 
 // Reads and validates one profile file.

@@ -92,6 +92,9 @@ struct OperationQuantConfig {
   int32_t type_id = -1;
   std::vector<TQC*> inputs;
   std::vector<TQC*> outputs;
+  // Kept in FP32 on purpose (mixed precision), though the target quantizes its type: it must read
+  // float tensors, not dequantized ones, or a QDQ runtime would run it quantized (see quant_plan.h).
+  bool kept_fp32 = false;
 };
 
 }  // namespace qalign

@@ -100,9 +100,9 @@ TEST_P(PipelinePathsTest, CalibrateThenQuantizeWithRangesWritesTheSameModel) {
   CliResult q = RunCli(Plus(WithCalib(Common("quantize")), {"-o", single}));
   ASSERT_EQ(q.exit_code, 0) << q.err;
   EXPECT_NE(q.out.find("calibration: 8 samples"), std::string::npos) << q.out;  // 2 held out
-  // Bias correction is on by default for per-tensor weights (qnn-u8) only.
-  EXPECT_EQ(q.out.find("bias correction: ") != std::string::npos, GetParam().target == "qnn-u8")
-      << q.out;
+  // Bias correction is on by default for per-tensor weights only; every shipped target's weights
+  // are per-channel.
+  EXPECT_EQ(q.out.find("bias correction: "), std::string::npos) << q.out;
   const std::string uncorrected = dir_ + "/uncorrected.onnx";
   CliResult qu =
       RunCli(Plus(WithCalib(Common("quantize")), {"--no-bias-correction", "-o", uncorrected}));

@@ -92,7 +92,7 @@ DispatchStats CheckInvariants(const Graph& graph, const TargetProfile& profile,
     }
     if (t->role == TensorRole::kWeight) {
       EXPECT_TRUE(t->port.tensor->is_parameter());
-      EXPECT_EQ(t->scheme, profile.weight);
+      EXPECT_EQ(t->scheme, profile.WeightSchemeFor(t->port.op->type()));
     }
     if (t->state == QuantState::kOverlapped) {
       const std::string& type = t->port.op->type();
@@ -223,7 +223,8 @@ TEST(DispatchModelTest, EveryProfileOnEveryModel) {
       EXPECT_EQ(stats.count(TensorRole::kWeight), CountParameterWeights(*graph, &profile));
       for (const TQC* t : table.all()) {
         if (t->role == TensorRole::kWeight) {
-          EXPECT_EQ(t->channel_axis >= 0, profile.weight.policy.Has(kPerChannel));
+          EXPECT_EQ(t->channel_axis >= 0,
+                    profile.WeightSchemeFor(t->port.op->type()).policy.Has(kPerChannel));
         }
       }
     }

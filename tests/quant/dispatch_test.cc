@@ -323,5 +323,25 @@ TEST_F(DispatchTest, DecomposedHardSwishKeepsOnePointAfterIt) {
   EXPECT_EQ(Out("mul5", 0)->state, QuantState::kInitial);
 }
 
+// qnn-u8: per-channel int8 weights for Conv, per-tensor for MatMul (per_tensor_weight_ops).
+TEST(DispatchWeightSchemeTest, PerTensorWeightOpsOverrideThePerChannelScheme) {
+  auto profile = LoadTargetProfileFile(std::string(QALIGN_SOURCE_DIR) + "/targets/qnn-u8.json");
+  ASSERT_TRUE(profile.ok()) << profile.status().ToString();
+  testing::GraphBuilder b;
+  Variable* x = b.Input("x", {1, 4, 2, 2});
+  Variable* conv = b.Op("Conv", "conv", {x, b.RandomParam("w", {4, 4, 1, 1}, 1)});
+  Variable* flat = b.Op("Reshape", "flat", {conv, b.Int64Param("shape", {1, 16})});
+  b.Output(b.Op("MatMul", "fc", {flat, b.RandomParam("m", {16, 3}, 2)}));
+  QuantConfigTable table;
+  ASSERT_TRUE(DispatchQuantization(b.graph(), *profile, &table).ok());
+  const TQC* conv_w = table.FindOp(b.graph().FindOperation("conv"))->inputs[1];
+  const TQC* fc_w = table.FindOp(b.graph().FindOperation("fc"))->inputs[1];
+  EXPECT_TRUE(conv_w->per_channel());
+  EXPECT_EQ(conv_w->channel_axis, 0);
+  EXPECT_FALSE(fc_w->per_channel());
+  EXPECT_EQ(fc_w->channel_axis, -1);
+  EXPECT_EQ(fc_w->scheme.quant_min, -127);  // still the int8 symmetric weight range
+}
+
 }  // namespace
 }  // namespace qalign

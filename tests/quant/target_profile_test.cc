@@ -40,7 +40,7 @@ TEST(TargetProfileTest, EveryShippedProfileLoads) {
     EXPECT_NE(profile->notes.find("http"), std::string::npos) << name << " cites no source";
     EXPECT_TRUE(profile->Quantizes("Conv"));
     EXPECT_EQ(profile->bias.num_bits, 32);
-    EXPECT_TRUE(profile->weight.policy.Has(kSymmetric) || name == "qnn-u8");
+    EXPECT_TRUE(profile->weight.policy.Has(kSymmetric));
     for (const AlignmentRule& rule : profile->rules) {
       EXPECT_TRUE(profile->Quantizes(rule.op_type)) << rule.op_type;
       EXPECT_EQ(profile->FindRule(rule.op_type), &rule);
@@ -127,6 +127,12 @@ TEST(TargetProfileTest, OtherProfilesFollowTheirTargets) {
   EXPECT_EQ(qnn.activation.quant_min, 0);
   EXPECT_EQ(qnn.FindRule("Add")->kind, RuleKind::kShareInputs);
   EXPECT_EQ(qnn.FindRule("Add")->method, AlignMethod::kLarge);
+  // AIMET's HTP configuration: int8 symmetric weights, per channel except MatMul and Gemm.
+  EXPECT_TRUE(qnn.WeightSchemeFor("Conv").policy.Has(kPerChannel));
+  EXPECT_TRUE(qnn.WeightSchemeFor("Conv").policy.Has(kSymmetric));
+  EXPECT_TRUE(qnn.WeightSchemeFor("MatMul").policy.Has(kPerTensor));
+  EXPECT_FALSE(qnn.WeightSchemeFor("MatMul").policy.Has(kPerChannel));
+  EXPECT_TRUE(qnn.WeightSchemeFor("Gemm").policy.Has(kPerTensor));
   TargetProfile ppq = Load("ppq-default");
   EXPECT_TRUE(ppq.force_overlap);
   EXPECT_EQ(ppq.FindRule("Add")->method, AlignMethod::kLarge);
@@ -206,6 +212,18 @@ TEST_F(BadProfileTest, TheValidBaseLoads) {
   EXPECT_EQ(profile->quantized_op_types.size(), 4u);
   EXPECT_TRUE(profile->force_overlap);
   EXPECT_EQ(profile->activation.rounding, RoundingMode::kHalfEven);
+}
+
+TEST_F(BadProfileTest, PerTensorWeightOpsNeedAWeight) {
+  json j = ValidProfile();
+  j["per_tensor_weight_ops"] = {"MatMul"};
+  auto profile = LoadTargetProfileFile(Write(j.dump()));
+  ASSERT_TRUE(profile.ok()) << profile.status().ToString();
+  EXPECT_EQ(profile->per_tensor_weight_ops, std::vector<std::string>{"MatMul"});
+  ExpectError([](json& j) { j["per_tensor_weight_ops"] = {"Conv", "Relu"}; },
+              "per_tensor_weight_ops[1]", "has no weight");
+  ExpectError([](json& j) { j["per_tensor_weight_ops"] = "MatMul"; }, "per_tensor_weight_ops",
+              "");
 }
 
 TEST_F(BadProfileTest, UnknownKeys) {

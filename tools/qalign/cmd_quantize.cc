@@ -18,6 +18,8 @@ struct QuantizeFlags {
   QuantizeOptions options;
   std::vector<std::string> input_shapes;
   std::optional<bool> bias_correction;  // --bias-correction / --no-bias-correction
+  double accuracy_budget_db = 0.0;
+  bool strict = false;  // an accuracy budget not met is exit 1 (the best model is still written)
 };
 
 int RunQuantize(QuantizeFlags& flags) {
@@ -36,6 +38,12 @@ int RunQuantize(QuantizeFlags& flags) {
   auto summary = QuantizeModel(options);
   if (!summary.ok()) return ReportError(summary.status());
   std::fputs(summary->ToText().c_str(), stdout);
+  if (flags.strict && !summary->budget_met) {
+    return ReportError(FailedPreconditionError(
+        options.model_path, ": --strict: the accuracy budget of ",
+        flags.accuracy_budget_db, " dB is not met (the best model found was written to ",
+        options.output_path, ")"));
+  }
   return kExitOk;
 }
 
@@ -76,9 +84,28 @@ void AddQuantizeCommand(CLI::App& app, CommandContext& context) {
                   "Held-out samples the summary's SNR runs on, at most (default 8; 0: no "
                   "evaluation)")
       ->check(CLI::NonNegativeNumber);
+  sub->add_option("--exclude", o.exclude,
+                  "Keep these ops in FP32: an op name or an op type, repeatable or a comma list")
+      ->delimiter(',');
+  auto* budget = sub->add_option(
+      "--accuracy-budget", flags->accuracy_budget_db,
+      "Keep the fewest ops in FP32 until every output's SNR against FP32 (on the evaluation "
+      "samples) is at least DB; the summary and --report say which ops and why");
+  sub->add_option("--max-fp32-ops", o.max_fp32_ops,
+                  "With --accuracy-budget: ops it may keep in FP32 at most (default 5 % of the "
+                  "ops, at least 1)")
+      ->check(CLI::NonNegativeNumber)
+      ->needs(budget);
+  sub->add_flag("--strict", flags->strict,
+                "With --accuracy-budget: exit 1 when the budget is not met (the best model found "
+                "is still written)")
+      ->needs(budget);
   AddThreadsFlag(sub, &o.num_threads);
   AddQuietFlag(sub, &o.quiet);
-  sub->callback([&context, flags] { context.run = [flags] { return RunQuantize(*flags); }; });
+  sub->callback([&context, flags, budget] {
+    if (budget->count() > 0) flags->options.accuracy_budget_db = flags->accuracy_budget_db;
+    context.run = [flags] { return RunQuantize(*flags); };
+  });
 }
 
 }  // namespace qalign::cli

@@ -1,0 +1,263 @@
+// Mixed precision (src/pipeline/mixed_precision.h): --exclude and --accuracy-budget on small graphs
+// built in code, where the op that must stay FP32 is known in closed form, and every alignment rule
+// still holds at the FP32 boundaries.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "cli/cli_runner.h"
+#include "onnx/exporter.h"
+#include "qalign/quantize.h"
+#include "testing/graph_builder.h"
+
+namespace qalign {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::CliResult;
+using testing::GraphBuilder;
+using testing::RunCli;
+
+// int8 asymmetric activations, and only Add quantized: a Sub stays FP32 whatever the options.
+constexpr const char* kAddOnlyTarget = R"({
+  "name": "add-only",
+  "notes": "test target: int8 asymmetric activations, only Add quantized",
+  "schemes": {
+    "activation": {"num_bits": 8, "quant_min": -128, "quant_max": 127,
+                   "policy": ["per_tensor", "asymmetric", "linear"]},
+    "weight": {"num_bits": 8, "quant_min": -127, "quant_max": 127,
+               "policy": ["per_channel", "symmetric", "linear"]},
+    "bias": {"num_bits": 32, "quant_min": -2147483648, "quant_max": 2147483647,
+             "policy": ["per_channel", "symmetric", "linear"]}
+  },
+  "quantized_ops": ["Add"],
+  "op_classes": {}
+})";
+
+class MixedPrecisionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "qalign_mixed_XXXXXX").string();
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    target_ = dir_ + "/add-only.json";
+    std::ofstream(target_) << kAddOnlyTarget;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // The planted graph. x: [1, 64] uniform in [0, 1) (random: data).
+  //   y1 = Sub(Add 'big'(x, C), C), C = [1000, 0, ..., 0]
+  //   y2 = Add 'small'(x, D), D small
+  // Quantizing big's output spends the int8 range on 1000 + x[0]: the step is about 1001 / 255
+  // = 3.9, so every other element of x (< 1) rounds to 0 and y1's SNR is about 0 dB. With big in
+  // FP32, y1 is exact (Sub is FP32 on this target, and big reads x unquantized), and y2 keeps its
+  // 8-bit SNR (about 40 dB). With small in FP32 instead, y1 is still 0 dB. So a budget of 30 dB is
+  // met by keeping exactly big in FP32.
+  std::string PlantedModel() {
+    GraphBuilder b;
+    Variable* x = b.Input("x", {1, 64});
+    std::vector<float> c(64, 0.0f);
+    c[0] = 1000.0f;
+    Variable* constant = b.Param("C", Tensor::FromVector<float>({1, 64}, c));
+    Variable* d = b.RandomParam("D", {1, 64}, /*seed=*/7, -0.05f, 0.05f);
+    Variable* big = b.Op("Add", "big", {x, constant});
+    b.Output(b.Op("Sub", "back", {big, constant}));
+    b.Output(b.Op("Add", "small", {x, d}));
+    const std::string path = dir_ + "/planted.onnx";
+    EXPECT_TRUE(SaveOnnxModel(b.graph(), path).ok());
+    return path;
+  }
+
+  QuantizeOptions Options(const std::string& model) const {
+    QuantizeOptions o;
+    o.model_path = model;
+    o.target = target_;
+    o.calib_spec = "random:12?seed=3";
+    o.holdout = 4;
+    o.output_path = dir_ + "/out.onnx";
+    o.report_path = dir_ + "/report.json";
+    o.quiet = true;
+    o.num_threads = 1;
+    return o;
+  }
+
+  std::string dir_;
+  std::string target_;
+};
+
+TEST_F(MixedPrecisionTest, WithoutMixedPrecisionThePlantedOpRuinsItsOutput) {
+  auto summary = QuantizeModel(Options(PlantedModel()));
+  ASSERT_TRUE(summary.ok()) << summary.status().ToString();
+  EXPECT_LT(summary->outputs.at("back_out").snr_db, 5.0);
+  EXPECT_GT(summary->outputs.at("small_out").snr_db, 30.0);
+  EXPECT_TRUE(summary->kept_fp32.empty());
+}
+
+TEST_F(MixedPrecisionTest, BudgetKeepsExactlyThePlantedOp) {
+  QuantizeOptions o = Options(PlantedModel());
+  o.accuracy_budget_db = 30.0;
+  auto summary = QuantizeModel(o);
+  ASSERT_TRUE(summary.ok()) << summary.status().ToString();
+  ASSERT_EQ(summary->kept_fp32.size(), 1u);
+  EXPECT_EQ(summary->kept_fp32[0].op, "Add 'big'");
+  EXPECT_NE(summary->kept_fp32[0].reason.find("accuracy budget"), std::string::npos);
+  EXPECT_TRUE(summary->budget_met);
+  EXPECT_LT(summary->budget_base_snr_db, 5.0);
+  EXPECT_GE(summary->outputs.at("back_out").snr_db, 30.0);
+  EXPECT_GE(summary->outputs.at("small_out").snr_db, 30.0);
+  EXPECT_EQ(summary->violations, 0);
+  // The summary counts it: 'big' moved from quantized to FP32.
+  EXPECT_EQ(summary->quantized_ops, 1);
+  EXPECT_EQ(summary->fp32_ops, 2);
+  EXPECT_NE(summary->ToText().find("1 ops kept FP32"), std::string::npos);
+  // The report lists it, with why.
+  std::ifstream in(o.report_path);
+  std::string report((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(report.find("\"fp32_ops\""), std::string::npos);
+  EXPECT_NE(report.find("Add 'big'"), std::string::npos);
+  EXPECT_NE(report.find("\"met\": true"), std::string::npos);
+}
+
+TEST_F(MixedPrecisionTest, ExcludeByNameKeepsThatOpOnly) {
+  QuantizeOptions o = Options(PlantedModel());
+  o.exclude = {"big"};
+  auto summary = QuantizeModel(o);
+  ASSERT_TRUE(summary.ok()) << summary.status().ToString();
+  ASSERT_EQ(summary->kept_fp32.size(), 1u);
+  EXPECT_EQ(summary->kept_fp32[0].op, "Add 'big'");
+  EXPECT_EQ(summary->kept_fp32[0].reason, "--exclude");
+  EXPECT_GT(summary->outputs.at("back_out").snr_db, 60.0);  // exact up to float rounding
+}
+
+TEST_F(MixedPrecisionTest, ExcludeByTypeKeepsEveryOpOfIt) {
+  QuantizeOptions o = Options(PlantedModel());
+  o.exclude = {"Add"};
+  auto summary = QuantizeModel(o);
+  ASSERT_TRUE(summary.ok()) << summary.status().ToString();
+  EXPECT_EQ(summary->kept_fp32.size(), 2u);
+  EXPECT_EQ(summary->quantized_ops, 0);
+}
+
+TEST_F(MixedPrecisionTest, ExcludeNamingNoOpIsAnErrorNamingIt) {
+  QuantizeOptions o = Options(PlantedModel());
+  o.exclude = {"big", "nonesuch"};
+  auto summary = QuantizeModel(o);
+  ASSERT_FALSE(summary.ok());
+  EXPECT_NE(summary.status().message().find("'nonesuch'"), std::string::npos);
+  EXPECT_FALSE(fs::exists(o.output_path));
+
+  CliResult r = RunCli({"quantize", PlantedModel(), "--target", target_, "--calib", "random:4",
+                        "--exclude", "big,nonesuch", "-o", dir_ + "/cli.onnx", "--quiet"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.StderrLines(), 1) << r.err;
+  EXPECT_NE(r.err.find("--exclude 'nonesuch'"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir_ + "/cli.onnx"));
+}
+
+// A budget no allowed set of FP32 ops meets (one op at most, and 'small' loses 40 dB's worth of
+// the 200 asked for): the best model found is written, the ops that prevent the budget are named,
+// exit 0, and 1 with --strict.
+TEST_F(MixedPrecisionTest, UnmetBudgetWritesTheBestModelAndNamesTheBlockers) {
+  const std::string model = PlantedModel();
+  QuantizeOptions o = Options(model);
+  o.accuracy_budget_db = 200.0;
+  o.max_fp32_ops = 1;
+  auto summary = QuantizeModel(o);
+  ASSERT_TRUE(summary.ok()) << summary.status().ToString();
+  EXPECT_FALSE(summary->budget_met);
+  ASSERT_EQ(summary->kept_fp32.size(), 1u);
+  EXPECT_EQ(summary->kept_fp32[0].op, "Add 'big'");
+  ASSERT_EQ(summary->budget_blockers.size(), 1u);
+  EXPECT_NE(summary->budget_blockers[0].find("Add 'small'"), std::string::npos);
+  EXPECT_NE(summary->ToText().find("NOT met"), std::string::npos);
+  EXPECT_TRUE(fs::exists(o.output_path));
+
+  const std::vector<std::string> args = {"quantize", model, "--target", target_, "--calib",
+                                         "random:12?seed=3", "--holdout", "4",
+                                         "--accuracy-budget", "200", "--max-fp32-ops", "1",
+                                         "--quiet", "-o"};
+  std::vector<std::string> plain = args;
+  plain.push_back(dir_ + "/plain.onnx");
+  CliResult r = RunCli(plain);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("prevented by the quantization of: Add 'small'"), std::string::npos)
+      << r.out;
+  EXPECT_TRUE(fs::exists(dir_ + "/plain.onnx"));
+  std::vector<std::string> strict = args;
+  strict.push_back(dir_ + "/strict.onnx");
+  strict.push_back("--strict");
+  r = RunCli(strict);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("--strict"), std::string::npos) << r.err;
+  EXPECT_TRUE(fs::exists(dir_ + "/strict.onnx"));
+}
+
+// The issue's other bad input: unknown observer and method names are usage errors listing the
+// valid ones.
+TEST_F(MixedPrecisionTest, UnknownObserverAndMethodNamesListTheValidOnes) {
+  const std::string model = PlantedModel();
+  CliResult r = RunCli({"quantize", model, "--target", target_, "--calib", "random:4",
+                        "--observer", "median", "-o", dir_ + "/o.onnx"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.StderrLines(), 1) << r.err;
+  EXPECT_NE(r.err.find("unknown observer 'median'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("minmax"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("mse"), std::string::npos) << r.err;
+  r = RunCli({"quantize", model, "--target", target_, "--calib", "random:4", "--align",
+              "Add=best", "-o", dir_ + "/o.onnx"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("unknown alignment method 'best'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("large"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir_ + "/o.onnx"));
+}
+
+TEST_F(MixedPrecisionTest, BudgetNeedsEvaluationData) {
+  QuantizeOptions o = Options(PlantedModel());
+  o.accuracy_budget_db = 30.0;
+  o.eval_samples = 0;
+  auto summary = QuantizeModel(o);
+  ASSERT_FALSE(summary.ok());
+  EXPECT_NE(summary.status().message().find("--accuracy-budget"), std::string::npos);
+}
+
+// FP32 ops next to rules: a Concat whose input comes from an FP32 Conv, a Concat kept FP32 between
+// quantized Convs and a MaxPool. Every rule of the target still holds on the quantized ports (the
+// pipeline's verifier and `qalign check` on the written model both find 0 violations).
+TEST_F(MixedPrecisionTest, RulesHoldAtFp32Boundaries) {
+  GraphBuilder b;
+  Variable* x = b.Input("x", {1, 3, 8, 8});
+  Variable* a = b.Op("Conv", "conv_a", {x, b.RandomParam("wa", {4, 3, 3, 3}, 1)},
+                     {{"pads", Attribute::Ints({1, 1, 1, 1})}});
+  Variable* c = b.Op("Conv", "conv_b", {x, b.RandomParam("wb", {4, 3, 3, 3}, 2, -3.0f, 3.0f)},
+                     {{"pads", Attribute::Ints({1, 1, 1, 1})}});
+  Variable* cat = b.Op("Concat", "cat", {a, c}, {{"axis", Attribute::Int(1)}});
+  Variable* pool = b.Op("MaxPool", "pool", {cat},
+                        {{"kernel_shape", Attribute::Ints({2, 2})},
+                         {"strides", Attribute::Ints({2, 2})}});
+  b.Output(b.Op("Conv", "conv_c", {pool, b.RandomParam("wc", {2, 8, 1, 1}, 3)}));
+  const std::string model = dir_ + "/concat.onnx";
+  ASSERT_TRUE(SaveOnnxModel(b.graph(), model).ok());
+
+  int run = 0;
+  for (const std::string& target : {"tflite-int8", "qnn-u8", "trt-int8"}) {
+    for (const std::string& exclude : {"conv_b", "Concat", "pool", "conv_a,conv_c"}) {
+      SCOPED_TRACE(target + " --exclude " + exclude);
+      const std::string out = dir_ + "/" + std::to_string(++run) + ".onnx";
+      CliResult q = RunCli({"quantize", model, "--target", target, "--calib", "random:6",
+                            "--exclude", exclude, "--threads", "1", "--quiet", "-o", out});
+      ASSERT_EQ(q.exit_code, 0) << q.err;
+      EXPECT_NE(q.out.find("0 violations"), std::string::npos) << q.out;
+      EXPECT_NE(q.out.find("ops kept FP32"), std::string::npos) << q.out;
+      CliResult check = RunCli({"check", out, "--target", target});
+      EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
+      EXPECT_NE(check.out.find(": 0 violations"), std::string::npos) << check.out;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace qalign
