@@ -294,21 +294,27 @@ def quantize(model, target, calib, output, *, input_shapes=None, observer="minma
     calib: a --calib spec ("random:N", "npy:DIR", "image:DIR?size=..."), a list of numpy arrays
     (single-input models), of tuples of arrays (inputs in graph order) or of {input name: array}
     dicts, or any iterable of these (a generator); None with ranges= (calibrate's output).
+    exclude: op names or op types kept in FP32 (a string or a list), as --exclude.
     Options (as the CLI's flags): percentile, holdout, ranges, no_align, table, trt_cache,
-    eval_samples, fold, equalize, align ({TYPE: METHOD}), align_node ({NODE: METHOD}),
+    eval_samples, accuracy_budget (dB), max_fp32_ops, bias_correction (True / False; None: the
+    target's default), fold, equalize, align ({TYPE: METHOD}), align_node ({NODE: METHOD}),
     align_config, force_overlap, requantize_on_mismatch, threads, quiet, and
-    progress(stage, done, total) (instead of the bar on stderr).
+    progress(stage, done, total) (instead of the bar on stderr). What mixed precision kept in
+    FP32, and whether the accuracy budget was met, are in result.report ("fp32_ops",
+    "accuracy_budget").
     """
-    if exclude is not None:
-        raise UsageError("exclude: not supported by this version of qalign (no mixed "
-                         "precision yet); every op the target quantizes is quantized")
     allowed = _MODEL_OPTIONS | _ALIGN_OPTIONS | _CALIB_OPTIONS | {
-        "ranges", "no_align", "table", "trt_cache", "eval_samples"}
+        "ranges", "no_align", "table", "trt_cache", "eval_samples", "accuracy_budget",
+        "max_fp32_ops", "bias_correction"}
     progress = _progress(options)
     o = _options("quantize", options, allowed)
     spec, samples = _samples(calib, "calib")
     o.update(model=_path(model), target=_path(target), calib=spec, output=_path(output),
              input_shapes=_shapes(input_shapes), observer=observer, report=_path(report))
+    if exclude is not None:
+        o["exclude"] = [exclude] if isinstance(exclude, str) else [str(e) for e in exclude]
+    if o.get("accuracy_budget") is not None:
+        o["accuracy_budget"] = float(o["accuracy_budget"])
     for key in ("ranges", "table", "trt_cache"):
         if key in o:
             o[key] = _path(o[key])

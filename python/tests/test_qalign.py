@@ -282,9 +282,31 @@ def test_errors_read_as_the_cli(small, tmp_path):
     assert "tflite-int8" in str(error.value)
     with pytest.raises(qalign.UsageError, match="unknown option 'colour'"):
         qalign.quantize(small, "tflite-int8", "random:2", out, colour="red")
-    with pytest.raises(qalign.UsageError, match="exclude: not supported"):
-        qalign.quantize(small, "tflite-int8", "random:2", out, exclude=["concat"])
+    # An --exclude entry naming no op: the CLI's message, nothing written.
+    with pytest.raises(qalign.QAlignError) as error:
+        qalign.quantize(small, "tflite-int8", "random:2", out, exclude=["no_such_op"])
+    cli = run_cli("quantize", small, "--target", "tflite-int8", "--calib", "random:2",
+                  "--exclude", "no_such_op", "-o", out)
+    assert str(error.value) == cli_message(cli.stderr)
+    assert "no_such_op" in str(error.value)
     assert not os.path.exists(out)
+
+
+def test_exclude_keeps_ops_fp32_and_the_report_says_why(small, tmp_path):
+    out = tmp_path / "mixed.onnx"
+    r = qalign.quantize(small, "tflite-int8", "random:6", out, exclude="Concat", quiet=True)
+    kept = r.report["fp32_ops"]
+    assert [k["op"] for k in kept] == ["Concat 'concat'"]
+    assert kept[0]["reason"] == "--exclude"
+    assert r.violations == []
+    concat = [n for n in onnx.load(str(out)).graph.node if n.op_type == "Concat"]
+    assert len(concat) == 1
+    producers = {o: n.op_type for n in onnx.load(str(out)).graph.node for o in n.output}
+    # The Concat kept FP32 reads float tensors: no DequantizeLinear feeds it.
+    assert all(producers.get(i) != "DequantizeLinear" for i in concat[0].input)
+    with pytest.raises(qalign.QAlignError, match="accuracy-budget needs a finite number"):
+        qalign.quantize(small, "tflite-int8", "random:6", tmp_path / "b.onnx",
+                        accuracy_budget=float("inf"))
 
 
 # ------------------------------------------------------------------------------- progress
