@@ -37,14 +37,9 @@ IMAGES=${QALIGN_BENCH_IMAGES:-$ROOT/.cache/bench_images}
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 
-declare -A FILE SHAPE SIZE MEAN STD ROUNDS
+source "$ROOT/bench/ppocr_models.sh"  # FILE, SHAPE, MEAN, STD, PREPROCESS by model
+declare -A ROUNDS
 ROUNDS[det]=15; ROUNDS[rec]=31; ROUNDS[cls]=61
-FILE[det]=ch_PP-OCRv4_det_infer.onnx; SHAPE[det]=1,3,640,640; SIZE[det]=640x640
-FILE[rec]=ch_PP-OCRv4_rec_infer.onnx; SHAPE[rec]=1,3,48,320; SIZE[rec]=320x48
-FILE[cls]=ch_ppocr_mobile_v2.0_cls_infer.onnx; SHAPE[cls]=1,3,48,192; SIZE[cls]=192x48
-MEAN[det]=0.485,0.456,0.406; STD[det]=0.229,0.224,0.225
-MEAN[rec]=0.5; STD[rec]=0.5
-MEAN[cls]=0.5; STD[cls]=0.5
 
 for model in "${MODELS[@]}"; do
   [[ -n ${FILE[$model]:-} ]] || { echo "int8_speed: unknown model $model (det, rec, cls)" >&2; exit 2; }
@@ -54,7 +49,7 @@ for model in "${MODELS[@]}"; do
   for target in "${TARGETS[@]}"; do
     out=$OUT/$model-$target.onnx
     "$QALIGN" quantize "$fp32" --target "$target" --input-shape "x=${SHAPE[$model]}" \
-      --calib "image:$IMAGES/$model?size=${SIZE[$model]}&mean=${MEAN[$model]}&std=${STD[$model]}" \
+      --calib "image:$IMAGES/$model?${PREPROCESS[$model]}" \
       --holdout 8 --eval-samples 0 --quiet -o "$out" > /dev/null
     int8_args+=(--int8 "$target=$out")
   done

@@ -25,20 +25,7 @@ IMAGES=${QALIGN_BENCH_IMAGES:-$ROOT/.cache/bench_images}
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 
-declare -A FILE SHAPE PREPROCESS LABEL
-FILE[det]=ch_PP-OCRv4_det_infer.onnx
-FILE[rec]=ch_PP-OCRv4_rec_infer.onnx
-FILE[cls]=ch_ppocr_mobile_v2.0_cls_infer.onnx
-LABEL[det]="det 640x640"
-LABEL[rec]="rec 48x320"
-LABEL[cls]="cls 48x192"
-SHAPE[det]=1,3,640,640
-SHAPE[rec]=1,3,48,320
-SHAPE[cls]=1,3,48,192
-# PaddleOCR's preprocessing: det uses ImageNet's mean and std, rec and cls map [0, 1] to [-1, 1].
-PREPROCESS[det]="size=640x640&mean=0.485,0.456,0.406&std=0.229,0.224,0.225"
-PREPROCESS[rec]="size=320x48&mean=0.5&std=0.5"
-PREPROCESS[cls]="size=192x48&mean=0.5&std=0.5"
+source "$ROOT/bench/ppocr_models.sh"  # FILE, SHAPE, PREPROCESS, LABEL by model
 
 # The summary's line "  <label> N ..." -> N; "  alignment: G groups, R requantizes, V violations".
 field() { grep -m1 -oE -- "$1 -?[0-9.]+" "$2" | grep -oE -- "-?[0-9.]+$"; }

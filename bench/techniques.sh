@@ -28,16 +28,7 @@ IMAGES=${QALIGN_BENCH_IMAGES:-$ROOT/.cache/bench_images}
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 
-declare -A FILE SHAPE PREPROCESS
-FILE[det]=ch_PP-OCRv4_det_infer.onnx
-FILE[rec]=ch_PP-OCRv4_rec_infer.onnx
-FILE[cls]=ch_ppocr_mobile_v2.0_cls_infer.onnx
-SHAPE[det]=1,3,640,640
-SHAPE[rec]=1,3,48,320
-SHAPE[cls]=1,3,48,192
-PREPROCESS[det]="size=640x640&mean=0.485,0.456,0.406&std=0.229,0.224,0.225"
-PREPROCESS[rec]="size=320x48&mean=0.5&std=0.5"
-PREPROCESS[cls]="size=192x48&mean=0.5&std=0.5"
+source "$ROOT/bench/ppocr_models.sh"  # FILE, SHAPE, PREPROCESS by model
 
 # --align flags making every aligned op type of a target use `optimal` (fixed and none stay).
 optimal_flags() {

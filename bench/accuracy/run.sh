@@ -55,20 +55,16 @@ DICT=$MODEL_DIR/ppocr_keys_v1.txt
 CACHE=${QALIGN_ACC_DIR:-$ROOT/.cache/accuracy}
 FLAGS=${QALIGN_FLAGS:-}
 TECHNIQUE=${QALIGN_TECHNIQUE:-${FLAGS:-default}}
+# No summary SNR (the task metrics replace it), unless the flags need it: --accuracy-budget
+# measures on the evaluation samples.
+EVAL="--eval-samples 0"
+[[ $FLAGS == *--accuracy-budget* || $FLAGS == *--eval-samples* ]] && EVAL=""
 TECHNIQUE=${TECHNIQUE//,/;}  # the evaluator's --run separates keys with commas
 THREADS=${QALIGN_ACC_THREADS:-1}
 SEED=2026  # of the evaluation data; the calibration images have their own generator and seed
 
-declare -A FILE SHAPE PREPROCESS COUNT
-FILE[det]=ch_PP-OCRv4_det_infer.onnx
-FILE[rec]=ch_PP-OCRv4_rec_infer.onnx
-FILE[cls]=ch_ppocr_mobile_v2.0_cls_infer.onnx
-SHAPE[det]=1,3,640,640
-SHAPE[rec]=1,3,48,320
-SHAPE[cls]=1,3,48,192
-PREPROCESS[det]="size=640x640&mean=0.485,0.456,0.406&std=0.229,0.224,0.225&order=bgr"
-PREPROCESS[rec]="size=320x48&mean=0.5&std=0.5&order=bgr"
-PREPROCESS[cls]="size=192x48&mean=0.5&std=0.5&order=bgr"
+source "$ROOT/bench/ppocr_models.sh"  # FILE, SHAPE, PREPROCESS by model
+declare -A COUNT
 if ((QUICK)); then COUNT=([rec]=60 [det]=4 [cls]=40); else COUNT=([rec]=200 [det]=16 [cls]=100); fi
 
 OUT=$(mktemp -d)
@@ -90,8 +86,8 @@ for model in "${MODELS[@]}"; do
     t0=$(date +%s.%N)
     # shellcheck disable=SC2086  # QALIGN_FLAGS is a list of flags
     if ! "$QALIGN" quantize "$MODEL_DIR/${FILE[$model]}" --target "$target" \
-        --input-shape "x=${SHAPE[$model]}" --calib "image:$calib?${PREPROCESS[$model]}" \
-        --holdout 8 --eval-samples 0 --threads 1 --quiet $FLAGS -o "$quantized" \
+        --input-shape "x=${SHAPE[$model]}" --calib "image:$calib?${PREPROCESS[$model]}&order=bgr" \
+        --holdout 8 $EVAL --threads 1 --quiet $FLAGS -o "$quantized" \
         > "$MODELS_OUT/$model-$target.txt"; then
       echo "accuracy: qalign quantize $model for $target failed (message above)" >&2
       for opt in disabled all; do

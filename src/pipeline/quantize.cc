@@ -409,7 +409,7 @@ StatusOr<AlignSummary> AlignModel(const AlignOptions& options) {
                   options.model_path + ": " + pipeline.status().message());
   }
   for (const std::string& note : pipeline->alignment.notes) LogInfo(note);
-  for (const std::string& note : pipeline->derived.notes) LogWarning(note);
+  for (const std::string& note : pipeline->derived.notes) LogInfo(note);
   AlignSummary summary;
   summary.report_json =
       AlignmentReportJson(model.profile.name, pipeline->alignment, table, pipeline->violations,
@@ -440,7 +440,8 @@ std::string QuantizeSummary::ToText() const {
                 biases, " int32 biases; opset ", source_opset, " -> ", opset, "\n");
   if (raised_weight_channels > 0) {
     out += StrCat("  bias fit: ", raised_weight_channels,
-                  " weight channels got a larger scale so their int32 bias fits (see warnings)\n");
+                  " weight channels got a larger scale so their int32 bias fits (the report's "
+                  "bias_fit names each)\n");
   }
   out += StrCat("  alignment: ", groups, " groups, ", requantizes, " requantizes, ", violations,
                 " violations\n");
@@ -664,7 +665,7 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
     summary.violation_messages.push_back(v.check + ": " + v.message);
   }
   for (const std::string& note : pipeline->alignment.notes) LogInfo(note);
-  for (const std::string& note : pipeline->derived.notes) LogWarning(note);
+  for (const std::string& note : pipeline->derived.notes) LogInfo(note);
 
   summary.report_json =
       WithMixedPrecision(AlignmentReportJson(profile.name, pipeline->alignment, *table,
