@@ -23,6 +23,7 @@
 #include "export/quant_tables.h"
 #include "onnx/importer.h"
 #include "onnx/tensor_proto.h"
+#include "pipeline/accuracy_budget.h"
 #include "pipeline/align_overrides.h"
 #include "pipeline/mixed_precision.h"
 #include "pipeline/pipeline.h"
@@ -174,124 +175,6 @@ CalibrateFn ExecutorCalibration(const PreparedModel& model, const CalibrationDat
 // Ranges read from a file instead of a calibration run.
 CalibrateFn RangesFromFile(const RangeMap& ranges) {
   return [&ranges](const std::vector<const Variable*>&) -> StatusOr<RangeMap> { return ranges; };
-}
-
-// The worst SNR over a model's outputs.
-double WorstSnrDb(const OutputErrors& errors) {
-  double worst = std::numeric_limits<double>::infinity();
-  for (const auto& [name, e] : errors) worst = std::min(worst, e.SnrDb());
-  return worst;
-}
-
-// The `keep` candidates that lose the most SNR locally in the quantized model of `table` (on one
-// sample): worst input SNR - output SNR, as `qalign eval --per-layer` ranks layers. Measuring every
-// op of a large model costs one simulated run each; this one run narrows the list first.
-StatusOr<std::vector<const Operation*>> MostLossyOps(
-    const Graph& graph, const Graph& fp32_graph, QuantConfigTable& table, const QuantizePipelineResult& pipeline,
-    const std::vector<const Operation*>& candidates, const Sample& sample,
-    const ExecutorOptions& exec_options, size_t keep) {
-  if (candidates.size() <= keep) return candidates;
-  ExecutorOptions all = exec_options;
-  all.keep_all = true;
-  QALIGN_ASSIGN_OR_RETURN(auto reference, Executor::Create(fp32_graph, all));
-  QALIGN_ASSIGN_OR_RETURN(auto ref, reference->Run(sample));
-  QALIGN_ASSIGN_OR_RETURN(QuantPlan plan,
-                          BuildQuantPlan(graph, table, pipeline.alignment.requantizes));
-  QALIGN_ASSIGN_OR_RETURN(auto simulator, FakeQuantSimulator::Create(graph, plan, all));
-  QALIGN_ASSIGN_OR_RETURN(auto got, simulator->Run(sample));
-  auto snr_of = [&](const Variable* v) -> double {
-    if (v == nullptr) return 100.0;
-    auto r = ref.find(v->name());
-    auto g = got.find(v->name());
-    if (r == ref.end() || g == got.end() || r->second.dtype() != DataType::kFloat ||
-        r->second.shape() != g->second.shape()) {
-      return 100.0;
-    }
-    ErrorAccumulator e;
-    if (!e.Add(r->second, g->second, v->name()).ok()) return 100.0;
-    return std::min(e.SnrDb(), 100.0);  // exact tensors count as 100 dB, as in eval
-  };
-  std::vector<std::pair<double, const Operation*>> losses;
-  for (const Operation* op : candidates) {
-    double input_snr = 100.0;
-    for (const Variable* in : op->inputs()) {
-      if (in != nullptr && !in->is_parameter()) input_snr = std::min(input_snr, snr_of(in));
-    }
-    losses.push_back({input_snr - snr_of(op->output(0)), op});
-  }
-  std::stable_sort(losses.begin(), losses.end(),
-                   [](const auto& a, const auto& b) { return a.first > b.first; });
-  std::set<const Operation*> chosen;
-  for (size_t i = 0; i < keep; ++i) chosen.insert(losses[i].second);
-  std::vector<const Operation*> out;
-  for (const Operation* op : candidates) {
-    if (chosen.count(op)) out.push_back(op);
-  }
-  return out;
-}
-
-// --accuracy-budget: SearchFp32Ops over the evaluation samples, each trial the whole of steps 2b-5
-// from the ranges of the first calibration, then the simulated model against FP32 outputs
-// computed once.
-// `fp32_graph` is the model as given (bias correction changes the biases of `graph`).
-StatusOr<Fp32SearchResult> SearchBudget(const Graph& graph, const Graph& fp32_graph,
-                                        const TargetProfile& profile,
-                                        const QuantizePipelineOptions& pipeline_options,
-                                        const RangeMap& ranges, QuantConfigTable& table,
-                                        const QuantizePipelineResult& first,
-                                        const CalibrationDataset& samples, size_t count,
-                                        const QuantizeOptions& options) {
-  ExecutorOptions exec_options;
-  exec_options.num_threads = options.num_threads;
-  QALIGN_ASSIGN_OR_RETURN(auto reference, Executor::Create(fp32_graph, exec_options));
-  std::vector<Sample> inputs;
-  std::vector<std::map<std::string, Tensor>> fp32_outputs;
-  for (size_t i = 0; i < count; ++i) {
-    QALIGN_ASSIGN_OR_RETURN(Sample sample, samples.Load(i));
-    QALIGN_ASSIGN_OR_RETURN(auto out, reference->Run(sample));
-    inputs.push_back(std::move(sample));
-    fp32_outputs.push_back(std::move(out));
-  }
-  Fp32SearchOptions search;
-  search.budget_db = *options.accuracy_budget_db;
-  search.max_ops = options.max_fp32_ops >= 0
-                       ? static_cast<size_t>(options.max_fp32_ops)
-                       : std::max<size_t>(1, graph.num_operations() / 20);
-  // Each candidate measured costs a simulated run per sample: at most 2 * max_ops + 8 of them.
-  QALIGN_ASSIGN_OR_RETURN(
-      const std::vector<const Operation*> candidates,
-      MostLossyOps(graph, fp32_graph, table, first, MixedPrecisionCandidates(table, pipeline_options.fp32_ops),
-                   inputs.front(), exec_options, 2 * search.max_ops + 8));
-  ProgressReporter progress("mixed precision", 9 + candidates.size() + search.max_ops,
-                            options.quiet ? ProgressMode::kQuiet : ProgressMode::kAuto);
-  int64_t done = 0;
-  const MeasureSnrFn measure =
-      [&](const std::vector<const Operation*>& fp32_ops) -> StatusOr<double> {
-    QuantizePipelineOptions trial_options = pipeline_options;
-    trial_options.fp32_ops = fp32_ops;
-    QuantConfigTable trial;
-    QALIGN_ASSIGN_OR_RETURN(QuantizePipelineResult result,
-                            RunQuantizePipeline(graph, profile, trial_options,
-                                                RangesFromFile(ranges), &trial));
-    if (!result.violations.empty()) {
-      return InternalError("mixed precision: a rule is violated with ", fp32_ops.size(),
-                           " ops in FP32: ", result.violations.front().message);
-    }
-    QALIGN_ASSIGN_OR_RETURN(QuantPlan plan,
-                            BuildQuantPlan(graph, trial, result.alignment.requantizes));
-    QALIGN_ASSIGN_OR_RETURN(auto simulator, FakeQuantSimulator::Create(graph, plan, exec_options));
-    OutputErrors errors;
-    for (size_t i = 0; i < inputs.size(); ++i) {
-      QALIGN_ASSIGN_OR_RETURN(auto out, simulator->Run(inputs[i]));
-      QALIGN_RETURN_IF_ERROR(AccumulateOutputs(fp32_outputs[i], out, &errors));
-    }
-    progress.Update(static_cast<size_t>(++done));
-    return WorstSnrDb(errors);
-  };
-  QALIGN_ASSIGN_OR_RETURN(Fp32SearchResult result,
-                          SearchFp32Ops(pipeline_options.fp32_ops, candidates, measure, search));
-  progress.Finish();
-  return result;
 }
 
 // The alignment report with what mixed precision kept in FP32, and the budget.
@@ -611,8 +494,16 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
     const size_t count =
         std::min(samples->size(), static_cast<size_t>(std::max(options.eval_samples, 0)));
     const RangeMap ranges = pipeline->ranges;
-    auto search = SearchBudget(graph, *fp32_graph, profile, pipeline_options, ranges, *table, *pipeline,
-                               *samples, count, options);
+    Fp32SearchOptions budget;
+    budget.budget_db = *options.accuracy_budget_db;
+    budget.max_ops = options.max_fp32_ops >= 0
+                         ? static_cast<size_t>(options.max_fp32_ops)
+                         : std::max<size_t>(1, graph.num_operations() / 20);
+    ExecutorOptions exec_options;
+    exec_options.num_threads = options.num_threads;
+    auto search = SearchAccuracyBudget(
+        {graph, *fp32_graph, profile, pipeline_options, ranges, *table, *pipeline}, *samples,
+        count, budget, exec_options, options.quiet ? ProgressMode::kQuiet : ProgressMode::kAuto);
     if (!search.ok()) {
       return Status(search.status().code(), options.model_path + ": " + search.status().message());
     }
