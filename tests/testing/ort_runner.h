@@ -66,6 +66,18 @@ struct TempDir {
   }
 };
 
+// Runs a shell `command`, its output (stdout and whatever it redirects) into `output`; returns
+// the exit status, or -1 when it cannot start.
+inline int RunCapturing(const std::string& command, std::string* output) {
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (!pipe) return -1;
+  char buffer[4096];
+  size_t n;
+  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) output->append(buffer, n);
+  const int status = ::pclose(pipe);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 }  // namespace ort_detail
 
 // Runs `model_path` with `inputs` (graph input name -> tensor) in ONNX Runtime with one thread.
@@ -90,17 +102,12 @@ inline StatusOr<std::map<std::string, Tensor>> RunInOnnxRuntime(
   }
   command += " 2>&1";
 
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (!pipe) return IoError("cannot start node for ", model_path);
   std::string output;
-  char buffer[4096];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) output.append(buffer, n);
-  const int status = ::pclose(pipe);
+  const int status = ort_detail::RunCapturing(command, &output);
   if (status != 0) {
     std::string first_line = output.substr(0, output.find('\n'));
-    return FailedPreconditionError(model_path, ": ONNX Runtime run failed (exit status ",
-                                   WIFEXITED(status) ? WEXITSTATUS(status) : -1, "): ", first_line);
+    return FailedPreconditionError(model_path, ": ONNX Runtime run failed (exit status ", status,
+                                   "): ", first_line);
   }
 
   const std::string manifest_path = temp.path + "/out/manifest.json";
@@ -131,14 +138,8 @@ inline StatusOr<nlohmann::json> OptimizedGraphInOnnxRuntime(const std::string& m
   const std::string command = ort_detail::ShellQuote(node) + " " + ort_detail::ShellQuote(script) +
                               " " + ort_detail::ShellQuote(model_path) + " " +
                               ort_detail::ShellQuote(out) + " 2>&1";
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (!pipe) return IoError("cannot start node for ", model_path);
   std::string output;
-  char buffer[4096];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) output.append(buffer, n);
-  const int status = ::pclose(pipe);
-  if (status != 0) {
+  if (ort_detail::RunCapturing(command, &output) != 0) {
     return FailedPreconditionError(model_path, ": ort_fused.js failed: ",
                                    output.substr(0, output.find('\n')));
   }
