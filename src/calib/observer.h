@@ -18,6 +18,7 @@
 // the range and the params always agree with what a kernel will do.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -75,6 +76,18 @@ float FakeQuantize(float x, float scale, int64_t zero_point, int64_t quant_min, 
 // per bin). Used by the mse observer and by alignment's `optimal` method.
 double ExpectedQuantError(const Histogram& histogram, const QuantScheme& scheme, float scale,
                           int64_t zero_point);
+
+// The grid search the mse observer and the `optimal` method share (observer_mse.cc): improves
+// `best`, whose error is `best_error`, with ranges inside [data_lo, data_hi] (data_lo < data_hi):
+//  1. both ends shrunk together, [alpha * data_lo, alpha * data_hi] for alpha = 1/C .. 1 (C = 100),
+//     then two finer sweeps (steps 1/(10 C), 1/(100 C)) around the best alpha; a symmetric
+//     scheme's range depends on max |x| alone, so for it this step is the whole search;
+//  2. otherwise the lower end alone, then the upper end alone, on the first grid.
+// A candidate replaces the best only when strictly better, so the result is never worse than
+// `best`. `error` returns infinity for a range that gives no params.
+ClipRange SearchClipRange(double data_lo, double data_hi, bool symmetric,
+                          const std::function<double(float lo, float hi)>& error, ClipRange best,
+                          double best_error);
 
 // The `optimal` alignment method (observer_shared.cc): the one range [lo, hi] minimizing the
 // members' summed expected quantization error, sum of total * ExpectedQuantError, under `scheme`.

@@ -5,12 +5,11 @@
 // each member weighted by its element count (total_m), so for a Concat it is the squared error of
 // the concatenated output. params(lo, hi) are ComputeParams' under the shared scheme, so rounding,
 // the widening to include 0, symmetry and power-of-2 scales are accounted for. E is not convex in
-// (lo, hi) in general, so the search is a grid, like the mse observer's (observer_mse.cc):
+// (lo, hi) in general, so the search is a grid:
 //  0. the candidates the caller names (the union of the members' ranges: `large`; each member's
 //     own range: `output`, `input`), so the result is never worse than any of them;
-//  1. the union [U_lo, U_hi] shrunk at both ends together: [alpha U_lo, alpha U_hi], alpha = 1/C
-//     .. 1 (C = 100), then finer sweeps (steps 1/(10 C), 1/(100 C)) around the best alpha;
-//  2. for asymmetric schemes, the lower end alone, then the upper end alone, on the same grid.
+//  1. then SearchClipRange's grid (observer_mse.cc, shared with the mse observer) over the union
+//     [U_lo, U_hi] of the members' data.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -51,48 +50,21 @@ StatusOr<ClipRange> OptimalSharedRange(const std::vector<const Histogram*>& memb
 
   ClipRange best{static_cast<float>(union_lo), static_cast<float>(union_hi)};
   double best_error = std::numeric_limits<double>::infinity();
-  auto consider = [&](double lo, double hi) {
-    const float a = static_cast<float>(lo), b = static_cast<float>(hi);
-    const double e = SummedQuantError(members, scheme, a, b);
+  auto error = [&](float lo, float hi) { return SummedQuantError(members, scheme, lo, hi); };
+  // 0. The named candidates first: a later candidate replaces them only when strictly better.
+  std::vector<ClipRange> first = candidates;
+  if (first.empty()) first.push_back(best);
+  for (const ClipRange& c : first) {
+    const double e = error(c.min, c.max);
     if (e < best_error) {
       best_error = e;
-      best = ClipRange{a, b};
-    }
-  };
-  // 0. The named candidates first: a later candidate replaces them only when strictly better.
-  if (candidates.empty()) consider(union_lo, union_hi);
-  for (const ClipRange& c : candidates) consider(c.min, c.max);
-  if (!any) return best;
-  if (!(union_hi > union_lo)) return best;
-
-  // 1. Both ends together, coarse then fine.
-  constexpr int kSteps = 100;
-  double best_alpha = 1.0;
-  for (int j = 1; j <= kSteps; ++j) {
-    const double alpha = static_cast<double>(j) / kSteps;
-    const double before = best_error;
-    consider(alpha * union_lo, alpha * union_hi);
-    if (best_error < before) best_alpha = alpha;
-  }
-  // Two finer sweeps: a member far wider than the others can put the optimum at a few percent of
-  // the union, where the coarse grid alone would be too coarse.
-  for (double step : {0.1 / kSteps, 0.01 / kSteps}) {
-    const double center = best_alpha;
-    for (int j = -10; j <= 10; ++j) {
-      const double alpha = center + j * step;
-      const double before = best_error;
-      if (alpha > 0 && alpha <= 1) consider(alpha * union_lo, alpha * union_hi);
-      if (best_error < before) best_alpha = alpha;
+      best = c;
     }
   }
-  // 2. Each end alone (a symmetric range depends on max |x| alone: step 1 was exact).
-  if (!scheme.policy.Has(kSymmetric)) {
-    const double fixed_hi = best.max;
-    for (int j = 1; j <= kSteps; ++j) consider(union_lo * j / kSteps, fixed_hi);
-    const double fixed_lo = best.min;
-    for (int j = 1; j <= kSteps; ++j) consider(fixed_lo, union_hi * j / kSteps);
-  }
-  return best;
+  if (!any || !(union_hi > union_lo)) return best;
+  // 1, 2. The grid over the union.
+  return SearchClipRange(union_lo, union_hi, scheme.policy.Has(kSymmetric), error, best,
+                         best_error);
 }
 
 }  // namespace qalign
