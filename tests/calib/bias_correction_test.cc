@@ -8,8 +8,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <functional>
-#include <map>
 #include <random>
 #include <vector>
 
@@ -67,54 +65,45 @@ Tensor PlantedWeight(const std::vector<int64_t>& shape, int axis, bool planted, 
   return t;
 }
 
+// One op `type` reading x of `x_shape`, the planted weight and a bias: y = type(x, w, b).
 struct Case {
-  std::string name;
-  // Builds the graph; `planted` selects W (true) or Wq (false); `bias` the bias values.
-  std::function<std::unique_ptr<Graph>(bool planted, const std::vector<float>& bias)> build;
+  std::string type;
+  std::vector<int64_t> x_shape;
+  std::vector<int64_t> weight_shape;
+  int channel_axis = 0;  // the weight's output-channel axis
+  uint32_t seed = 0;
+  testing::AttributeList attributes;
   std::vector<float> bias;
+
+  // `planted` selects W (true) or Wq (false).
+  std::unique_ptr<Graph> Build(bool planted, const std::vector<float>& bias_values) const {
+    testing::GraphBuilder b;
+    Variable* x = b.Input("x", x_shape);
+    Variable* w = b.Param("w", PlantedWeight(weight_shape, channel_axis, planted, seed));
+    Variable* c = b.Param(
+        "b", Tensor::FromVector<float>({static_cast<int64_t>(bias_values.size())}, bias_values));
+    b.Output(b.Op(type, "op", {x, w, c}, attributes));
+    return b.Build();
+  }
 };
 
+// A depthwise Conv, a strided ConvTranspose and a Gemm with alpha, beta and transB.
 std::vector<Case> Cases() {
-  std::vector<Case> cases;
-  cases.push_back({"depthwise Conv",
-                   [](bool planted, const std::vector<float>& bias) {
-                     testing::GraphBuilder b;
-                     Variable* x = b.Input("x", {2, 4, 7, 6});
-                     Variable* w = b.Param("w", PlantedWeight({4, 1, 3, 3}, 0, planted, 1));
-                     Variable* c = b.Param("b", Tensor::FromVector<float>({4}, bias));
-                     b.Output(b.Op("Conv", "conv", {x, w, c},
-                                   {{"group", Attribute::Int(4)},
-                                    {"pads", Attribute::Ints({1, 1, 1, 1})},
-                                    {"strides", Attribute::Ints({2, 1})}}));
-                     return b.Build();
-                   },
-                   {0.1f, -0.2f, 0.3f, 0.0f}});
-  cases.push_back({"ConvTranspose",
-                   [](bool planted, const std::vector<float>& bias) {
-                     testing::GraphBuilder b;
-                     Variable* x = b.Input("x", {2, 3, 5, 4});
-                     Variable* w = b.Param("w", PlantedWeight({3, 2, 2, 3}, 1, planted, 2));
-                     Variable* c = b.Param("b", Tensor::FromVector<float>({2}, bias));
-                     b.Output(b.Op("ConvTranspose", "deconv", {x, w, c},
-                                   {{"strides", Attribute::Ints({2, 2})},
-                                    {"pads", Attribute::Ints({0, 1, 0, 1})}}));
-                     return b.Build();
-                   },
-                   {0.5f, -0.5f}});
-  cases.push_back({"Gemm",
-                   [](bool planted, const std::vector<float>& bias) {
-                     testing::GraphBuilder b;
-                     Variable* x = b.Input("x", {3, 5});
-                     Variable* w = b.Param("w", PlantedWeight({6, 5}, 0, planted, 3));
-                     Variable* c = b.Param("b", Tensor::FromVector<float>({6}, bias));
-                     b.Output(b.Op("Gemm", "gemm", {x, w, c},
-                                   {{"transB", Attribute::Int(1)},
-                                    {"alpha", Attribute::Float(0.5f)},
-                                    {"beta", Attribute::Float(2.0f)}}));
-                     return b.Build();
-                   },
-                   {1, 2, 3, 4, 5, 6}});
-  return cases;
+  return {
+      {"Conv", {2, 4, 7, 6}, {4, 1, 3, 3}, 0, 1,
+       {{"group", Attribute::Int(4)},
+        {"pads", Attribute::Ints({1, 1, 1, 1})},
+        {"strides", Attribute::Ints({2, 1})}},
+       {0.1f, -0.2f, 0.3f, 0.0f}},
+      {"ConvTranspose", {2, 3, 5, 4}, {3, 2, 2, 3}, 1, 2,
+       {{"strides", Attribute::Ints({2, 2})}, {"pads", Attribute::Ints({0, 1, 0, 1})}},
+       {0.5f, -0.5f}},
+      {"Gemm", {3, 5}, {6, 5}, 0, 3,
+       {{"transB", Attribute::Int(1)},
+        {"alpha", Attribute::Float(0.5f)},
+        {"beta", Attribute::Float(2.0f)}},
+       {1, 2, 3, 4, 5, 6}},
+  };
 }
 
 // Mean of the graph's single output per channel (axis 1) over the samples.
@@ -145,8 +134,8 @@ std::vector<double> ChannelMeans(const Graph& graph, const CalibrationDataset& d
 
 TEST(BiasCorrection, RemovesAPlantedMeanShiftExactly) {
   for (const Case& c : Cases()) {
-    SCOPED_TRACE(c.name);
-    std::unique_ptr<Graph> graph = c.build(true, c.bias);
+    SCOPED_TRACE(c.type);
+    std::unique_ptr<Graph> graph = c.Build(true, c.bias);
     // Inputs with a non-zero mean, so the planted weight error shifts the outputs' means.
     auto data = OpenCalibrationData("random:3?low=0.5&high=1.5&seed=11", ModelInputSpecs(*graph));
     ASSERT_TRUE(data.ok()) << data.status().ToString();
@@ -169,8 +158,8 @@ TEST(BiasCorrection, RemovesAPlantedMeanShiftExactly) {
 
     std::span<const float> corrected = graph->FindVariable("b")->data()->values<float>();
     const std::vector<float> corrected_bias(corrected.begin(), corrected.end());
-    const std::vector<double> uncorrected = ChannelMeans(*c.build(false, c.bias), **data);
-    const std::vector<double> fixed = ChannelMeans(*c.build(false, corrected_bias), **data);
+    const std::vector<double> uncorrected = ChannelMeans(*c.Build(false, c.bias), **data);
+    const std::vector<double> fixed = ChannelMeans(*c.Build(false, corrected_bias), **data);
     ASSERT_EQ(fp32.size(), fixed.size());
     for (size_t ch = 0; ch < fp32.size(); ++ch) {
       SCOPED_TRACE(ch);

@@ -23,6 +23,16 @@ using testing::MakeTable;
 using testing::Out;
 using testing::Rule;
 
+// x -> Relu "p" and Sigmoid "q" -> Concat "cat" (axis 1) -> output.
+std::unique_ptr<Graph> ReluAndSigmoidConcat() {
+  GraphBuilder b;
+  Variable* x = b.Input("x", {1, 2, 8, 8});
+  Variable* p = b.Op("Relu", "p", {x});
+  Variable* q = b.Op("Sigmoid", "q", {x});
+  b.Output(b.Op("Concat", "cat", {p, q}, {{"axis", Attribute::Int(1)}}));
+  return b.Build();
+}
+
 // p -> MaxPool (method input) -> Reshape (method output): one group, where the output method wins
 // by priority, so the group takes the Reshape's output range [0, 5], not the MaxPool input's
 // [0, 2].
@@ -61,13 +71,7 @@ TEST(AlignmentMethods, OutputBeatsInputWhenBothMeetInOneGroup) {
 // A Concat aligned to its output, whose output has no calibrated range: the group falls back to
 // the union of the inputs' ranges, and the reason says so.
 TEST(AlignmentMethods, MissingMethodPortRangeFallsBackToTheUnion) {
-  GraphBuilder b;
-  Variable* x = b.Input("x", {1, 2, 8, 8});
-  Variable* p = b.Op("Relu", "p", {x});
-  Variable* q = b.Op("Sigmoid", "q", {x});
-  Variable* cat = b.Op("Concat", "cat", {p, q}, {{"axis", Attribute::Int(1)}});
-  b.Output(cat);
-  auto g = b.Build();
+  auto g = ReluAndSigmoidConcat();
   auto t = MakeTable(*g);
   RangeMap ranges;
   AddRange(&ranges, "x", -1, 1);
@@ -95,13 +99,7 @@ TEST(AlignmentMethods, MissingMethodPortRangeFallsBackToTheUnion) {
 // `optimal` hands the group's members to options.optimal_range (the pipeline's histogram search)
 // and takes its range; without it the group is computed as `large`, and the reason says so.
 TEST(AlignmentMethods, OptimalTakesTheRangeOfItsSearch) {
-  GraphBuilder b;
-  Variable* x = b.Input("x", {1, 2, 8, 8});
-  Variable* p = b.Op("Relu", "p", {x});
-  Variable* q = b.Op("Sigmoid", "q", {x});
-  Variable* cat = b.Op("Concat", "cat", {p, q}, {{"axis", Attribute::Int(1)}});
-  b.Output(cat);
-  auto g = b.Build();
+  auto g = ReluAndSigmoidConcat();
   const TargetProfile profile = MakeProfile(
       "concat-optimal", {Rule("Concat", RuleKind::kShareInputsAndOutput, AlignMethod::kOptimal)},
       true);
