@@ -69,9 +69,9 @@ void ReadAlignOverrides(const py::dict& o, AlignOverrides* a) {
   a->requantize_on_mismatch = Get<bool>(o, "requantize_on_mismatch", false);
 }
 
-// The samples: a list of lists of (input name or "", C-contiguous native-order ndarray), made by
-// the package. The arrays stay referenced by `samples` (the caller's list) for the whole call;
-// only their buffers' addresses are kept.
+// The samples: a list of lists of (input name or "", C-contiguous native-order ndarray, ONNX
+// dtype), made by the package. The arrays stay referenced by `samples` for the whole call; only
+// their buffers' addresses are kept, and the C++ side reads the buffers in place.
 std::vector<InputSample> ReadSamples(const py::object& samples) {
   std::vector<InputSample> out;
   if (samples.is_none()) return out;
@@ -379,5 +379,10 @@ PYBIND11_MODULE(_qalign, m) {
   m.def("fix", &Fix);
   m.def("evaluate", &Evaluate);
   m.def("targets", [] { return qalign::TargetNames(); });
+  // For the tests: how many of the callers' arrays were read in place and how many copied.
+  m.def("count_input_arrays", [] {
+    const qalign::InputArrayCounts counts = qalign::CountInputArrays();
+    return std::make_pair(counts.read_in_place, counts.copied);
+  });
   m.def("targets_dir", [] { return qalign::TargetsDirectory(); });
 }
