@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -64,6 +65,20 @@ TEST(TensorTest, WritingABorrowedTensorCopiesItFirst) {
   // Reading through const access never copies.
   (void)std::as_const(other_view).values<float>();
   EXPECT_EQ(Tensor::BorrowedCopies(), copies_before + 1);
+}
+
+TEST(TensorTest, BorrowedTensorAndItsCopiesHoldTheKeepalive) {
+  auto owner = std::make_shared<std::vector<float>>(std::vector<float>{1, 2});
+  std::weak_ptr<std::vector<float>> watch = owner;
+  Tensor t = *Tensor::Borrow(DataType::kFloat, {2}, owner->data(), 8, owner);
+  owner.reset();
+  Tensor copy = t;
+  t = Tensor();
+  EXPECT_FALSE(watch.expired());  // the copy still reads it
+  EXPECT_EQ(*copy.AsFloats(), (std::vector<float>{1, 2}));
+  copy.values<float>()[1] = 3.0f;  // owned now: the memory is released
+  EXPECT_TRUE(watch.expired());
+  EXPECT_EQ(*copy.AsFloats(), (std::vector<float>{1, 3}));
 }
 
 TEST(TensorTest, BorrowChecksSizeAlignmentAndType) {
