@@ -17,6 +17,7 @@
 #include "qalign/targets.h"
 
 namespace py = pybind11;
+using namespace pybind11::literals;  // "key"_a = value: one field of a result dict
 
 namespace qalign::python {
 namespace {
@@ -69,9 +70,9 @@ void ReadAlignOverrides(const py::dict& o, AlignOverrides* a) {
   a->requantize_on_mismatch = Get<bool>(o, "requantize_on_mismatch", false);
 }
 
-// The samples: a list of lists of (input name or "", C-contiguous native-order ndarray), made by
-// the package. The arrays stay referenced by `samples` (the caller's list) for the whole call;
-// only their buffers' addresses are kept.
+// The samples: a list of lists of (input name or "", C-contiguous native-order ndarray, ONNX
+// dtype), made by the package. The arrays stay referenced by `samples` for the whole call; only
+// their buffers' addresses are kept, and the C++ side reads the buffers in place.
 std::vector<InputSample> ReadSamples(const py::object& samples) {
   std::vector<InputSample> out;
   if (samples.is_none()) return out;
@@ -126,11 +127,8 @@ Result RunReleased(Work work, std::optional<py::error_already_set>* pending) {
 py::dict QualityDict(const std::map<std::string, OutputQuality>& outputs) {
   py::dict d;
   for (const auto& [name, q] : outputs) {
-    py::dict e;
-    e["snr_db"] = q.snr_db;
-    e["cosine"] = q.cosine;
-    e["max_abs_error"] = q.max_abs_error;
-    d[py::str(name)] = e;
+    d[py::str(name)] =
+        py::dict("snr_db"_a = q.snr_db, "cosine"_a = q.cosine, "max_abs_error"_a = q.max_abs_error);
   }
   return d;
 }
@@ -161,34 +159,18 @@ py::dict Quantize(const py::dict& o, const py::object& samples, const py::object
   std::optional<py::error_already_set> pending;
   options.progress = MakeProgress(progress, &pending);
   QuantizeSummary s = RunReleased<QuantizeSummary>([&] { return QuantizeModel(options); }, &pending);
-  py::dict d;
-  d["model"] = s.model;
-  d["target"] = s.target;
-  d["output"] = s.output;
-  d["ops"] = s.ops;
-  d["quantized_ops"] = s.quantized_ops;
-  d["fp32_ops"] = s.fp32_ops;
-  d["folded_ops"] = s.folded_ops;
-  d["equalized_pairs"] = s.equalized_pairs;
-  d["quantized_tensors"] = s.quantized_tensors;
-  d["weights"] = s.weights;
-  d["biases"] = s.biases;
-  d["groups"] = s.groups;
-  d["requantizes"] = s.requantizes;
-  d["violations"] = s.violation_messages;
-  d["calibration_samples"] = s.calibration_samples;
-  d["holdout_samples"] = s.holdout_samples;
-  d["evaluated_samples"] = s.evaluated_samples;
-  d["outputs"] = QualityDict(s.outputs);
-  d["source_opset"] = s.source_opset;
-  d["opset"] = s.opset;
-  d["calibrate_seconds"] = s.calibrate_seconds;
-  d["export_seconds"] = s.export_seconds;
-  d["evaluate_seconds"] = s.evaluate_seconds;
-  d["total_seconds"] = s.total_seconds;
-  d["report_json"] = s.report_json;
-  d["text"] = s.ToText();
-  return d;
+  return py::dict(
+      "model"_a = s.model, "target"_a = s.target, "output"_a = s.output, "ops"_a = s.ops,
+      "quantized_ops"_a = s.quantized_ops, "fp32_ops"_a = s.fp32_ops, "folded_ops"_a = s.folded_ops,
+      "equalized_pairs"_a = s.equalized_pairs, "quantized_tensors"_a = s.quantized_tensors,
+      "weights"_a = s.weights, "biases"_a = s.biases, "groups"_a = s.groups,
+      "requantizes"_a = s.requantizes, "violations"_a = s.violation_messages,
+      "calibration_samples"_a = s.calibration_samples, "holdout_samples"_a = s.holdout_samples,
+      "evaluated_samples"_a = s.evaluated_samples, "outputs"_a = QualityDict(s.outputs),
+      "source_opset"_a = s.source_opset, "opset"_a = s.opset,
+      "calibrate_seconds"_a = s.calibrate_seconds, "export_seconds"_a = s.export_seconds,
+      "evaluate_seconds"_a = s.evaluate_seconds, "total_seconds"_a = s.total_seconds,
+      "report_json"_a = s.report_json, "text"_a = s.ToText());
 }
 
 py::dict Calibrate(const py::dict& o, const py::object& samples, const py::object& progress) {
@@ -207,19 +189,11 @@ py::dict Calibrate(const py::dict& o, const py::object& samples, const py::objec
   options.progress = MakeProgress(progress, &pending);
   CalibrateSummary s =
       RunReleased<CalibrateSummary>([&] { return CalibrateModel(options); }, &pending);
-  py::dict d;
-  d["model"] = s.model;
-  d["target"] = s.target;
-  d["observer"] = s.observer;
-  d["output"] = s.output;
-  d["tensors"] = s.tensors;
-  d["samples"] = s.samples;
-  d["holdout_samples"] = s.holdout_samples;
-  d["seconds"] = s.seconds;
-  d["run_seconds"] = s.run_seconds;
-  d["peak_bytes"] = s.peak_bytes;
-  d["text"] = s.ToText();
-  return d;
+  return py::dict("model"_a = s.model, "target"_a = s.target, "observer"_a = s.observer,
+                  "output"_a = s.output, "tensors"_a = s.tensors, "samples"_a = s.samples,
+                  "holdout_samples"_a = s.holdout_samples, "seconds"_a = s.seconds,
+                  "run_seconds"_a = s.run_seconds, "peak_bytes"_a = s.peak_bytes,
+                  "text"_a = s.ToText());
 }
 
 py::dict Align(const py::dict& o) {
@@ -233,36 +207,21 @@ py::dict Align(const py::dict& o) {
   if (!usage.ok()) Raise(usage, "usage");
   std::optional<py::error_already_set> pending;
   AlignSummary s = RunReleased<AlignSummary>([&] { return AlignModel(options); }, &pending);
-  py::dict d;
-  d["target"] = s.target;
-  d["groups"] = s.groups;
-  d["requantizes"] = s.requantizes;
-  d["violations"] = s.violation_messages;
-  d["report_json"] = s.report_json;
-  d["text"] = s.text;
-  return d;
+  return py::dict("target"_a = s.target, "groups"_a = s.groups, "requantizes"_a = s.requantizes,
+                  "violations"_a = s.violation_messages, "report_json"_a = s.report_json,
+                  "text"_a = s.text);
 }
 
 py::list ViolationList(const std::vector<Violation>& violations) {
   py::list list;
   for (const Violation& v : violations) {
-    py::dict d;
-    d["rule"] = v.rule;
-    d["op_type"] = v.op_type;
-    d["op"] = v.op;
-    d["method"] = v.method;
-    d["message"] = v.message;
     py::list ports;
     for (const ViolationPort& p : v.ports) {
-      py::dict port;
-      port["port"] = p.port;
-      port["tensor"] = p.tensor;
-      port["scale"] = p.scale;
-      port["zero_point"] = p.zero_point;
-      ports.append(port);
+      ports.append(py::dict("port"_a = p.port, "tensor"_a = p.tensor, "scale"_a = p.scale,
+                            "zero_point"_a = p.zero_point));
     }
-    d["ports"] = ports;
-    list.append(d);
+    list.append(py::dict("rule"_a = v.rule, "op_type"_a = v.op_type, "op"_a = v.op,
+                         "method"_a = v.method, "message"_a = v.message, "ports"_a = ports));
   }
   return list;
 }
@@ -274,18 +233,11 @@ py::dict Check(const py::dict& o) {
   options.input_shapes = Get<Shapes>(o, "input_shapes", {});
   std::optional<py::error_already_set> pending;
   CheckSummary s = RunReleased<CheckSummary>([&] { return CheckModel(options); }, &pending);
-  py::dict d;
-  d["model"] = s.model;
-  d["target"] = s.target;
-  d["violations"] = ViolationList(s.violations);
-  d["ops_checked"] = s.ops_checked;
-  d["ports_checked"] = s.ports_checked;
-  d["biases_checked"] = s.biases_checked;
-  d["has_qdq"] = s.has_qdq;
-  d["notes"] = s.notes;
-  d["report_json"] = s.report_json;
-  d["text"] = s.text;
-  return d;
+  return py::dict("model"_a = s.model, "target"_a = s.target,
+                  "violations"_a = ViolationList(s.violations), "ops_checked"_a = s.ops_checked,
+                  "ports_checked"_a = s.ports_checked, "biases_checked"_a = s.biases_checked,
+                  "has_qdq"_a = s.has_qdq, "notes"_a = s.notes, "report_json"_a = s.report_json,
+                  "text"_a = s.text);
 }
 
 py::dict Fix(const py::dict& o) {
@@ -300,23 +252,15 @@ py::dict Fix(const py::dict& o) {
   if (!usage.ok()) Raise(usage, "usage");
   std::optional<py::error_already_set> pending;
   FixSummary s = RunReleased<FixSummary>([&] { return FixModel(options); }, &pending);
-  py::dict d;
-  d["model"] = s.model;
-  d["target"] = s.target;
-  d["output"] = s.output;
-  d["violations_before"] = ViolationList(s.violations_before);
-  d["violations_after"] = ViolationList(s.violations_after);
-  d["activation_pairs"] = s.activation_pairs;
-  d["requantizes_added"] = s.requantizes_added;
-  d["constants"] = s.constants;
-  d["biases"] = s.biases;
-  d["worst_resolution_cost"] = s.worst_resolution_cost;
-  d["notes"] = s.notes;
-  d["report_json"] = s.report_json;
-  d["text"] = s.ToText();
   Status remaining = s.Remaining();
-  d["remaining_error"] = remaining.ok() ? std::string() : remaining.message();
-  return d;
+  return py::dict("model"_a = s.model, "target"_a = s.target, "output"_a = s.output,
+                  "violations_before"_a = ViolationList(s.violations_before),
+                  "violations_after"_a = ViolationList(s.violations_after),
+                  "activation_pairs"_a = s.activation_pairs,
+                  "requantizes_added"_a = s.requantizes_added, "constants"_a = s.constants,
+                  "biases"_a = s.biases, "worst_resolution_cost"_a = s.worst_resolution_cost,
+                  "notes"_a = s.notes, "report_json"_a = s.report_json, "text"_a = s.ToText(),
+                  "remaining_error"_a = remaining.ok() ? std::string() : remaining.message());
 }
 
 py::dict Evaluate(const py::dict& o, const py::object& samples, const py::object& progress) {
@@ -333,22 +277,13 @@ py::dict Evaluate(const py::dict& o, const py::object& samples, const py::object
   std::optional<py::error_already_set> pending;
   options.progress = MakeProgress(progress, &pending);
   EvalSummary s = RunReleased<EvalSummary>([&] { return EvaluateModels(options); }, &pending);
-  py::dict d;
-  d["samples"] = s.samples;
-  d["outputs"] = QualityDict(s.outputs);
   py::list layers;
   for (const LayerQuality& l : s.layers) {
-    py::dict e;
-    e["tensor"] = l.tensor;
-    e["op"] = l.op;
-    e["snr_db"] = l.snr_db;
-    e["input_snr_db"] = l.input_snr_db;
-    e["loss_db"] = l.loss_db;
-    layers.append(e);
+    layers.append(py::dict("tensor"_a = l.tensor, "op"_a = l.op, "snr_db"_a = l.snr_db,
+                           "input_snr_db"_a = l.input_snr_db, "loss_db"_a = l.loss_db));
   }
-  d["layers"] = layers;
-  d["text"] = s.ToText();
-  return d;
+  return py::dict("samples"_a = s.samples, "outputs"_a = QualityDict(s.outputs),
+                  "layers"_a = layers, "text"_a = s.ToText());
 }
 
 }  // namespace
@@ -379,5 +314,10 @@ PYBIND11_MODULE(_qalign, m) {
   m.def("fix", &Fix);
   m.def("evaluate", &Evaluate);
   m.def("targets", [] { return qalign::TargetNames(); });
+  // For the tests: how many of the callers' arrays were read in place and how many copied.
+  m.def("count_input_arrays", [] {
+    const qalign::InputArrayCounts counts = qalign::CountInputArrays();
+    return std::make_pair(counts.read_in_place, counts.copied);
+  });
   m.def("targets_dir", [] { return qalign::TargetsDirectory(); });
 }

@@ -185,6 +185,64 @@ def test_sample_forms_give_one_model(small, tmp_path):
     assert len(set(outputs.values())) == 1
 
 
+def input_arrays_delta(call):
+    """(arrays read in place, arrays copied) by the C++ side during call()."""
+    read, copied = qalign._qalign.count_input_arrays()
+    result = call()
+    read_after, copied_after = qalign._qalign.count_input_arrays()
+    return result, read_after - read, copied_after - copied
+
+
+def test_contiguous_float32_arrays_are_not_copied(small, tmp_path):
+    """A C-contiguous native float32 array (the model's dtype) goes to the C++ side as it is and
+    is read there in place: calibration copies none; quantize copies only the held-out inputs
+    its simulation of the quantized model fake-quantizes."""
+    data = small_samples(6)
+    _, samples = qalign._samples(data, "calib")
+    assert all(items[0][1] is a for items, a in zip(samples, data))
+    before = [a.copy() for a in data]
+    result, read, copied = input_arrays_delta(lambda: qalign.calibrate(
+        small, "tflite-int8", data, tmp_path / "ranges.json", quiet=True))
+    assert result.samples == 5
+    assert read >= 6 + 5 and copied == 0  # each checked, then calibrated on
+    result, read, copied = input_arrays_delta(lambda: qalign.quantize(
+        small, "tflite-int8", data, tmp_path / "q.onnx", quiet=True))
+    assert result.evaluated_samples == 1
+    assert read >= 6 + 5 + 1 and copied == 1
+    assert all(np.array_equal(a, b) for a, b in zip(data, before))  # never written
+
+
+def test_other_layouts_and_byte_orders_are_copied_to_the_same_model(small, tmp_path):
+    """Strided, Fortran-order and big-endian arrays are made C-contiguous native copies by the
+    package, then read in place like the rest; floats at an odd address go as they are and the
+    C++ side copies them. The model is the one the plain arrays give."""
+    data = small_samples(6)
+    forms = {
+        "contiguous": data,
+        "strided": [np.repeat(a, 2, axis=3)[..., ::2] for a in data],
+        "fortran": [np.asfortranarray(a) for a in data],
+        "big-endian": [a.astype(">f4") for a in data],
+        "unaligned": [np.frombuffer(b"\0" + a.tobytes(), np.float32, offset=1).reshape(a.shape)
+                      for a in data],
+    }
+    assert not forms["strided"][0].flags.c_contiguous
+    assert not forms["big-endian"][0].dtype.isnative
+    assert not forms["unaligned"][0].flags.aligned
+    models = {}
+    for name, calib in forms.items():
+        _, samples = qalign._samples(calib, "calib")
+        assert (samples[0][0][1] is calib[0]) == (name in ("contiguous", "unaligned")), name
+        path = tmp_path / f"{name}.onnx"
+        _, read, copied = input_arrays_delta(lambda: qalign.quantize(
+            small, "tflite-int8", calib, path, threads=1, quiet=True))
+        if name == "unaligned":
+            assert read == 0 and copied >= 6 + 5 + 1
+        else:  # the one copy: the held-out sample's input, fake-quantized
+            assert read >= 6 + 5 + 1 and copied == 1, name
+        models[name] = path.read_bytes()
+    assert len(set(models.values())) == 1
+
+
 def test_cls_numpy_equals_npy_dir_and_cli(tmp_path):
     data = cls_samples(10)
     npy = tmp_path / "npy"

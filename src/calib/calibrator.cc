@@ -8,6 +8,7 @@
 #include <span>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 
 #include "runtime/executor.h"
 
@@ -70,7 +71,8 @@ StatusOr<CalibrationResult> RunCalibration(const Graph& graph,
     if (it == observed.end() || tensor.dtype() != DataType::kFloat) return;
     Histogram& histogram = it->second->histogram;
     const int64_t non_finite_before = histogram.non_finite();
-    std::span<const float> values = tensor.values<float>();
+    // Read through a const reference: a graph input borrowed from the caller stays a view.
+    std::span<const float> values = std::as_const(tensor).values<float>();
     const size_t chunks = std::min<size_t>(values.size() / kMinChunk,
                                            static_cast<size_t>(hook_threads));
     if (pool != nullptr && chunks > 1) {

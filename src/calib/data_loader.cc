@@ -2,8 +2,10 @@
 #include "calib/data_loader.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cmath>
+#include <cstdint>
 #include <filesystem>
 #include <random>
 #include <set>
@@ -166,7 +168,13 @@ class ImageDataset : public CalibrationDataset {
 
 // ---------------------------------------------------------------- arrays in memory
 
-// The caller's arrays (the public InputSample), copied into a Tensor when a sample is loaded.
+// For CountInputArrays.
+std::atomic<int64_t> arrays_read_in_place{0};
+std::atomic<int64_t> arrays_copied{0};
+
+// The caller's arrays (the public InputSample), read in place: a loaded sample's tensors borrow
+// the arrays' bytes. An array not aligned to its element size (a view at an odd offset into a
+// byte buffer) is copied instead.
 class ArrayDataset : public CalibrationDataset {
  public:
   ArrayDataset(std::vector<ModelInputSpec> inputs, std::vector<InputSample> samples)
@@ -191,10 +199,17 @@ class ArrayDataset : public CalibrationDataset {
         }
       }
       const DataType dtype = static_cast<DataType>(array.onnx_dtype);
-      auto tensor = Tensor::FromBytes(dtype, array.dims, array.data, array.bytes);
+      const bool aligned = reinterpret_cast<uintptr_t>(array.data) % DataTypeSize(dtype) == 0;
+      auto tensor = aligned ? Tensor::Borrow(dtype, array.dims, array.data, array.bytes)
+                            : Tensor::FromBytes(dtype, array.dims, array.data, array.bytes);
       if (!tensor.ok()) {
         return InvalidArgumentError(name, ": input '", input->name,
                                     "': ", tensor.status().message());
+      }
+      if (aligned) {
+        ++arrays_read_in_place;
+      } else {
+        ++arrays_copied;
       }
       QALIGN_RETURN_IF_ERROR(CheckSampleTensor(*tensor, *input, name));
       sample.emplace(input->name, std::move(*tensor));
@@ -490,6 +505,14 @@ StatusOr<std::shared_ptr<const CalibrationDataset>> OpenCalibrationData(
   return OpenImages(spec, "", inputs);
 }
 
+InputArrayCounts CountInputArrays() {
+  InputArrayCounts counts;
+  counts.read_in_place = arrays_read_in_place.load();
+  // Tensor counts every borrowed tensor written to; only the loader above makes them.
+  counts.copied = arrays_copied.load() + Tensor::BorrowedCopies();
+  return counts;
+}
+
 StatusOr<std::shared_ptr<const CalibrationDataset>> OpenArrayData(
     std::vector<InputSample> samples, const std::vector<ModelInputSpec>& inputs) {
   if (inputs.empty()) return InvalidArgumentError("calibration data: the model has no inputs");
@@ -535,8 +558,8 @@ StatusOr<std::shared_ptr<const CalibrationDataset>> OpenArrayData(
       }
     }
   }
-  // Every sample's values are checked now too (a copy of each, dropped): a held-out sample is
-  // otherwise first read after the model is written, and arrays are cheap to read twice.
+  // Every sample's values are checked now too: a held-out sample is otherwise first read after
+  // the model is written, and arrays read in place are cheap to read twice.
   auto data = std::make_shared<ArrayDataset>(inputs, std::move(samples));
   for (size_t i = 0; i < data->size(); ++i) QALIGN_RETURN_IF_ERROR(data->Load(i).status());
   return std::shared_ptr<const CalibrationDataset>(std::move(data));

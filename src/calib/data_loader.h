@@ -86,9 +86,10 @@ StatusOr<std::shared_ptr<const CalibrationDataset>> OpenCalibrationData(
     const std::string& spec, const std::vector<ModelInputSpec>& inputs,
     const DataLoaderOptions& options = {});
 
-// Samples the caller holds in memory (the public API's InputSample; the bytes must outlive the
-// dataset). The arrays' names and count are checked here; values, dtype and shape when a sample
-// is loaded, as for files. Errors name "sample N" and the input.
+// Samples the caller holds in memory (the public API's InputSample). A loaded sample's tensors
+// borrow the arrays' bytes (Tensor::Borrow), which must outlive the dataset and its samples.
+// The arrays' names and count are checked here; values, dtype and shape when a sample is loaded,
+// as for files. Errors name "sample N" and the input.
 StatusOr<std::shared_ptr<const CalibrationDataset>> OpenArrayData(
     std::vector<InputSample> samples, const std::vector<ModelInputSpec>& inputs);
 

@@ -2,6 +2,7 @@
 #include "ir/tensor.h"
 
 #include <algorithm>
+#include <atomic>
 #include <limits>
 #include <sstream>
 
@@ -150,6 +151,47 @@ StatusOr<Tensor> Tensor::FromBytes(DataType dtype, std::vector<int64_t> shape, c
   return t;
 }
 
+StatusOr<Tensor> Tensor::Borrow(DataType dtype, std::vector<int64_t> shape, const void* data,
+                                size_t size, std::shared_ptr<const void> keepalive) {
+  const size_t element_size = DataTypeSize(dtype);
+  if (element_size == 0) {
+    return InvalidArgumentError("a ", DataTypeName(dtype), " tensor cannot borrow its data");
+  }
+  QALIGN_ASSIGN_OR_RETURN(const int64_t needed, CheckedTensorBytes(dtype, shape, "tensor"));
+  if (size != static_cast<size_t>(needed)) {
+    return InvalidArgumentError("tensor data has ", size, " bytes but shape ",
+                                ShapeToString(shape), " of ", DataTypeName(dtype), " needs ",
+                                needed);
+  }
+  if (reinterpret_cast<uintptr_t>(data) % element_size != 0) {
+    return InvalidArgumentError("tensor data at ", data, " is not aligned to its ", element_size,
+                                "-byte elements");
+  }
+  Tensor t;
+  t.dtype_ = dtype;
+  t.shape_ = std::move(shape);
+  // An empty tensor has nothing to borrow: it owns its empty storage like any other.
+  if (size == 0) return t;
+  t.borrowed_ = static_cast<const uint8_t*>(data);
+  t.borrowed_size_ = size;
+  t.keepalive_ = std::move(keepalive);
+  return t;
+}
+
+namespace {
+std::atomic<int64_t> borrowed_copies{0};
+}  // namespace
+
+int64_t Tensor::BorrowedCopies() { return borrowed_copies.load(); }
+
+void Tensor::CopyBorrowedBytes() {
+  bytes_.assign(borrowed_, borrowed_ + borrowed_size_);
+  borrowed_ = nullptr;
+  borrowed_size_ = 0;
+  keepalive_.reset();
+  ++borrowed_copies;
+}
+
 namespace {
 template <typename Out, typename In>
 void ConvertAll(const Tensor& t, std::vector<Out>& out) {
@@ -204,7 +246,9 @@ Status Tensor::Reshape(std::vector<int64_t> shape) {
 }
 
 bool Tensor::BitwiseEqual(const Tensor& other) const {
-  return dtype_ == other.dtype_ && shape_ == other.shape_ && bytes_ == other.bytes_ &&
+  return dtype_ == other.dtype_ && shape_ == other.shape_ &&
+         byte_size() == other.byte_size() &&
+         (byte_size() == 0 || std::memcmp(raw_data(), other.raw_data(), byte_size()) == 0) &&
          strings_ == other.strings_;
 }
 

@@ -1,9 +1,11 @@
-// DataType (ONNX's element-type numbering) and Tensor: a dense, 64-byte-aligned, owned array.
+// DataType (ONNX's element-type numbering) and Tensor: a dense array, owned and 64-byte aligned,
+// or a read-only view of a caller's memory.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <new>
 #include <span>
 #include <stdexcept>
@@ -75,7 +77,9 @@ class TensorTooLargeError : public std::length_error {
   using std::length_error::length_error;
 };
 
-// Allocator giving 64-byte aligned storage, so kernels can use aligned vector loads.
+// Allocator giving 64-byte (cache-line) aligned storage. No kernel needs more than element
+// alignment (they load vectors unaligned; oneDNN takes any user buffer), so borrowed tensors
+// need only that.
 template <typename T>
 struct AlignedAllocator {
   using value_type = T;
@@ -99,7 +103,15 @@ struct AlignedAllocator {
   bool operator==(const AlignedAllocator<U>&) const { return true; }
 };
 
-// A dense tensor that owns its data. Strings are held separately from the numeric byte buffer.
+// A dense tensor. It owns its data (64-byte aligned), or, made by Borrow, reads a caller's memory
+// in place. Strings are held separately from the numeric byte buffer.
+//
+// A borrowed tensor is read-only for the memory's owner: the const accessors read the caller's
+// bytes, and the first mutable access (raw_data(), data<T>(), values<T>() on a non-const tensor)
+// copies them into owned storage, so writes such as fake quantization of a graph input never
+// reach the caller. Code that only reads a non-const Tensor& should read it through a const
+// reference (std::as_const) to keep it a view. Copies of a borrowed tensor are views of the same
+// memory; Reshape changes only the shape.
 class Tensor {
  public:
   Tensor() = default;
@@ -123,23 +135,35 @@ class Tensor {
   // Builds a tensor from raw little-endian bytes; fails if the size does not match the shape.
   static StatusOr<Tensor> FromBytes(DataType dtype, std::vector<int64_t> shape, const void* data,
                                     size_t size);
+  // A read-only view of `size` bytes at `data` (dense, row-major, native byte order), which must
+  // stay valid and unchanged while the tensor or a copy of it is alive; `keepalive`, when given,
+  // is held that long. Fails as FromBytes does on a size mismatch, for strings, and when `data`
+  // is not aligned to the element size (elements are read through typed pointers).
+  static StatusOr<Tensor> Borrow(DataType dtype, std::vector<int64_t> shape, const void* data,
+                                 size_t size, std::shared_ptr<const void> keepalive = {});
 
   DataType dtype() const { return dtype_; }
   const std::vector<int64_t>& shape() const { return shape_; }
   int64_t rank() const { return static_cast<int64_t>(shape_.size()); }
   int64_t num_elements() const { return NumElements(shape_); }
-  size_t byte_size() const { return bytes_.size(); }
+  size_t byte_size() const { return borrowed_ != nullptr ? borrowed_size_ : bytes_.size(); }
+  // True while the tensor reads a caller's memory (made by Borrow, not yet written).
+  bool borrowed() const { return borrowed_ != nullptr; }
 
-  void* raw_data() { return bytes_.data(); }
-  const void* raw_data() const { return bytes_.data(); }
+  // Mutable access: a borrowed tensor first copies its bytes into owned storage.
+  void* raw_data() {
+    if (borrowed_ != nullptr) CopyBorrowedBytes();
+    return bytes_.data();
+  }
+  const void* raw_data() const { return borrowed_ != nullptr ? borrowed_ : bytes_.data(); }
 
   template <typename T>
   T* data() {
-    return reinterpret_cast<T*>(bytes_.data());
+    return reinterpret_cast<T*>(raw_data());
   }
   template <typename T>
   const T* data() const {
-    return reinterpret_cast<const T*>(bytes_.data());
+    return reinterpret_cast<const T*>(raw_data());
   }
   template <typename T>
   std::span<T> values() {
@@ -162,11 +186,23 @@ class Tensor {
   Status Reshape(std::vector<int64_t> shape);
   bool BitwiseEqual(const Tensor& other) const;
 
+  // How many borrowed tensors this process has copied into owned storage (mutable access), for
+  // the tests that check a path reads its inputs in place.
+  static int64_t BorrowedCopies();
+
  private:
+  // Copies the borrowed bytes into bytes_ and drops the view.
+  void CopyBorrowedBytes();
+
   DataType dtype_ = DataType::kUndefined;
   std::vector<int64_t> shape_;
   std::vector<uint8_t, AlignedAllocator<uint8_t>> bytes_;
   std::vector<std::string> strings_;
+  // Set for a view made by Borrow: the caller's bytes (read-only), their size and what keeps
+  // them alive (may be empty). bytes_ is empty meanwhile.
+  const uint8_t* borrowed_ = nullptr;
+  size_t borrowed_size_ = 0;
+  std::shared_ptr<const void> keepalive_;
 };
 
 }  // namespace qalign
