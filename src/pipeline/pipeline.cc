@@ -136,6 +136,13 @@ StatusOr<QuantizePipelineResult> RunQuantizePipeline(const Graph& graph,
   }
   QALIGN_ASSIGN_OR_RETURN(result.alignment, RunAlignmentPass(graph, profile, alignment, table));
   QALIGN_ASSIGN_OR_RETURN(result.derived, DeriveWeightAndBiasParams(table));
+  // 4a. Weight rounding under the params just derived; deriving them again from the moved weights
+  // must give the same params (weight_rounding.h says why it does).
+  if (options.weight_rounding != nullptr) {
+    QALIGN_ASSIGN_OR_RETURN(result.weights_rounded, options.weight_rounding->Apply(table));
+    QALIGN_ASSIGN_OR_RETURN(DerivedParamsStats again, DeriveWeightAndBiasParams(table));
+    if (again.changed) return InternalError("weight rounding changed the weight params");
+  }
   // 4b. Bias correction reads the weight params just derived.
   // The corrected biases get their params again, so each still fits its integer range.
   if (options.bias_correction != nullptr) {
