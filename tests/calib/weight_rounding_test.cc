@@ -402,3 +402,87 @@ void Feed(const Graph& graph, const std::vector<Tensor>& samples, WeightRounding
 
 }  // namespace
 }  // namespace qalign
+
+#include "calib/bias_correction.h"
+
+namespace qalign {
+namespace {
+
+// Bias correction after weight rounding corrects the shift of the rounding chosen: with both, the
+// Gemm's mean output per channel over the calibration data, with its weights as exported (the
+// moved weights quantized) and the corrected bias, equals the FP32 one.
+TEST(WeightRounding, BiasCorrectionSeesTheChosenRounding) {
+  testing::GraphBuilder b;
+  Variable* x = b.Input("x", {1, 6, 7, 7});
+  Variable* flat = b.Op("Flatten", "flat", {x});
+  b.Output(b.Op("Gemm", "fc",
+                {flat, b.RandomParam("fc_w", {4, 294}, 5, -0.1f, 0.1f),
+                 b.RandomParam("fc_b", {4}, 6)},
+                {{"transB", Attribute::Int(1)}}));
+  std::unique_ptr<Graph> graph = b.Build();
+  const std::vector<float> w0(graph->FindVariable("fc_w")->data()->values<float>().begin(),
+                              graph->FindVariable("fc_w")->data()->values<float>().end());
+  const std::vector<float> b0(graph->FindVariable("fc_b")->data()->values<float>().begin(),
+                              graph->FindVariable("fc_b")->data()->values<float>().end());
+  const std::vector<Tensor> samples = Samples(5);
+  WeightRounding rounding(*graph, Quiet());
+  BiasCorrection correction(*graph);
+  std::vector<double> input_sum(294, 0.0);
+  for (const Tensor& s : samples) {
+    std::span<const float> v = s.values<float>();
+    for (size_t i = 0; i < v.size(); ++i) input_sum[i] += v[i];
+  }
+  // Both observe Gemm's input, as calibration's composed hook feeds them.
+  for (const Tensor& s : samples) {
+    Tensor flat_value = s;
+    ASSERT_TRUE(flat_value.Reshape({1, 294}).ok());
+    rounding.Observe(*graph->FindVariable("flat_out"), flat_value);
+    correction.Observe(*graph->FindVariable("flat_out"), flat_value);
+  }
+  auto profile = LoadTargetProfile("tflite-int8");
+  ASSERT_TRUE(profile.ok());
+  QuantizePipelineOptions options;
+  options.allow_missing_ranges = true;
+  options.weight_rounding = &rounding;
+  options.bias_correction = &correction;
+  CalibrateFn ranges = [](const std::vector<const Variable*>& tensors) -> StatusOr<RangeMap> {
+    RangeMap map;
+    for (const Variable* v : tensors) {
+      TensorRange range;
+      range.min = -4.0f;
+      range.max = 4.0f;
+      map.ranges[v->name()] = range;
+    }
+    return map;
+  };
+  QuantConfigTable table;
+  auto result = RunQuantizePipeline(*graph, *profile, options, ranges, &table);
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  EXPECT_EQ(result->weights_rounded.optimized, 1);
+  EXPECT_GT(result->weights_rounded.changed_weights, 0);
+  EXPECT_EQ(result->bias_corrected.corrected, 1);
+
+  const TQC* w = table.FindOp(graph->FindVariable("fc_w")->uses().front().op)->inputs[1];
+  QdqParams params;
+  params.scale = table.scale(w);
+  params.zero_point = table.zero_point(w);
+  params.axis = w->channel_axis;
+  params.quant_min = -127;
+  params.quant_max = 127;
+  params.dtype = DataType::kInt8;
+  auto wq = FakeQuantizeParameter(*graph->FindVariable("fc_w")->data(), params, "fc_w");
+  ASSERT_TRUE(wq.ok());
+  std::span<const float> corrected = graph->FindVariable("fc_b")->data()->values<float>();
+  for (int64_t n = 0; n < 4; ++n) {
+    double fp32 = 0.0, quantized = 0.0;
+    for (int64_t k = 0; k < 294; ++k) {
+      fp32 += w0[n * 294 + k] * input_sum[k];
+      quantized += wq->values<float>()[n * 294 + k] * input_sum[k];
+    }
+    const double count = static_cast<double>(samples.size());
+    EXPECT_NEAR(quantized / count + corrected[n], fp32 / count + b0[n], 1e-5) << n;
+  }
+}
+
+}  // namespace
+}  // namespace qalign
