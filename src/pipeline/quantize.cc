@@ -183,7 +183,8 @@ CalibrateFn RangesFromFile(const RangeMap& ranges) {
   return [&ranges](const std::vector<const Variable*>&) -> StatusOr<RangeMap> { return ranges; };
 }
 
-// The alignment report with what mixed precision kept in FP32, and the budget.
+// The alignment report with what mixed precision kept in FP32, the budget, and what weight
+// rounding did.
 std::string WithMixedPrecision(const std::string& report, const QuantizeSummary& summary) {
   nlohmann::json root = nlohmann::json::parse(report);
   nlohmann::json kept = nlohmann::json::array();
