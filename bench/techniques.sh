@@ -12,6 +12,7 @@
 #   observer-mse      --observer mse
 #   observer-auto     --observer auto
 #   bias-correction   --bias-correction
+#   optimize-weights  --optimize-weights (AdaRound-style weight rounding; slower: tens of seconds)
 # QALIGN_TECHNIQUES="default bias-correction" limits the list.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,7 +22,7 @@ MODELS=(det rec cls)
 TARGETS=(tflite-int8 ort-qdq-u8s8 trt-int8 qnn-u8 ppq-default)
 [[ $# -ge 1 ]] && MODELS=("$1")
 [[ $# -ge 2 ]] && TARGETS=("$2")
-read -ra TECHNIQUES <<< "${QALIGN_TECHNIQUES:-default optimal observer-mse observer-auto bias-correction}"
+read -ra TECHNIQUES <<< "${QALIGN_TECHNIQUES:-default optimal observer-mse observer-auto bias-correction optimize-weights}"
 QALIGN=$BUILD/tools/qalign/qalign
 IMAGES=${QALIGN_BENCH_IMAGES:-$ROOT/.cache/bench_images}
 [[ -x "$QALIGN" ]] || { echo "techniques: $QALIGN not built (make build)" >&2; exit 1; }
@@ -56,6 +57,7 @@ for model in "${MODELS[@]}"; do
         observer-mse) flags="--no-bias-correction --observer mse" ;;
         observer-auto) flags="--no-bias-correction --observer auto" ;;
         bias-correction) flags="--bias-correction" ;;
+        optimize-weights) flags="--no-bias-correction --optimize-weights" ;;
         *) echo "techniques: unknown technique $technique" >&2; exit 2 ;;
       esac
       summary=$OUT/summary.txt

@@ -10,7 +10,8 @@
 namespace qalign {
 
 // Called after each step of a long loop (a calibration or evaluation sample) on the calling
-// thread: `stage` is "calibrate", "evaluate" or "eval", `done` of `total` steps are complete.
+// thread: `stage` is "calibrate", "optimize weights" (one step per layer), "evaluate" or "eval",
+// `done` of `total` steps are complete.
 // Returning false stops the work: the call then fails with StatusCode::kCancelled.
 using ProgressCallback =
     std::function<bool(const std::string& stage, int64_t done, int64_t total)>;

@@ -123,6 +123,10 @@ struct QuantizeOptions : ModelOptions, CalibrationDataOptions, AlignOverrides {
   // causes on the calibration data into the biases (calib/bias_correction.h). Unset: on when the
   // target's weights are per-tensor (their rounding shifts the outputs most), off otherwise.
   std::optional<bool> bias_correction;
+  // Weight rounding optimization (pipeline.h step 4a, calib/weight_rounding.h): each Conv / Gemm /
+  // MatMul weight rounds up or down, AdaRound-style, so that the op's output on the calibration
+  // data moves least; the weight params stay as the target derives them. Needs calibration data.
+  bool optimize_weights = false;
   // Mixed precision (src/pipeline/mixed_precision.h). `exclude`: ops kept in FP32, each entry an op
   // name or an op type; an entry naming no op of the model is an error.
   std::vector<std::string> exclude;
@@ -159,6 +163,14 @@ struct QuantizeSummary {
   int64_t folded_ops = 0;  // BatchNormalization/Mul/Add/... folded into a Conv before dispatch
   int64_t equalized_pairs = 0;  // Conv -> Conv pairs whose channels were equalized
   int64_t corrected_biases = -1;  // biases bias correction changed; -1: not asked
+  // Weight rounding: layers optimized (-1: not asked), weights rounded otherwise than nearest, and
+  // the summed per-layer mean squared output error on the sampled inputs with nearest rounding
+  // and with the rounding chosen.
+  int64_t optimized_layers = -1;
+  int64_t rounded_weights = 0;
+  int64_t optimized_weights = 0;  // weights of the optimized layers
+  double rounding_loss_nearest = 0.0;
+  double rounding_loss_optimized = 0.0;
   int64_t quantized_tensors = 0;  // activation Q/DQ pairs in the export (requantizes included)
   int64_t weights = 0;            // int8/uint8 parameter initializers
   int64_t biases = 0;             // int32 initializers

@@ -297,15 +297,15 @@ def quantize(model, target, calib, output, *, input_shapes=None, observer="minma
     exclude: op names or op types kept in FP32 (a string or a list), as --exclude.
     Options (as the CLI's flags): percentile, holdout, ranges, no_align, table, trt_cache,
     eval_samples, accuracy_budget (dB), max_fp32_ops, bias_correction (True / False; None: the
-    target's default), fold, equalize, align ({TYPE: METHOD}), align_node ({NODE: METHOD}),
-    align_config, force_overlap, requantize_on_mismatch, threads, quiet, and
+    target's default), optimize_weights (--optimize-weights), fold, equalize,
+    align ({TYPE: METHOD}), align_node ({NODE: METHOD}), align_config, force_overlap, requantize_on_mismatch, threads, quiet, and
     progress(stage, done, total) (instead of the bar on stderr). What mixed precision kept in
     FP32, and whether the accuracy budget was met, are in result.report ("fp32_ops",
     "accuracy_budget").
     """
     allowed = _MODEL_OPTIONS | _ALIGN_OPTIONS | _CALIB_OPTIONS | {
         "ranges", "no_align", "table", "trt_cache", "eval_samples", "accuracy_budget",
-        "max_fp32_ops", "bias_correction"}
+        "max_fp32_ops", "bias_correction", "optimize_weights"}
     progress = _progress(options)
     o = _options("quantize", options, allowed)
     spec, samples = _samples(calib, "calib")

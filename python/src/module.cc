@@ -152,6 +152,7 @@ py::dict Quantize(const py::dict& o, const py::object& samples, const py::object
   options.accuracy_budget_db = Get<std::optional<double>>(o, "accuracy_budget", std::nullopt);
   options.max_fp32_ops = Get<int>(o, "max_fp32_ops", -1);
   options.bias_correction = Get<std::optional<bool>>(o, "bias_correction", std::nullopt);
+  options.optimize_weights = Get<bool>(o, "optimize_weights", false);
   Status usage = CheckCalibrationDataOptions(options);
   if (usage.ok()) usage = CheckAlignOverrides(options);
   if (!usage.ok()) Raise(usage, "usage");

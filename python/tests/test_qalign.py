@@ -367,6 +367,24 @@ def test_exclude_keeps_ops_fp32_and_the_report_says_why(small, tmp_path):
                         accuracy_budget=float("inf"))
 
 
+def test_optimize_weights_passthrough(small, tmp_path):
+    calls = []
+    out = tmp_path / "rounded.onnx"
+    r = qalign.quantize(small, "tflite-int8", small_samples(6), out, holdout=1,
+                        optimize_weights=True,
+                        progress=lambda stage, done, total: calls.append((stage, done, total)))
+    rounding = r.report["weight_rounding"]
+    assert rounding["layers"] == 2  # conv_a and conv_b
+    assert rounding["loss_optimized"] <= rounding["loss_nearest"]
+    # One tick per candidate layer, after calibration.
+    assert [c for c in calls if c[0] == "optimize weights"] == [
+        ("optimize weights", 1, 2), ("optimize weights", 2, 2)]
+    assert qalign.check(out, "tflite-int8") == []
+    plain = qalign.quantize(small, "tflite-int8", small_samples(6), tmp_path / "plain.onnx",
+                            holdout=1, quiet=True)
+    assert "weight_rounding" not in plain.report
+
+
 # ------------------------------------------------------------------------------- progress
 
 def test_progress_callback_and_interrupt(small, tmp_path):

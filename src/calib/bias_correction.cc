@@ -119,9 +119,11 @@ Status AccumulateGemm(const Operation& op, const Tensor& a, std::vector<double>*
 }
 
 // Wq - W of a weight under its TQC's params (one scale, or one per channel along channel_axis):
-// Wq = (clamp(round(W / scale) + zero_point, qmin, qmax) - zero_point) * scale.
-std::vector<double> WeightError(const Tensor& weight, const TQC& tqc,
-                                const std::vector<float>& scale,
+// Wq = (clamp(round(V / scale) + zero_point, qmin, qmax) - zero_point) * scale, where V is the
+// graph's weight now (weight rounding may have moved it onto another grid value) and W the FP32
+// weight as given.
+std::vector<double> WeightError(const Tensor& weight, const std::vector<float>& original,
+                                const TQC& tqc, const std::vector<float>& scale,
                                 const std::vector<int64_t>& zero_point) {
   const std::span<const float> w = weight.values<float>();
   const std::vector<int64_t>& shape = weight.shape();
@@ -139,7 +141,7 @@ std::vector<double> WeightError(const Tensor& weight, const TQC& tqc,
     double q = RoundWith(tqc.scheme.rounding, w[i] / s) + z;
     q = std::clamp(q, static_cast<double>(tqc.scheme.quant_min),
                    static_cast<double>(tqc.scheme.quant_max));
-    error[i] = (q - z) * s - w[i];
+    error[i] = (q - z) * s - original[i];
   }
   return error;
 }
@@ -155,7 +157,9 @@ BiasCorrection::BiasCorrection(const Graph& graph) {
       const auto values = op->input(2)->data()->values<float>();
       bias.assign(values.begin(), values.end());
     }
-    ops_.push_back(OpSums{op, {}, 0.0, Status::Ok(), std::move(bias)});
+    const auto weight = op->input(1)->data()->values<float>();
+    ops_.push_back(OpSums{op, {}, 0.0, Status::Ok(), std::move(bias),
+                          std::vector<float>(weight.begin(), weight.end())});
   }
 }
 
@@ -199,7 +203,11 @@ StatusOr<BiasCorrectionStats> BiasCorrection::Apply(QuantConfigTable* table) con
       continue;
     }
     const Tensor& weight = *s.op->input(1)->data();
-    const std::vector<double> dw = WeightError(weight, *w, scale, zero_point);
+    if (s.original_weight.size() != static_cast<size_t>(weight.num_elements())) {
+      ++stats.skipped;
+      continue;
+    }
+    const std::vector<double> dw = WeightError(weight, s.original_weight, *w, scale, zero_point);
     const std::vector<int64_t>& ws = weight.shape();
     std::vector<double> shift;
     if (s.op->type() == "Gemm") {

@@ -55,6 +55,9 @@ class BiasCorrection {
     double positions = 0.0;    // P
     Status error;              // an input the sums cannot use; the op is then skipped
     std::vector<float> original_bias;  // the FP32 bias, so Apply can run again (same result)
+    // The FP32 weight as given: weight rounding (weight_rounding.h) may move the graph's weights
+    // onto other grid values before Apply, whose shift is then that of the rounding chosen.
+    std::vector<float> original_weight;
   };
   Status Accumulate(OpSums* sums, const Tensor& value) const;
 

@@ -2,6 +2,7 @@
 #include "pipeline/pipeline.h"
 
 #include <algorithm>
+#include <tuple>
 #include <unordered_set>
 
 #include "calib/histogram.h"
@@ -100,7 +101,8 @@ StatusOr<CalibrationStepsResult> RunCalibrationSteps(const Graph& graph,
   return result;
 }
 
-StatusOr<GraphRewriteStats> RewriteForQuantization(Graph* graph, const GraphRewriteOptions& options) {
+StatusOr<GraphRewriteStats> RewriteForQuantization(Graph* graph,
+                                                   const GraphRewriteOptions& options) {
   GraphRewriteStats stats;
   if (options.fold) {
     QALIGN_ASSIGN_OR_RETURN(stats.folded, FoldIntoConv(graph));
@@ -136,6 +138,24 @@ StatusOr<QuantizePipelineResult> RunQuantizePipeline(const Graph& graph,
   }
   QALIGN_ASSIGN_OR_RETURN(result.alignment, RunAlignmentPass(graph, profile, alignment, table));
   QALIGN_ASSIGN_OR_RETURN(result.derived, DeriveWeightAndBiasParams(table));
+  // 4a. Weight rounding under the params just derived; deriving them again from the moved weights
+  // must give the same params (weight_rounding.h says why it does).
+  // (Compared param by param: the `changed` flag of a second derivation is set whenever a bias fit
+  // raised a scale, even to the same value.)
+  if (options.weight_rounding != nullptr) {
+    std::vector<std::tuple<const TQC*, std::vector<float>, std::vector<int64_t>>> params;
+    for (const TQC* t : table->all()) {
+      if (t->role == TensorRole::kWeight)
+        params.emplace_back(t, table->scale(t), table->zero_point(t));
+    }
+    QALIGN_ASSIGN_OR_RETURN(result.weights_rounded, options.weight_rounding->Apply(table));
+    QALIGN_ASSIGN_OR_RETURN(result.derived, DeriveWeightAndBiasParams(table));
+    for (const auto& [t, scale, zero_point] : params) {
+      if (table->scale(t) != scale || table->zero_point(t) != zero_point) {
+        return InternalError(DescribeTqc(*t), ": weight rounding changed the weight params");
+      }
+    }
+  }
   // 4b. Bias correction reads the weight params just derived.
   // The corrected biases get their params again, so each still fits its integer range.
   if (options.bias_correction != nullptr) {

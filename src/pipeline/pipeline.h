@@ -15,9 +15,14 @@
 //                      params per channel and bias params (scale = input_scale * weight_scale,
 //                      zero point 0; passes/weight_bias_params.h), which must come after
 //                      alignment because they read the aligned input scale
+//   4a. weight rounding (opt-in): each Conv / Gemm / MatMul weight rounds up or down where that
+//                      moves the op's output least on the calibration data (AdaRound-style,
+//                      calib/weight_rounding.h); it reads the weight params of step 4 and leaves
+//                      them as they are
 //   4b. bias correction (opt-in): each Conv / ConvTranspose / Gemm bias absorbs the mean output
 //                      shift its weight's quantization causes on the calibration data
-//                      (calib/bias_correction.h); it reads the weight params of step 4
+//                      (calib/bias_correction.h); it reads the weight params of step 4 and the
+//                      weights rounded in 4a
 //   5. verify          every rule holds or is relaxed by a recorded requantize edge
 // Export (src/export) and simulation (src/sim) read the table this leaves behind.
 #pragma once
@@ -27,6 +32,7 @@
 #include <vector>
 
 #include "calib/bias_correction.h"
+#include "calib/weight_rounding.h"
 #include "ir/graph.h"
 #include "passes/alignment/alignment_pass.h"
 #include "passes/alignment_verifier.h"
@@ -60,6 +66,9 @@ struct QuantizePipelineOptions {
   bool allow_missing_ranges = false;
   // Step 4b, when set: the sums the caller's calibration run fed it, folded into the biases.
   const BiasCorrection* bias_correction = nullptr;
+  // Step 4a, when set: the Gram matrices the caller's calibration run fed it; changes the graph's
+  // weights (onto the grid) and restores them on every run.
+  WeightRounding* weight_rounding = nullptr;
   // Ops kept in FP32 (step 2b).
   std::vector<const Operation*> fp32_ops;
 };
@@ -73,6 +82,7 @@ struct QuantizePipelineResult {
   ApplyRangesStats applied;
   AlignmentResult alignment;
   DerivedParamsStats derived;
+  WeightRoundingStats weights_rounded;
   BiasCorrectionStats bias_corrected;
   std::vector<AlignmentViolation> violations;
 };

@@ -48,6 +48,12 @@ std::string Fixed(double v, int digits) {
   return buffer;
 }
 
+std::string Scientific(double v) {
+  char buffer[64];
+  std::snprintf(buffer, sizeof(buffer), "%.4g", v);
+  return buffer;
+}
+
 std::string Join(const std::vector<std::string>& parts, const std::string& separator) {
   std::string out;
   for (size_t i = 0; i < parts.size(); ++i) out += (i == 0 ? "" : separator) + parts[i];
@@ -177,7 +183,8 @@ CalibrateFn RangesFromFile(const RangeMap& ranges) {
   return [&ranges](const std::vector<const Variable*>&) -> StatusOr<RangeMap> { return ranges; };
 }
 
-// The alignment report with what mixed precision kept in FP32, and the budget.
+// The alignment report with what mixed precision kept in FP32, the budget, and what weight
+// rounding did.
 std::string WithMixedPrecision(const std::string& report, const QuantizeSummary& summary) {
   nlohmann::json root = nlohmann::json::parse(report);
   nlohmann::json kept = nlohmann::json::array();
@@ -185,6 +192,13 @@ std::string WithMixedPrecision(const std::string& report, const QuantizeSummary&
     kept.push_back({{"op", k.op}, {"reason", k.reason}});
   }
   root["fp32_ops"] = std::move(kept);
+  if (summary.optimized_layers >= 0) {
+    root["weight_rounding"] = {{"layers", summary.optimized_layers},
+                               {"weights", summary.optimized_weights},
+                               {"rounded_otherwise", summary.rounded_weights},
+                               {"loss_nearest", summary.rounding_loss_nearest},
+                               {"loss_optimized", summary.rounding_loss_optimized}};
+  }
   if (summary.accuracy_budget_db) {
     root["accuracy_budget"] = {{"snr_db", *summary.accuracy_budget_db},
                                {"met", summary.budget_met},
@@ -329,6 +343,12 @@ std::string QuantizeSummary::ToText() const {
   out += StrCat("  alignment: ", groups, " groups, ", requantizes, " requantizes, ", violations,
                 " violations\n");
   if (corrected_biases >= 0) out += StrCat("  bias correction: ", corrected_biases, " biases\n");
+  if (optimized_layers >= 0) {
+    out += StrCat("  weight rounding: ", optimized_layers, " layers, ", rounded_weights, " of ",
+                  optimized_weights, " weights rounded the other way; output MSE summed over "
+                  "layers ", Scientific(rounding_loss_nearest), " (nearest) -> ",
+                  Scientific(rounding_loss_optimized), "\n");
+  }
   if (!kept_fp32.empty() || accuracy_budget_db) {
     out += StrCat("  mixed precision: ", kept_fp32.size(), " ops kept FP32\n");
     for (const KeptFp32Op& k : kept_fp32) out += StrCat("    ", k.op, ": ", k.reason, "\n");
@@ -454,18 +474,34 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
       LogWarning("bias correction skipped: it needs calibration samples (--calib)");
     }
   } else if (correct_biases) {
-    // The FP32 outputs the SNR compares with come from the model as given.
+    bias_correction = std::make_unique<BiasCorrection>(graph);
+    pipeline_options.bias_correction = bias_correction.get();
+  }
+  // Weight rounding accumulates the Gram matrix of each candidate op's input the same way.
+  std::unique_ptr<WeightRounding> weight_rounding;
+  if (options.optimize_weights && split.calibration == nullptr) {
+    LogWarning("weight rounding skipped: it needs calibration samples (--calib)");
+  } else if (options.optimize_weights) {
+    WeightRoundingOptions rounding;
+    rounding.samples = split.calibration->size();
+    rounding.progress = calib_options.progress;
+    rounding.on_layer = OnSample(options.progress, "optimize weights");
+    weight_rounding = std::make_unique<WeightRounding>(graph, rounding);
+    pipeline_options.weight_rounding = weight_rounding.get();
+  }
+  if (bias_correction != nullptr || weight_rounding != nullptr) {
+    // Both change the graph: the FP32 outputs the SNR compares with come from the model as given.
     QALIGN_ASSIGN_OR_RETURN(fp32_copy, CloneGraph(graph));
     fp32_graph = fp32_copy.get();
-    bias_correction = std::make_unique<BiasCorrection>(graph);
-    calib_options.tensor_hook = [&bias_correction](const Variable& v, const Tensor& value) {
-      bias_correction->Observe(v, value);
+    calib_options.tensor_hook = [&bias_correction, &weight_rounding](const Variable& v,
+                                                                     const Tensor& value) {
+      if (bias_correction != nullptr) bias_correction->Observe(v, value);
+      if (weight_rounding != nullptr) weight_rounding->Observe(v, value);
     };
-    pipeline_options.bias_correction = bias_correction.get();
-    if (!options.ranges_path.empty()) {
+    if (!options.ranges_path.empty()) {  // no calibration run: one for the sums alone
       CalibrationOptions sums_only = calib_options;
       sums_only.record_shapes = false;
-      sums_only.progress_label = "bias sums";
+      sums_only.progress_label = "input sums";
       QALIGN_RETURN_IF_ERROR(
           RunCalibration(graph, {}, *split.calibration, sums_only).status());
     }
@@ -542,6 +578,14 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
   summary.quantized_ops = pipeline->dispatch.quantized_ops;
   summary.fp32_ops = pipeline->dispatch.fp32_ops;
   if (bias_correction != nullptr) summary.corrected_biases = pipeline->bias_corrected.corrected;
+  if (weight_rounding != nullptr) {
+    const WeightRoundingStats& rounded = pipeline->weights_rounded;
+    summary.optimized_layers = rounded.optimized;
+    summary.rounded_weights = rounded.changed_weights;
+    summary.optimized_weights = rounded.weights;
+    summary.rounding_loss_nearest = rounded.loss_nearest;
+    summary.rounding_loss_optimized = rounded.loss_optimized;
+  }
   for (const Operation* op : pipeline_options.fp32_ops) {  // dispatch counted them as quantized
     if (op->in_default_domain() && profile.Quantizes(op->type())) {
       --summary.quantized_ops;

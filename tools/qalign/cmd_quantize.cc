@@ -75,6 +75,10 @@ void AddQuantizeCommand(CLI::App& app, CommandContext& context) {
       "Fold the mean output shift that weight quantization causes on the calibration data into "
       "each Conv / ConvTranspose / Gemm bias (needs --calib; default: on for targets with "
       "per-tensor weights, off for per-channel ones)");
+  sub->add_flag("--optimize-weights", o.optimize_weights,
+                "Round each Conv / Gemm / MatMul weight up or down where that moves the op's "
+                "output least on the calibration data (AdaRound-style, layer by layer; needs "
+                "--calib; the weight scales stay the target's)");
   sub->add_flag("--no-align", o.no_align,
                 "Do not align: every rule's method becomes none (violations are warnings)");
   sub->add_option("--report", o.report_path, "Write the JSON alignment report here");
