@@ -21,7 +21,7 @@ std::vector<ObservedTensor> FloatActivationTensors(const Graph& graph, const Qua
     if (v->is_parameter()) continue;
     if (v->dtype() != DataType::kFloat && v->dtype() != DataType::kUndefined) continue;
     if (v->producer() == nullptr && !v->is_graph_input()) continue;  // dangling
-    out.push_back({v, scheme});
+    out.push_back({v, scheme, false});
   }
   return out;
 }
@@ -44,7 +44,7 @@ StatusOr<CalibrationResult> RunCalibration(const Graph& graph,
   const bool binned = options.keep_histograms || options.observer.kind != ObserverKind::kMinMax;
   for (const ObservedTensor& t : tensors) {
     TensorCalibration calibration{
-        t.scheme, binned ? Histogram(options.num_bins) : Histogram::RangeOnly(), {}};
+        t.scheme, t.keep_max, binned ? Histogram(options.num_bins) : Histogram::RangeOnly(), {}};
     auto [it, inserted] = result.tensors.emplace(t.variable->name(), std::move(calibration));
     if (inserted) observed[t.variable] = &it->second;
   }
@@ -131,7 +131,9 @@ StatusOr<CalibrationResult> RunCalibration(const Graph& graph,
   auto worker = [&] {
     for (size_t i = next++; i < work.size(); i = next++) {
       TensorCalibration& c = *work[i].second;
-      auto params = ObserveParams(c.histogram, c.scheme, options.observer);
+      ObserverOptions observer = options.observer;
+      observer.keep_max = c.keep_max;
+      auto params = ObserveParams(c.histogram, c.scheme, observer);
       if (params.ok()) {
         c.params = *params;
       } else {

@@ -23,10 +23,12 @@
 
 namespace qalign {
 
-// A tensor to observe and the scheme its params are computed for.
+// A tensor to observe, the scheme its params are computed for, and whether its range keeps the
+// data's maximum whatever the observer clips (ObserverOptions::keep_max).
 struct ObservedTensor {
   const Variable* variable = nullptr;
   QuantScheme scheme;
+  bool keep_max = false;
 };
 
 // Every float tensor that is not a parameter (graph inputs and op outputs), in graph order.
@@ -56,6 +58,7 @@ struct CalibrationOptions {
 
 struct TensorCalibration {
   QuantScheme scheme;
+  bool keep_max = false;
   Histogram histogram;
   ObservedParams params;  // filled by the observer after the last sample
 };

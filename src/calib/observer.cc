@@ -51,14 +51,16 @@ StatusOr<ClipRange> ChooseRange(const Histogram& histogram, const QuantScheme& s
     return InvalidArgumentError(ObserverKindName(options.kind),
                                 " observer needs a binned histogram, this one holds only extremes");
   }
+  StatusOr<ClipRange> range = InternalError("unknown observer kind");
   switch (options.kind) {
-    case ObserverKind::kMinMax: return MinMaxRange(histogram);
-    case ObserverKind::kPercentile: return PercentileRange(histogram, options.percentile);
-    case ObserverKind::kKl: return KlRange(histogram, scheme);
-    case ObserverKind::kMse: return MseRange(histogram, scheme);
-    case ObserverKind::kAuto: return AutoRange(histogram, scheme);
+    case ObserverKind::kMinMax: range = MinMaxRange(histogram); break;
+    case ObserverKind::kPercentile: range = PercentileRange(histogram, options.percentile); break;
+    case ObserverKind::kKl: range = KlRange(histogram, scheme); break;
+    case ObserverKind::kMse: range = MseRange(histogram, scheme); break;
+    case ObserverKind::kAuto: range = AutoRange(histogram, scheme); break;
   }
-  return InternalError("unknown observer kind");
+  if (range.ok() && options.keep_max) range->max = std::max(range->max, histogram.data_max());
+  return range;
 }
 
 StatusOr<ObservedParams> ObserveParams(const Histogram& histogram, const QuantScheme& scheme,

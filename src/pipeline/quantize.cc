@@ -10,10 +10,12 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "calib/calibrator.h"
 #include "calib/data_loader.h"
 #include "calib/observer.h"
+#include "calib/observer_choice.h"
 #include "calib/progress.h"
 #include "core/file_util.h"
 #include "core/logging.h"
@@ -170,9 +172,13 @@ CalibrateFn ExecutorCalibration(const PreparedModel& model, const CalibrationDat
                                 const CalibrationOptions& options, CalibrationResult* result) {
   return [&model, &samples, options,
           result](const std::vector<const Variable*>& tensors) -> StatusOr<RangeMap> {
+    // Softmax logits keep their maximum whatever the observer clips (calib/observer_choice.h).
+    const std::unordered_set<const Variable*> logits = SoftmaxLogitTensors(*model.graph);
     std::vector<ObservedTensor> observed;
     observed.reserve(tensors.size());
-    for (const Variable* v : tensors) observed.push_back({v, model.profile.activation});
+    for (const Variable* v : tensors) {
+      observed.push_back({v, model.profile.activation, logits.count(v) != 0});
+    }
     QALIGN_ASSIGN_OR_RETURN(*result, RunCalibration(*model.graph, observed, samples, options));
     return ToRangeMap(*result);
   };

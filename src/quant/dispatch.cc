@@ -148,6 +148,16 @@ StatusOr<DispatchStats> DispatchQuantization(const Graph& graph, const TargetPro
                                    table->size(), " TQCs");
   }
   QALIGN_ASSIGN_OR_RETURN(auto soi, FindSoiTensors(graph));
+  // An Add / Sub of a constant: one input a parameter, the other not.
+  auto IsConstantShift = [](const Operation& op) {
+    if (op.type() != "Add" && op.type() != "Sub") return false;
+    int parameters = 0, activations = 0;
+    for (const Variable* v : op.inputs()) {
+      if (v == nullptr) continue;
+      ++(v->is_parameter() ? parameters : activations);
+    }
+    return parameters == 1 && activations == 1;
+  };
   DispatchStats stats;
 
   auto create = [&](Operation* op, bool is_input, int index, Variable* v, bool quantized) {
@@ -184,7 +194,8 @@ StatusOr<DispatchStats> DispatchQuantization(const Graph& graph, const TargetPro
   };
 
   for (Operation* op : graph.operations()) {
-    const bool quantized = op->in_default_domain() && profile.Quantizes(op->type());
+    const bool quantized = op->in_default_domain() && profile.Quantizes(op->type()) &&
+                           (profile.quantize_constant_adds || !IsConstantShift(*op));
     ++(quantized ? stats.quantized_ops : stats.fp32_ops);
     // Every port gets its slot, so the op's config has one entry per input and output.
     table->ForOp(op);

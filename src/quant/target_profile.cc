@@ -223,7 +223,8 @@ class ProfileReader {
     QALIGN_RETURN_IF_ERROR(CheckKeys(root, "", {"name", "notes", "schemes", "quantized_ops",
                                                 "op_classes", "force_overlap",
                                                 "fuse_activations", "standalone_activations", "quantize_bias",
-                                                "hardswish_op", "per_tensor_weight_ops"}));
+                                                "hardswish_op", "per_tensor_weight_ops",
+                                                "quantize_constant_adds"}));
     for (const char* required : {"name", "notes", "schemes", "quantized_ops"}) {
       if (!root.contains(required)) return Error(required, "missing");
     }
@@ -308,6 +309,10 @@ class ProfileReader {
     }
     if (root.contains("quantize_bias")) {
       QALIGN_ASSIGN_OR_RETURN(profile.quantize_bias, Bool(root["quantize_bias"], "quantize_bias"));
+    }
+    if (root.contains("quantize_constant_adds")) {
+      QALIGN_ASSIGN_OR_RETURN(profile.quantize_constant_adds,
+                              Bool(root["quantize_constant_adds"], "quantize_constant_adds"));
     }
     if (root.contains("hardswish_op")) {
       QALIGN_ASSIGN_OR_RETURN(profile.hardswish_op, Bool(root["hardswish_op"], "hardswish_op"));

@@ -31,6 +31,8 @@
 //                                                  //   Relu / Clip not fused into a Conv in float
 //     "quantize_bias": true,                       // optional (default true): false keeps biases
 //                                                  //   float (TensorRT)
+//     "quantize_constant_adds": true,              // optional (default true): false runs an Add
+//                                                  //   or Sub of a constant in float (TensorRT)
 //     "hardswish_op": false                        // optional (default false): export a
 //                                                  //   decomposed HardSwish as one op (opset 14)
 //   }
@@ -94,6 +96,12 @@ struct TargetProfile {
   // Biases of Conv / ConvTranspose / Gemm as int32 (scale = input_scale * weight_scale) or, when
   // false, left float for the runtime to handle (TensorRT's explicit quantization keeps them so).
   bool quantize_bias = true;
+  // An Add / Sub with a constant operand (a shift: a bias after a MatMul, a LayerNorm's beta, a
+  // learnable affine block's offset) is quantized (true) or runs in float (false: TensorRT, whose
+  // Q/DQ placement puts Q/DQ on residual Adds, both of whose inputs are activations, and runs a
+  // shift in its float pointwise fusion; quantizing it would round the tensor once more before
+  // the Conv or MatMul that quantizes it again).
+  bool quantize_constant_adds = true;
   // Export each decomposed HardSwish (see quant/activation_patterns.h) as one HardSwish op at
   // opset 14: a runtime without an integer HardSwish then runs one float op between its DQ and Q
   // instead of four (ONNX Runtime).

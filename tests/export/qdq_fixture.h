@@ -91,7 +91,7 @@ inline std::unique_ptr<QuantizedModel> QuantizeForTest(std::unique_ptr<Graph> gr
   options.alignment.force_overlap = force_overlap;
   CalibrateFn calibrate = [&](const std::vector<const Variable*>& tensors) -> StatusOr<RangeMap> {
     std::vector<ObservedTensor> observed;
-    for (const Variable* v : tensors) observed.push_back({v, model->profile.activation});
+    for (const Variable* v : tensors) observed.push_back({v, model->profile.activation, false});
     CalibrationOptions calib_options;
     calib_options.progress = ProgressMode::kQuiet;
     calib_options.num_threads = 1;

@@ -275,6 +275,36 @@ TEST_F(DispatchTest, StandaloneActivationsAndFloatBiasesFollowTheProfile) {
   EXPECT_EQ(In("conv", 1)->state, QuantState::kInitial);
 }
 
+// quantize_constant_adds false (TensorRT): an Add or Sub of a constant runs in float, so the
+// Conv after it quantizes the shifted tensor once; a residual Add of two activations stays
+// quantized.
+TEST_F(DispatchTest, ConstantAddsRunInFloatWhenTheProfileSaysSo) {
+  Variable* x = b_.Input("x", {1, 3, 8, 8});
+  Variable* c = Conv("conv", x, 3, 4, 1);
+  Variable* shifted = b_.Op("Add", "shift", {c, b_.RandomParam("offset", {1}, 5)});
+  Variable* lowered = b_.Op("Sub", "lower", {shifted, b_.RandomParam("offset2", {1}, 6)});
+  Variable* c2 = Conv("conv2", lowered, 4, 4, 1);
+  Variable* sum = b_.Op("Add", "residual", {c2, c});
+  b_.Output(Conv("conv3", sum, 4, 2, 1));
+  for (bool quantize_constant_adds : {true, false}) {
+    SCOPED_TRACE(quantize_constant_adds ? "quantized" : "float");
+    TargetProfile profile = Tflite();
+    profile.quantized_op_types.push_back("Sub");
+    profile.quantize_constant_adds = quantize_constant_adds;
+    table_ = QuantConfigTable();
+    Run(profile);
+    const QuantState shift = quantize_constant_adds ? QuantState::kInitial : QuantState::kFp32;
+    for (const char* op : {"shift", "lower"}) {
+      EXPECT_EQ(In(op, 0)->state, shift) << op;
+      EXPECT_EQ(Out(op, 0)->state, shift) << op;
+    }
+    EXPECT_EQ(In("conv2", 0)->state, QuantState::kInitial);
+    EXPECT_EQ(In("residual", 0)->state, QuantState::kInitial);
+    EXPECT_EQ(In("residual", 1)->state, QuantState::kInitial);
+    EXPECT_EQ(Out("residual", 0)->state, QuantState::kInitial);
+  }
+}
+
 TEST_F(DispatchTest, DecomposedHardSwishKeepsOnePointAfterIt) {
   // x -> Add(x, 3) -> Clip(0, 6) -> Mul(x, .) -> Div(., 6), as Paddle2ONNX writes HardSwish; and
   // x * HardSigmoid(x) with alpha 1/6, beta 1/2; and a look-alike with Clip(0, 5) that is not one.

@@ -118,10 +118,12 @@ TEST(TargetProfileTest, OtherProfilesFollowTheirTargets) {
     EXPECT_FALSE(p->standalone_activations) << p->name;
     EXPECT_TRUE(p->hardswish_op) << p->name;
     EXPECT_TRUE(p->quantize_bias) << p->name;
+    EXPECT_TRUE(p->quantize_constant_adds) << p->name;
   }
   TargetProfile trt = Load("trt-int8");
   EXPECT_TRUE(trt.activation.policy.Has(kSymmetric));
   EXPECT_FALSE(trt.quantize_bias);  // TensorRT takes float biases
+  EXPECT_FALSE(trt.quantize_constant_adds);  // nor are shifts among its Q/DQ placements
   EXPECT_EQ(trt.FindRule("Concat")->kind, RuleKind::kShareInputsAndOutput);
   TargetProfile qnn = Load("qnn-u8");
   EXPECT_EQ(qnn.activation.quant_min, 0);
@@ -292,6 +294,8 @@ TEST_F(BadProfileTest, WrongTypes) {
               "true or false");
   ExpectError([](json& j) { j["quantize_bias"] = "no"; }, "quantize_bias", "true or false");
   ExpectError([](json& j) { j["hardswish_op"] = nullptr; }, "hardswish_op", "true or false");
+  ExpectError([](json& j) { j["quantize_constant_adds"] = 1; }, "quantize_constant_adds",
+              "true or false");
   ExpectError([](json& j) { j["quantized_ops"] = "Conv"; }, "quantized_ops", "list of strings");
   ExpectError([](json& j) { j["schemes"]["activation"]["quant_max"] = 127.5; },
               "schemes.activation.quant_max", "integer");

@@ -1,0 +1,55 @@
+// Per-tensor observer choice (see observer_choice.h).
+#include "calib/observer_choice.h"
+
+#include <string>
+
+namespace qalign {
+namespace {
+
+bool IsLayoutOp(const std::string& type) {
+  return type == "Reshape" || type == "Transpose" || type == "Squeeze" || type == "Unsqueeze" ||
+         type == "Flatten" || type == "Identity";
+}
+
+// The one non-constant input of an elementwise Add / Sub / Mul / Div whose other input is a
+// parameter, else nullptr.
+Variable* AffineInput(const Operation& op) {
+  if (op.type() != "Add" && op.type() != "Sub" && op.type() != "Mul" && op.type() != "Div") {
+    return nullptr;
+  }
+  if (op.inputs().size() != 2 || op.input(0) == nullptr || op.input(1) == nullptr) return nullptr;
+  const bool constant0 = op.input(0)->is_parameter();
+  const bool constant1 = op.input(1)->is_parameter();
+  if (constant0 == constant1) return nullptr;
+  return constant0 ? op.input(1) : op.input(0);
+}
+
+// The tensor `op` maps to its output one value at a time (up to layout), or nullptr.
+Variable* LogitSource(const Operation& op) {
+  if (!op.in_default_domain() || op.outputs().size() != 1) return nullptr;
+  if (IsLayoutOp(op.type())) return op.input(0);
+  return AffineInput(op);
+}
+
+}  // namespace
+
+std::unordered_set<const Variable*> SoftmaxLogitTensors(const Graph& graph) {
+  std::unordered_set<const Variable*> logits;
+  for (const Operation* op : graph.operations()) {
+    if (!op->in_default_domain() || (op->type() != "Softmax" && op->type() != "LogSoftmax")) {
+      continue;
+    }
+    const Variable* v = op->input(0);
+    while (v != nullptr && !v->is_parameter() && logits.insert(v).second) {
+      const Operation* producer = v->producer();
+      if (producer == nullptr) break;
+      const Variable* source = LogitSource(*producer);
+      // Go up only while the tensor above feeds nothing else: its values are then only logits.
+      if (source == nullptr || source->is_graph_output() || source->uses().size() != 1) break;
+      v = source;
+    }
+  }
+  return logits;
+}
+
+}  // namespace qalign

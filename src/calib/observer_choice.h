@@ -1,0 +1,25 @@
+// Per-tensor observer choice: the tensors whose range the run's observer may not clip at the top.
+//
+// Softmax logits keep their maximum whatever observer the run uses (ObserverOptions::keep_max).
+// The mse, percentile and kl observers trade a few clipped values for a finer step on the rest:
+// on a classifier's logits (rec's [T, 6625] head, attention scores) the largest values are a
+// handful per row among thousands, so an observer minimizing the error over all values clips
+// them. But those are the values Softmax and the argmax after it read: clipped to one level, the
+// winning class ties with its runners-up (the first class, CTC's blank, wins a tie), and a reader
+// drops spaces and characters. Softmax hardly depends on the logits far below a row's maximum,
+// so the observer still chooses the lower end.
+#pragma once
+
+#include <unordered_set>
+
+#include "ir/graph.h"
+
+namespace qalign {
+
+// The inputs of every Softmax and LogSoftmax, and, going up from each, every tensor that reaches
+// it only through an elementwise op with a constant operand (Add, Sub, Mul, Div: a bias or a
+// temperature) or a layout op (Reshape, Transpose, Squeeze, Unsqueeze, Flatten, Identity): each
+// such tensor is read by that op alone, so its values are the logits up to an affine map.
+std::unordered_set<const Variable*> SoftmaxLogitTensors(const Graph& graph);
+
+}  // namespace qalign

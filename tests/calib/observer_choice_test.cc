@@ -1,0 +1,133 @@
+// Per-tensor observer choice: which tensors are Softmax logits, and what keeping their extremes
+// does to the argmax a classifier reads.
+#include "calib/observer_choice.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <span>
+#include <vector>
+
+#include "calib/calibrator.h"
+#include "testing/graph_builder.h"
+
+namespace qalign {
+namespace {
+
+TEST(ObserverChoiceTest, LogitsAreSoftmaxInputsAndTheirAffineSourcesWithOneConsumer) {
+  testing::GraphBuilder b;
+  Variable* x = b.Input("x", {1, 4, 8});
+  Variable* w = b.RandomParam("w", {8, 6}, /*seed=*/1);
+  Variable* bias = b.RandomParam("bias", {6}, /*seed=*/2);
+  Variable* scale = b.Param("scale", Tensor::FromVector<float>({1}, {0.5f}));
+  // Head: MatMul -> Add(bias) -> Mul(temperature) -> Reshape -> Softmax: all but x are logits.
+  Variable* matmul = b.Op("MatMul", "matmul", {x, w});
+  Variable* biased = b.Op("Add", "add_bias", {matmul, bias});
+  Variable* scaled = b.Op("Mul", "temperature", {biased, scale});
+  Variable* shaped = b.Op("Reshape", "reshape", {scaled, b.Int64Param("shape", {4, 6})});
+  b.Output(b.Op("Softmax", "softmax", {shaped}));
+  // Second head: the MatMul output also feeds a Relu, so only the Add output is a logit tensor;
+  // a LogSoftmax of the sum of two activations stops at the sum.
+  Variable* shared = b.Op("MatMul", "matmul_shared", {x, w});
+  b.Output(b.Op("Relu", "relu", {shared}));
+  Variable* shared_biased = b.Op("Add", "add_shared", {shared, bias});
+  b.Output(b.Op("Softmax", "softmax_shared", {shared_biased}));
+  Variable* other = b.Op("MatMul", "matmul_other", {x, w});
+  Variable* sum = b.Op("Add", "add_activations", {other, shared});
+  b.Output(b.Op("LogSoftmax", "log_softmax", {sum}));
+  std::unique_ptr<Graph> graph = b.Build();
+
+  const std::unordered_set<const Variable*> logits = SoftmaxLogitTensors(*graph);
+  EXPECT_EQ(logits, (std::unordered_set<const Variable*>{matmul, biased, scaled, shaped,
+                                                          shared_biased, sum}));
+}
+
+// Index of the largest value (the first on ties, as a greedy CTC decoder reads it).
+size_t Argmax(const std::vector<float>& row) {
+  return static_cast<size_t>(std::max_element(row.begin(), row.end()) - row.begin());
+}
+
+// rec's head in small: logits = x W + bias over 4096 classes and 256 rows (x in [0, 1)), where
+// two rival classes (0, like CTC's blank, with a bias of 1.5, and 1 without) have large positive,
+// correlated columns and the others small ones, so the rivals' pre-bias scores (the MatMul
+// output, which a target quantizes before the Add) are the rare large values of the tensor. The mse observer clips them; once both rivals sit at
+// the clipped level, the bias makes class 0 win. keep_max restores the top of the range (the lower
+// end stays mse's), and the argmax of FakeQuantize(x W) + bias agrees with FP32's on more rows.
+TEST(ObserverChoiceTest, KeepingTheMaximumOfLogitsKeepsMoreArgmaxesThanMse) {
+  constexpr int64_t kRows = 256, kDepth = 16, kClasses = 4096;
+  testing::GraphBuilder b;
+  Variable* x = b.Input("x", {1, kRows, kDepth});
+  std::vector<float> w_values(static_cast<size_t>(kDepth * kClasses));
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  for (float& v : w_values) v = 0.25f * uniform(rng);
+  for (int64_t d = 0; d < kDepth; ++d) {
+    float* row = &w_values[static_cast<size_t>(d * kClasses)];
+    row[0] = 4.0f * std::fabs(uniform(rng));
+    row[1] = row[0] + uniform(rng);
+  }
+  std::vector<float> bias_values(kClasses, 0.0f);
+  bias_values[0] = 1.5f;
+  Variable* w = b.Param("w", Tensor::FromVector<float>({kDepth, kClasses}, w_values));
+  Variable* bias = b.Param("bias", Tensor::FromVector<float>({kClasses}, bias_values));
+  Variable* scores = b.Op("MatMul", "head", {x, w});
+  Variable* logits = b.Op("Add", "head_bias", {scores, bias});
+  b.Output(b.Op("Softmax", "softmax", {logits}));
+  std::unique_ptr<Graph> graph = b.Build();
+  ASSERT_EQ(SoftmaxLogitTensors(*graph), (std::unordered_set<const Variable*>{scores, logits}));
+
+  auto data = OpenCalibrationData("random:2?seed=5&low=0&high=1", ModelInputSpecs(*graph));
+  ASSERT_TRUE(data.ok()) << data.status().ToString();
+  CalibrationOptions options;
+  options.observer.kind = ObserverKind::kMse;
+  options.progress = ProgressMode::kQuiet;
+  options.num_threads = 1;
+  const QuantScheme scheme;  // int8 asymmetric per tensor
+  auto plain = RunCalibration(*graph, {{scores, scheme, false}}, **data, options);
+  auto kept = RunCalibration(*graph, {{scores, scheme, true}}, **data, options);
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  ASSERT_TRUE(kept.ok()) << kept.status().ToString();
+  const TensorCalibration& p = plain->tensors.at(scores->name());
+  const TensorCalibration& k = kept->tensors.at(scores->name());
+  const float data_max = p.histogram.data_max();
+  ASSERT_LT(p.params.range.max, 0.9f * data_max);  // mse clips the rivals' large scores
+  EXPECT_EQ(k.params.range.max, data_max);
+  EXPECT_EQ(k.params.range.min, p.params.range.min);
+
+  // scores[r][c] = sum_d x[r][d] * w[d][c]; each row's argmax of scores + bias, exact and with the
+  // scores fake-quantized under each observer's params.
+  const std::span<const float> wv = w->data()->values<float>();
+  int agree_plain = 0, agree_kept = 0;
+  for (size_t i = 0; i < (*data)->size(); ++i) {
+    auto sample = (*data)->Load(i);
+    ASSERT_TRUE(sample.ok()) << sample.status().ToString();
+    const std::span<const float> xv = sample->at("x").values<float>();
+    for (int64_t r = 0; r < kRows; ++r) {
+      std::vector<float> exact(kClasses), with_plain(kClasses), with_kept(kClasses);
+      for (int64_t c = 0; c < kClasses; ++c) {
+        double sum = 0;
+        for (int64_t d = 0; d < kDepth; ++d) {
+          sum += double(xv[static_cast<size_t>(r * kDepth + d)]) *
+                 wv[static_cast<size_t>(d * kClasses + c)];
+        }
+        const size_t j = static_cast<size_t>(c);
+        const float score = static_cast<float>(sum);
+        exact[j] = score + bias_values[j];
+        with_plain[j] = FakeQuantize(score, p.params.scale, p.params.zero_point,
+                                     scheme.quant_min, scheme.quant_max) + bias_values[j];
+        with_kept[j] = FakeQuantize(score, k.params.scale, k.params.zero_point,
+                                    scheme.quant_min, scheme.quant_max) + bias_values[j];
+      }
+      agree_plain += Argmax(with_plain) == Argmax(exact) ? 1 : 0;
+      agree_kept += Argmax(with_kept) == Argmax(exact) ? 1 : 0;
+    }
+  }
+  // 477 and 499 of the 512 rows when written.
+  EXPECT_GT(agree_kept, agree_plain);
+  EXPECT_GE(agree_kept, 2 * kRows * 95 / 100);
+}
+
+}  // namespace
+}  // namespace qalign
