@@ -122,13 +122,22 @@ StatusOr<QuantizePipelineResult> RunQuantizePipeline(const Graph& graph,
                           RunCalibrationSteps(graph, profile, calibrate, table));
   result.dispatch = calibrated.dispatch;
   result.ranges = std::move(calibrated.ranges);
-  // 2b. Ops kept in FP32.
+  // 2b. Ops kept in FP32, then ops at 16 bits (an op in both lists has no quantized port left).
   KeepOpsInFp32(options.fp32_ops, table);
+  if (!options.int16_ops.empty()) {
+    if (!profile.activation16) {
+      return InvalidArgumentError("target '", profile.name, "' has no 16-bit activation scheme ",
+                                  "(schemes.activation16): ", options.int16_ops.front()->Describe(),
+                                  " cannot be quantized at 16 bits");
+    }
+    QuantizeOpsAt16Bits(options.int16_ops, *profile.activation16, table);
+  }
   // 3. Ranges into TQCs.
   QALIGN_ASSIGN_OR_RETURN(result.applied,
                           ApplyRanges(result.ranges, table, options.allow_missing_ranges));
   // 4. Align, then derive weight and bias params (the bias reads the aligned input scale).
   AlignmentOptions alignment = options.alignment;
+  alignment.widen_to_16_bits = true;  // a group a 16-bit port joins is 16-bit as a whole
   if (!alignment.optimal_range) {
     alignment.optimal_range = [&result](const std::vector<TQC*>& members, float* lo, float* hi) {
       return OptimalRange(result.ranges, members, lo, hi);
