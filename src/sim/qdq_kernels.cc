@@ -123,23 +123,27 @@ class QdqKernel : public Kernel {
 }  // namespace
 
 void RegisterQdqKernels(KernelRegistry& registry) {
-  // ONNX's ops, and com.microsoft's (ONNX Runtime's contrib ops, which take 16-bit types below
-  // opset 21: the export writes them for 16-bit activations).
-  for (const char* domain : {"", "com.microsoft"}) {
-  for (bool quantize : {true, false}) {
-    const std::string type = quantize ? "QuantizeLinear" : "DequantizeLinear";
-    const int64_t since = *domain == '\0' ? 10 : 1;
-    if (registry.Find(domain, type, since == 1 ? 1 : 13) != nullptr) continue;
-    KernelEntry entry;
-    entry.domain = domain;
-    entry.op_type = type;
-    entry.since_version = since;
-    entry.flavor = KernelFlavor::kFast;
-    entry.factory = [quantize](const Operation& op) -> StatusOr<std::unique_ptr<Kernel>> {
-      return std::unique_ptr<Kernel>(std::make_unique<QdqKernel>(quantize, op.GetInt("axis", 1)));
-    };
-    registry.Register(entry);
-  }
+  // ONNX's ops (since opset 10) and com.microsoft's (ONNX Runtime's contrib ops, version 1, which
+  // take 16-bit types below opset 21: the export writes them for 16-bit activations).
+  struct Domain {
+    const char* name;
+    int64_t since;
+    int64_t probe;  // an opset the entry must cover
+  };
+  for (const Domain& domain : {Domain{"", 10, 13}, Domain{"com.microsoft", 1, 1}}) {
+    for (bool quantize : {true, false}) {
+      const std::string type = quantize ? "QuantizeLinear" : "DequantizeLinear";
+      if (registry.Find(domain.name, type, domain.probe) != nullptr) continue;
+      KernelEntry entry;
+      entry.domain = domain.name;
+      entry.op_type = type;
+      entry.since_version = domain.since;
+      entry.flavor = KernelFlavor::kFast;
+      entry.factory = [quantize](const Operation& op) -> StatusOr<std::unique_ptr<Kernel>> {
+        return std::unique_ptr<Kernel>(std::make_unique<QdqKernel>(quantize, op.GetInt("axis", 1)));
+      };
+      registry.Register(entry);
+    }
   }
 }
 
