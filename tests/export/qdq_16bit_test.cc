@@ -240,6 +240,49 @@ TEST(Qdq16BitTest, VerifierRejectsMixedWidths) {
   EXPECT_TRUE(width) << (violations.empty() ? "no violation" : violations.front().message);
 }
 
+// With histograms (the percentile, kl and mse observers keep them) a 16-bit port takes the
+// histogram's extent instead of the observer's clip, which was chosen for 256 levels; an 8-bit
+// port keeps the clip. Every tensor here: range [-1, 1], histogram of 8 bins over [-4, 4].
+TEST(Qdq16BitTest, SixteenBitPortsTakeTheHistogramExtent) {
+  auto graph = testing::SmallConvGraph();
+  auto profile = LoadTargetProfile("qnn-u8");
+  ASSERT_TRUE(profile.ok());
+  const CalibrateFn calibrate =
+      [](const std::vector<const Variable*>& tensors) -> StatusOr<RangeMap> {
+    RangeMap map;
+    for (const Variable* v : tensors) {
+      TensorRange r;
+      r.min = -1.0f;
+      r.max = 1.0f;
+      r.has_histogram = true;
+      r.hist_min = -4.0f;
+      r.hist_max = 4.0f;
+      r.counts.assign(8, 1.0f);
+      map.ranges[v->name()] = r;
+    }
+    return map;
+  };
+  QuantizePipelineOptions options;
+  options.int16_ops = {graph->FindOperation("conv2")};
+  QuantConfigTable table;
+  auto result = RunQuantizePipeline(*graph, *profile, options, calibrate, &table);
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  ASSERT_TRUE(result->violations.empty()) << result->violations.front().message;
+  int checked = 0;
+  for (const TQC* t : table.all()) {
+    if (t->port.is_input || !IsJoinable(*t) || t->role != TensorRole::kActivation) continue;
+    const std::string& name = t->port.tensor->name();
+    if (name == "conv2_out" || name == "concat_out") {  // 16-bit: [-4, 4] over 65535 steps
+      EXPECT_NEAR(table.scale(t)[0], 8.0 / 65535, 1e-9) << name;
+      ++checked;
+    } else if (name == "add_out") {  // 8-bit: the clipped [-1, 1] over 255 steps
+      EXPECT_NEAR(table.scale(t)[0], 2.0 / 255, 1e-7) << name;
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 3);
+}
+
 TEST(Qdq16BitTest, TargetWithout16BitSchemeRefusesInt16Ops) {
   auto profile = LoadTargetProfile("tflite-int8");
   ASSERT_TRUE(profile.ok());

@@ -38,6 +38,10 @@ struct AlignmentOptions {
   // takes it for every member at the 8-bit activation scheme (step 2b): the quantize pipeline sets
   // it; `fix` leaves it off, so that a mixed-width group in a given model is a scheme mismatch.
   bool widen_to_16_bits = false;
+  // The calibration range of a port at 16 bits, when it should differ from the one the 8-bit
+  // observer chose (pipeline.cc: the extent of the tensor's histogram, since a clip that pays at
+  // 256 levels costs more than it saves at 65536); false keeps the port's own range.
+  std::function<bool(const TQC& tqc, float* lo, float* hi)> range_at_16_bits;
   // Build the group list for the report (the benchmark switches it off to time the pass alone).
   bool collect_groups = true;
   // `optimal`'s range for a group's members (pipeline.cc searches their histograms); else `large`.

@@ -13,7 +13,8 @@
 namespace qalign {
 
 void WidenSixteenBitGroups(const AlignmentConstraints& constraints, const TargetProfile& profile,
-                           QuantConfigTable* table, AlignmentResult* result) {
+                           const AlignmentOptions& options, QuantConfigTable* table,
+                           AlignmentResult* result) {
   if (!profile.activation16) return;
   const QuantScheme& wide = *profile.activation16;
   bool any = false;
@@ -33,6 +34,14 @@ void WidenSixteenBitGroups(const AlignmentConstraints& constraints, const Target
     if (!sixteen[static_cast<size_t>(parts.Find(t->id))]) continue;
     t->scheme = wide;
     ++result->counters.widened_to_16_bits;
+  }
+  if (!options.range_at_16_bits) return;
+  for (TQC* t : table->all()) {
+    if (!IsJoinable(*t) || !(t->scheme == wide) || !t->stats.has_range) continue;
+    float lo = 0.0f, hi = 0.0f;
+    if (!options.range_at_16_bits(*t, &lo, &hi)) continue;
+    t->stats.min = lo;
+    t->stats.max = hi;
   }
 }
 
