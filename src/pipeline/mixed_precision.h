@@ -12,8 +12,8 @@
 // On a target with a 16-bit activation scheme (TargetProfile::activation16) an op can instead be
 // kept at 16 bits: its quantized activation ports take that scheme (step 2b too), and the
 // alignment pass widens every group such a port joins to 16 bits as a whole (a group shares one
-// scale, one zero point and one bit width; docs/alignment.md). Weights and biases stay as they
-// are (A16W8).
+// scale, one zero point and one bit width; docs/alignment.md), and each 16-bit port takes its
+// tensor's whole observed range (pipeline.cc). Weights and biases stay as they are (A16W8).
 //
 // Ways to choose the ops:
 //   --exclude NAME|TYPE   the user's list: an op name, or an op type (every op of that type);
