@@ -13,7 +13,9 @@
 #include "onnx/importer.h"
 #include "passes/alignment_verifier.h"
 #include "qdq/qdq_check.h"
+#include "qdq/qdq_fix.h"
 #include "qdq/qdq_import.h"
+#include "onnx/tensor_proto.h"
 #include "sim/qdq_kernels.h"
 
 namespace qalign {
@@ -214,6 +216,51 @@ TEST(Qdq16BitTest, CheckRejectsAGroupOfMixedWidths) {
     concat = concat || (v.op_type == "Concat" && v.message.find("16-bit") != std::string::npos);
   }
   EXPECT_TRUE(concat) << check.violations.front().message;
+}
+
+// fix on a 16-bit group whose params disagree (conv2_out's scale doubled): the group is re-aligned
+// at 16 bits, its zero points written as uint16, and check finds it clean after.
+TEST(Qdq16BitTest, FixRealignsA16BitGroupAndKeepsItsZeroPointType) {
+  auto q = Conv2At16Bits();
+  ASSERT_NE(q, nullptr);
+  auto model = ExportQdqModel(*q->graph, q->plan);
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  bool doubled = false;
+  for (auto& t : *model->mutable_graph()->mutable_initializer()) {
+    if (t.name() != "conv2_out_scale") continue;
+    auto value = TensorFromProto(t, "");
+    ASSERT_TRUE(value.ok());
+    t = TensorToProto(Tensor::FromVector<float>({}, {value->values<float>()[0] * 2.0f}), t.name());
+    doubled = true;
+  }
+  ASSERT_TRUE(doubled);
+  auto view = ImportQdqModel(*model, "", q->profile, {}, "broken16.onnx");
+  ASSERT_TRUE(view.ok()) << view.status().ToString();
+  ASSERT_FALSE(CheckQdqModel(**view).violations.empty());
+  auto fixed = FixQdqModel(**view, {});
+  ASSERT_TRUE(fixed.ok()) << fixed.status().ToString();
+  EXPECT_TRUE(fixed->after.violations.empty()) << fixed->after.violations.front().message;
+  EXPECT_FALSE(fixed->changes.empty());
+  // The group's zero points, uint16 and equal; conv2_out is mostly negative and relu1_out not,
+  // so the shared zero point is far above 255 (a uint8 write would have cut it).
+  std::map<std::string, const onnx::TensorProto*> inits;
+  for (const auto& t : fixed->model.graph().initializer()) inits[t.name()] = &t;
+  std::map<std::string, int64_t> zero_points;  // of the QuantizeLinear reading each tensor
+  for (const auto& n : fixed->model.graph().node()) {
+    if (n.op_type() != "QuantizeLinear" || n.input_size() < 3) continue;
+    if (n.input(0) != "conv2_out" && n.input(0) != "relu1_out") continue;
+    ASSERT_EQ(inits.count(n.input(2)), 1u) << n.input(2);
+    const onnx::TensorProto& t = *inits[n.input(2)];
+    EXPECT_EQ(t.data_type(), onnx::TensorProto::UINT16) << t.name();
+    auto value = TensorFromProto(t, "");
+    ASSERT_TRUE(value.ok()) << t.name();
+    auto ints = value->AsInt64s();
+    ASSERT_TRUE(ints.ok() && ints->size() == 1u) << t.name();
+    zero_points[n.input(0)] = ints->front();
+  }
+  ASSERT_EQ(zero_points.size(), 2u);
+  EXPECT_EQ(zero_points["conv2_out"], zero_points["relu1_out"]);
+  EXPECT_GT(zero_points["conv2_out"], 255);
 }
 
 // The verifier: a group (or a producer -> consumer edge) whose members have different bit widths
