@@ -130,6 +130,10 @@ struct QuantizeOptions : ModelOptions, CalibrationDataOptions, AlignOverrides {
   // Mixed precision (src/pipeline/mixed_precision.h). `exclude`: ops kept in FP32, each entry an op
   // name or an op type; an entry naming no op of the model is an error.
   std::vector<std::string> exclude;
+  // Ops quantized at 16 bits (the target's activation16 scheme), entries as for `exclude`; an op
+  // in both lists stays FP32. On a target with activation16, the accuracy budget's search also
+  // keeps ops at 16 bits instead of FP32.
+  std::vector<std::string> int16;
   // Set: keep the fewest further ops in FP32 until every output's SNR against FP32, measured on
   // the evaluation samples (those of the summary's SNR), is at least this many dB.
   std::optional<double> accuracy_budget_db;
@@ -155,6 +159,9 @@ struct QuantizeSummary {
     std::string reason;
   };
   std::vector<KeptFp32Op> kept_fp32;
+  // Ops quantized at 16 bits by --int16 or the accuracy budget, with why (same form).
+  std::vector<KeptFp32Op> kept_int16;
+  int64_t ports_at_16_bits = 0;  // activation ports at 16 bits, the groups they joined included
   std::optional<double> accuracy_budget_db;
   bool budget_met = true;
   double budget_base_snr_db = 0.0;  // the worst output SNR before the search kept any op FP32

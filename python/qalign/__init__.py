@@ -296,16 +296,18 @@ def quantize(model, target, calib, output, *, input_shapes=None, observer="minma
     dicts, or any iterable of these (a generator); None with ranges= (calibrate's output).
     exclude: op names or op types kept in FP32 (a string or a list), as --exclude.
     Options (as the CLI's flags): percentile, holdout, ranges, no_align, table, trt_cache,
-    eval_samples, accuracy_budget (dB), max_fp32_ops, bias_correction (True / False; None: the
-    target's default), optimize_weights (--optimize-weights), fold, equalize,
-    align ({TYPE: METHOD}), align_node ({NODE: METHOD}), align_config, force_overlap, requantize_on_mismatch, threads, quiet, and
+    eval_samples, accuracy_budget (dB), max_fp32_ops, int16 (op names or types at 16 bits, a
+    string or a list, as --int16), bias_correction (True / False; None: the target's default),
+    optimize_weights (--optimize-weights), fold, equalize, align ({TYPE: METHOD}),
+    align_node ({NODE: METHOD}), align_config, force_overlap, requantize_on_mismatch, threads,
+    quiet, and
     progress(stage, done, total) (instead of the bar on stderr). What mixed precision kept in
-    FP32, and whether the accuracy budget was met, are in result.report ("fp32_ops",
-    "accuracy_budget").
+    FP32 or at 16 bits, and whether the accuracy budget was met, are in result.report ("fp32_ops",
+    "int16_ops", "accuracy_budget").
     """
     allowed = _MODEL_OPTIONS | _ALIGN_OPTIONS | _CALIB_OPTIONS | {
         "ranges", "no_align", "table", "trt_cache", "eval_samples", "accuracy_budget",
-        "max_fp32_ops", "bias_correction", "optimize_weights"}
+        "max_fp32_ops", "bias_correction", "optimize_weights", "int16"}
     progress = _progress(options)
     o = _options("quantize", options, allowed)
     spec, samples = _samples(calib, "calib")
@@ -313,6 +315,10 @@ def quantize(model, target, calib, output, *, input_shapes=None, observer="minma
              input_shapes=_shapes(input_shapes), observer=observer, report=_path(report))
     if exclude is not None:
         o["exclude"] = [exclude] if isinstance(exclude, str) else [str(e) for e in exclude]
+    if isinstance(o.get("int16"), str):
+        o["int16"] = [o["int16"]]
+    elif o.get("int16") is not None:
+        o["int16"] = [str(e) for e in o["int16"]]
     if o.get("accuracy_budget") is not None:
         o["accuracy_budget"] = float(o["accuracy_budget"])
     for key in ("ranges", "table", "trt_cache"):

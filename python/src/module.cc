@@ -149,6 +149,7 @@ py::dict Quantize(const py::dict& o, const py::object& samples, const py::object
   options.trt_cache_path = Get<std::string>(o, "trt_cache", "");
   options.eval_samples = Get<int>(o, "eval_samples", 8);
   options.exclude = Get<std::vector<std::string>>(o, "exclude", {});
+  options.int16 = Get<std::vector<std::string>>(o, "int16", {});
   options.accuracy_budget_db = Get<std::optional<double>>(o, "accuracy_budget", std::nullopt);
   options.max_fp32_ops = Get<int>(o, "max_fp32_ops", -1);
   options.bias_correction = Get<std::optional<bool>>(o, "bias_correction", std::nullopt);

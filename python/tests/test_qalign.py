@@ -350,6 +350,20 @@ def test_errors_read_as_the_cli(small, tmp_path):
     assert not os.path.exists(out)
 
 
+def test_int16_keeps_ops_at_16_bits_on_a_target_with_a_16_bit_scheme(small, tmp_path):
+    out = tmp_path / "a16w8.onnx"
+    r = qalign.quantize(small, "qnn-u8", "random:6", out, int16="Concat", quiet=True)
+    kept = r.report["int16_ops"]
+    assert [k["op"] for k in kept] == ["Concat 'concat'"]
+    assert kept[0]["reason"] == "--int16"
+    assert r.report["fp32_ops"] == []
+    assert r.report["ports_at_16_bits"] >= 3  # the Concat's inputs and output, one group
+    assert r.violations == []
+    assert qalign.check(out, "qnn-u8") == []
+    with pytest.raises(qalign.QAlignError, match="no 16-bit activation scheme"):
+        qalign.quantize(small, "tflite-int8", "random:6", tmp_path / "b.onnx", int16=["Concat"])
+
+
 def test_exclude_keeps_ops_fp32_and_the_report_says_why(small, tmp_path):
     out = tmp_path / "mixed.onnx"
     r = qalign.quantize(small, "tflite-int8", "random:6", out, exclude="Concat", quiet=True)

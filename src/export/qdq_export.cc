@@ -73,6 +73,7 @@ class QdqBuilder {
       ++stats->activation_pairs;
     }
     RemoveUnusedFloatParameters();
+    if (uses_microsoft_domain_) ImportMicrosoftDomain();
     return SortNodes();
   }
 
@@ -112,6 +113,8 @@ class QdqBuilder {
       switch (p.dtype) {
         case DataType::kUint8: zp.data<uint8_t>()[i] = static_cast<uint8_t>(p.zero_point[i]); break;
         case DataType::kInt8: zp.data<int8_t>()[i] = static_cast<int8_t>(p.zero_point[i]); break;
+        case DataType::kUint16: zp.data<uint16_t>()[i] = static_cast<uint16_t>(p.zero_point[i]); break;
+        case DataType::kInt16: zp.data<int16_t>()[i] = static_cast<int16_t>(p.zero_point[i]); break;
         default: zp.data<int32_t>()[i] = static_cast<int32_t>(p.zero_point[i]); break;
       }
     }
@@ -124,6 +127,12 @@ class QdqBuilder {
                            const QdqParams& p) {
     onnx::NodeProto* node = g_->add_node();
     node->set_op_type(type);
+    if (IsSixteenBit(p.dtype)) {
+      // ONNX QuantizeLinear takes 16-bit types from opset 21 only; ONNX Runtime's contrib ops
+      // take them at any opset, so the rest of the model keeps its opset.
+      node->set_domain(kMicrosoftDomain);
+      uses_microsoft_domain_ = true;
+    }
     node->set_name(Fresh(name));
     for (const std::string& i : inputs) node->add_input(i);
     node->add_output(output);
@@ -313,9 +322,21 @@ class QdqBuilder {
     }
   }
 
+  void ImportMicrosoftDomain() {
+    for (const auto& o : model_->opset_import()) {
+      if (o.domain() == kMicrosoftDomain) return;
+    }
+    onnx::OperatorSetIdProto* opset = model_->add_opset_import();
+    opset->set_domain(kMicrosoftDomain);
+    opset->set_version(1);
+  }
+
+  static constexpr const char* kMicrosoftDomain = "com.microsoft";
+
   const Graph& graph_;
   const QuantPlan& plan_;
   onnx::ModelProto* model_;
+  bool uses_microsoft_domain_ = false;
   onnx::GraphProto* g_;
   std::unordered_set<std::string> names_;
   std::unordered_map<std::string, int> node_of_key_;

@@ -5,6 +5,9 @@
 //                them; a requantize edge gets a second Q -> DQ read by that consumer only;
 //   weights      int8 / uint8 initializers -> DequantizeLinear (per channel with `axis`);
 //   biases       int32 initializers (scale = input_scale * weight_scale, zero point 0) -> DQ;
+//   16-bit activations (a target's activation16 scheme) as com.microsoft QuantizeLinear /
+//                DequantizeLinear with uint16 / int16 zero points (ONNX's take them from opset 21
+//                only; ONNX Runtime's contrib ops at any), the model importing com.microsoft 1;
 //   FP32 regions untouched.
 // A model below opset 13 is first converted with ONNX's version converter (Clip min/max and Slice
 // starts/ends become inputs, Squeeze/Unsqueeze/ReduceSum/Split axes become inputs, Softmax's

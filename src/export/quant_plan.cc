@@ -49,8 +49,15 @@ StatusOr<DataType> QuantizedDataType(const QuantScheme& scheme) {
   if (scheme.num_bits == 8 && scheme.quant_min >= -128 && scheme.quant_max <= 127) {
     return DataType::kInt8;
   }
+  // 16-bit: ONNX QuantizeLinear has them from opset 21 only; the export writes com.microsoft's.
+  if (scheme.num_bits == 16 && scheme.quant_min >= 0 && scheme.quant_max <= 65535) {
+    return DataType::kUint16;
+  }
+  if (scheme.num_bits == 16 && scheme.quant_min >= -32768 && scheme.quant_max <= 32767) {
+    return DataType::kInt16;
+  }
   return UnimplementedError("scheme ", scheme.ToString(),
-                            " has no QuantizeLinear type at opset 13 (int8, uint8, int32 only)");
+                            " has no QuantizeLinear type (int8, uint8, int16, uint16, int32 only)");
 }
 
 int64_t QuantizeValue(float x, float scale, int64_t zero_point, int64_t qmin, int64_t qmax) {
@@ -108,6 +115,8 @@ StatusOr<Tensor> QuantizeParameter(const Tensor& data, const QdqParams& params,
       case DataType::kInt8: out.data<int8_t>()[i] = static_cast<int8_t>(q); break;
       case DataType::kUint8: out.data<uint8_t>()[i] = static_cast<uint8_t>(q); break;
       case DataType::kInt32: out.data<int32_t>()[i] = static_cast<int32_t>(q); break;
+      case DataType::kInt16: out.data<int16_t>()[i] = static_cast<int16_t>(q); break;
+      case DataType::kUint16: out.data<uint16_t>()[i] = static_cast<uint16_t>(q); break;
       default: return UnimplementedError(what, ": cannot store ", DataTypeName(params.dtype));
     }
   }
@@ -166,6 +175,22 @@ void FakeQuantizeInPlace(std::span<float> values, const QdqParams& params) {
   }
 }
 
+bool IntegerRange(DataType dtype, int64_t* qmin, int64_t* qmax) {
+  switch (dtype) {
+    case DataType::kUint8: *qmin = 0; *qmax = 255; return true;
+    case DataType::kInt8: *qmin = -128; *qmax = 127; return true;
+    case DataType::kUint16: *qmin = 0; *qmax = 65535; return true;
+    case DataType::kInt16: *qmin = -32768; *qmax = 32767; return true;
+    case DataType::kInt32:
+      *qmin = std::numeric_limits<int32_t>::min();
+      *qmax = std::numeric_limits<int32_t>::max();
+      return true;
+    default: return false;
+  }
+}
+
+bool IsSixteenBit(DataType dtype) { return dtype == DataType::kUint16 || dtype == DataType::kInt16; }
+
 namespace {
 
 bool IsPointState(const TQC* t) {
@@ -196,8 +221,7 @@ class PlanBuilder {
       p.quant_max = t->scheme.quant_max;
     } else {
       // What QuantizeLinear saturates to: the whole range of its output type.
-      p.quant_min = p.dtype == DataType::kUint8 ? 0 : -128;
-      p.quant_max = p.dtype == DataType::kUint8 ? 255 : 127;
+      IntegerRange(p.dtype, &p.quant_min, &p.quant_max);
       if (p.dtype == DataType::kInt32) {
         return UnimplementedError(DescribeTqc(*t), ": 32-bit activations cannot be exported as QDQ");
       }

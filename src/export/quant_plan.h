@@ -81,9 +81,14 @@ struct QuantPlan {
   int64_t requantizes() const;
 };
 
-// The integer dtype for a scheme's range: [0,255] -> uint8, within [-128,127] -> int8, 32-bit ->
-// int32; anything else (16-bit, 4-bit) is Unimplemented for QDQ export at opset 13.
+// The integer dtype for a scheme's range: [0,255] -> uint8, within [-128,127] -> int8, 16-bit ->
+// uint16 or int16 (exported as com.microsoft QuantizeLinear / DequantizeLinear), 32-bit ->
+// int32; anything else (4-bit) is Unimplemented.
 StatusOr<DataType> QuantizedDataType(const QuantScheme& scheme);
+// The whole range of an integer dtype (what QuantizeLinear saturates to); false for others.
+bool IntegerRange(DataType dtype, int64_t* qmin, int64_t* qmax);
+// uint16 or int16: the export writes com.microsoft QuantizeLinear / DequantizeLinear for them.
+bool IsSixteenBit(DataType dtype);
 
 // Builds the plan. Fails naming the TQC when a quantized TQC has no params, its scheme is
 // floating, or its param count does not match the tensor's channels.

@@ -16,7 +16,10 @@ bool NearlyEqual(float a, float b) {
   return std::fabs(a - b) <= 1e-6f * std::max(std::fabs(a), std::fabs(b)) + 1e-30f;
 }
 
+// Same bit width (an 8-bit and a 16-bit port never share params, even with equal numbers) and
+// the same (scale, zero_point).
 bool SameParams(QuantConfigTable& table, const TQC* a, const TQC* b) {
+  if (a->scheme.num_bits != b->scheme.num_bits) return false;
   const auto& sa = table.scale(a);
   const auto& sb = table.scale(b);
   if (sa.empty() || sa.size() != sb.size() || table.zero_point(a) != table.zero_point(b)) return false;
@@ -116,9 +119,16 @@ std::vector<AlignmentViolation> VerifyAlignment(const Graph& graph, QuantConfigT
       const size_t pi = static_cast<size_t>(t->producer_index());
       const TQC* p = pi < pc->outputs.size() ? pc->outputs[pi] : nullptr;
       if (p == nullptr || !IsJoinable(*p)) continue;
-      if (table.SameGroup(p, c) || SameParams(table, p, c)) continue;
+      if ((table.SameGroup(p, c) && p->scheme.num_bits == c->scheme.num_bits) ||
+          SameParams(table, p, c)) {
+        continue;
+      }
       if (std::binary_search(edges.begin(), edges.end(), Edge{t, producer, op})) continue;
-      add("edge", StrCat(DescribeTqc(*c), " reads tensor '", t->name(), "' with params other than ",
+      add("edge", StrCat(DescribeTqc(*c), " reads tensor '", t->name(), "' with params ",
+                         p->scheme.num_bits != c->scheme.num_bits
+                             ? StrCat("of ", c->scheme.num_bits, " bits, not the ",
+                                      p->scheme.num_bits, " of ")
+                             : std::string("other than "),
                          DescribeTqc(*p), " and no requantize is recorded"));
     }
     // Bias.
@@ -168,7 +178,11 @@ std::vector<AlignmentViolation> VerifyAlignment(const Graph& graph, QuantConfigT
         add("membership", StrCat(DescribeTqc(*m), " (", QuantStateName(m->state), ", ",
                                  m->scheme.ToString(), ") must not share a group"));
       }
-      if (!(m->scheme == group.front()->scheme)) {
+      if (m->scheme.num_bits != group.front()->scheme.num_bits) {
+        add("width", StrCat(DescribeTqc(*m), " is ", m->scheme.num_bits, "-bit but its group has ",
+                            DescribeTqc(*group.front()), " at ", group.front()->scheme.num_bits,
+                            " bits: a group shares one bit width"));
+      } else if (!(m->scheme == group.front()->scheme)) {
         add("scheme", StrCat(DescribeTqc(*m), " is ", m->scheme.ToString(), " but its group has ",
                              DescribeTqc(*group.front()), " ", group.front()->scheme.ToString()));
       }

@@ -13,7 +13,8 @@
 namespace qalign {
 
 struct AlignmentViolation {
-  std::string check;   // "rule", "fixed", "edge", "membership", "scheme", "cycle", "bias"
+  std::string check;   // "rule", "fixed", "edge", "membership", "width", "scheme",
+                       // "cycle", "bias"
   std::string message; // one line naming the op, port and tensor
 };
 
@@ -24,6 +25,7 @@ struct AlignmentViolation {
 //  edge       - every quantized consumer-side TQC reads its producer-side TQC's params, or the
 //               edge (tensor, producer, consumer) is a recorded requantize;
 //  membership - no FP32 / SOI / OVERLAPPED / floating / per-channel TQC shares a group;
+//  width      - one bit width per group (8 and 16 bits never share params);
 //  scheme     - one scheme per group;
 //  cycle      - every union-find parent chain reaches a root;
 //  bias       - quantized biases have scale = input_scale * weight_scale[c] and zero_point 0.

@@ -88,10 +88,17 @@ StatusOr<Fp32SearchResult> SearchAccuracyBudget(const BudgetSearchModel& model,
     fp32_outputs.push_back(std::move(out));
   }
   if (inputs.empty()) return InvalidArgumentError("accuracy budget: no evaluation samples");
-  const std::vector<const Operation*>& fixed = model.pipeline_options.fp32_ops;
+  // On a target with a 16-bit activation scheme the search keeps ops at 16 bits (the --int16 ops
+  // fixed), otherwise in FP32 (the --exclude ops fixed); the --exclude ops are FP32 in both.
+  const bool sixteen = model.profile.activation16.has_value();
+  const std::vector<const Operation*>& fixed =
+      sixteen ? model.pipeline_options.int16_ops : model.pipeline_options.fp32_ops;
+  std::vector<const Operation*> settled = model.pipeline_options.fp32_ops;
+  settled.insert(settled.end(), model.pipeline_options.int16_ops.begin(),
+                 model.pipeline_options.int16_ops.end());
   QALIGN_ASSIGN_OR_RETURN(
       const std::vector<const Operation*> candidates,
-      MostLossyOps(model, MixedPrecisionCandidates(model.table, fixed), inputs.front(),
+      MostLossyOps(model, MixedPrecisionCandidates(model.table, settled), inputs.front(),
                    exec_options, 2 * options.max_ops + 8));
   ProgressReporter progress("mixed precision", 9 + candidates.size() + options.max_ops,
                             progress_mode);
@@ -100,15 +107,16 @@ StatusOr<Fp32SearchResult> SearchAccuracyBudget(const BudgetSearchModel& model,
     return model.ranges;
   };
   const MeasureSnrFn measure =
-      [&](const std::vector<const Operation*>& fp32_ops) -> StatusOr<double> {
+      [&](const std::vector<const Operation*>& chosen) -> StatusOr<double> {
     QuantizePipelineOptions trial_options = model.pipeline_options;
-    trial_options.fp32_ops = fp32_ops;
+    (sixteen ? trial_options.int16_ops : trial_options.fp32_ops) = chosen;
     QuantConfigTable trial;
     QALIGN_ASSIGN_OR_RETURN(QuantizePipelineResult result,
                             RunQuantizePipeline(graph, model.profile, trial_options, ranges, &trial));
     if (!result.violations.empty()) {
-      return InternalError("mixed precision: a rule is violated with ", fp32_ops.size(),
-                           " ops in FP32: ", result.violations.front().message);
+      return InternalError("mixed precision: a rule is violated with ", chosen.size(), " ops ",
+                           sixteen ? "at 16 bits" : "in FP32", ": ",
+                           result.violations.front().message);
     }
     QALIGN_ASSIGN_OR_RETURN(QuantPlan plan,
                             BuildQuantPlan(graph, trial, result.alignment.requantizes));

@@ -1,6 +1,7 @@
 // --accuracy-budget with the real pipeline: SearchFp32Ops (mixed_precision.h) whose every
-// measurement reruns steps 2b-5 of pipeline.h with some ops kept FP32, from the ranges of the
-// first calibration, and simulates the quantized model against FP32 outputs computed once.
+// measurement reruns steps 2b-5 of pipeline.h with some ops kept FP32 (or, on a target with a
+// 16-bit activation scheme, at 16 bits), from the ranges of the first calibration, and simulates
+// the quantized model against FP32 outputs computed once.
 #pragma once
 
 #include "calib/data_loader.h"

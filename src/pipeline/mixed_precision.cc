@@ -7,7 +7,7 @@
 namespace qalign {
 
 StatusOr<std::vector<const Operation*>> ResolveExcludedOps(
-    const Graph& graph, const std::vector<std::string>& entries) {
+    const Graph& graph, const std::vector<std::string>& entries, const std::string& flag) {
   std::set<const Operation*> chosen;
   for (const std::string& entry : entries) {
     const Operation* by_name = nullptr;
@@ -26,7 +26,7 @@ StatusOr<std::vector<const Operation*>> ResolveExcludedOps(
       }
     }
     if (!any) {
-      return InvalidArgumentError("--exclude '", entry,
+      return InvalidArgumentError(flag, " '", entry,
                                   "': no op of the model has this name or type");
     }
   }
@@ -48,6 +48,27 @@ int64_t KeepOpsInFp32(const std::vector<const Operation*>& ops, QuantConfigTable
       for (TQC* t : *ports) {
         if (t == nullptr || !IsQuantizedState(t->state)) continue;
         t->state = QuantState::kFp32;
+        ++changed;
+      }
+    }
+  }
+  return changed;
+}
+
+int64_t QuantizeOpsAt16Bits(const std::vector<const Operation*>& ops, const QuantScheme& wide,
+                            QuantConfigTable* table) {
+  if (ops.empty()) return 0;
+  const std::set<const Operation*> chosen(ops.begin(), ops.end());
+  int64_t changed = 0;
+  for (OperationQuantConfig* config : table->op_configs()) {
+    if (!chosen.count(config->op)) continue;
+    for (const auto* ports : {&config->inputs, &config->outputs}) {
+      for (TQC* t : *ports) {
+        if (t == nullptr || t->role != TensorRole::kActivation || !IsQuantizedState(t->state) ||
+            t->state == QuantState::kOverlapped || t->floating() || t->scheme == wide) {
+          continue;
+        }
+        t->scheme = wide;
         ++changed;
       }
     }

@@ -9,12 +9,20 @@
 // after the producer (export/quant_plan.h); a quantized consumer of the FP32 op's output
 // quantizes it on its own edge.
 //
-// Two ways to choose the ops:
+// On a target with a 16-bit activation scheme (TargetProfile::activation16) an op can instead be
+// kept at 16 bits: its quantized activation ports take that scheme (step 2b too), and the
+// alignment pass widens every group such a port joins to 16 bits as a whole (a group shares one
+// scale, one zero point and one bit width; docs/alignment.md), and each 16-bit port takes its
+// tensor's whole observed range (pipeline.cc). Weights and biases stay as they are (A16W8).
+//
+// Ways to choose the ops:
 //   --exclude NAME|TYPE   the user's list: an op name, or an op type (every op of that type);
+//   --int16 NAME|TYPE     the same, kept at 16 bits (an op in both lists stays FP32);
 //   --accuracy-budget DB  a search (SearchFp32Ops): measure, for every candidate op alone, the
 //                         worst output SNR of the model quantized with that op in FP32; then add
 //                         the candidates in that order, keeping each one that raises the SNR,
-//                         until every output's SNR reaches the budget or `max_ops` ops are FP32.
+//                         until every output's SNR reaches the budget or `max_ops` ops are FP32;
+//                         on a target with activation16 the same search keeps ops at 16 bits.
 #pragma once
 
 #include <functional>
@@ -30,12 +38,19 @@ namespace qalign {
 // The ops the --exclude entries name: the op with that name, else every op of that type, each op
 // once, in graph order. An entry that names no op and no op type of the graph is InvalidArgument
 // naming the entry.
+// `flag` names the option in that message ("--exclude", "--int16").
 StatusOr<std::vector<const Operation*>> ResolveExcludedOps(const Graph& graph,
-                                                           const std::vector<std::string>& entries);
+                                                           const std::vector<std::string>& entries,
+                                                           const std::string& flag = "--exclude");
 
 // Every quantized port (not FP32 and not SOI) of `ops` becomes FP32, and the ops are marked
 // kept_fp32 so that the export feeds them float tensors. Returns how many TQCs changed.
 int64_t KeepOpsInFp32(const std::vector<const Operation*>& ops, QuantConfigTable* table);
+
+// Every quantized activation port (not FP32, SOI, OVERLAPPED or floating) of `ops` takes the
+// 16-bit scheme `wide`. Returns how many TQCs changed.
+int64_t QuantizeOpsAt16Bits(const std::vector<const Operation*>& ops, const QuantScheme& wide,
+                            QuantConfigTable* table);
 
 // The ops whose FP32 can change the quantized model: those with a quantized activation or weight
 // port that is not OVERLAPPED (a fused Conv -> Relu pair counts once, at the Relu), in graph

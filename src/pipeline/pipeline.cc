@@ -72,6 +72,24 @@ bool OptimalRange(const RangeMap& ranges, const std::vector<TQC*>& members, floa
   return true;
 }
 
+// The range a 16-bit port takes: its own (the observer's, chosen for 8 bits) widened to the
+// extent of the tensor's histogram, from the lower edge of its first non-empty bin to the upper
+// edge of its last, when calibration kept one (percentile, kl, mse). An observer clips a tail
+// because 256 levels are too coarse for it; at 65536 levels the clipping error dominates.
+bool HistogramExtent(const RangeMap& ranges, const TQC& tqc, float* lo, float* hi) {
+  const TensorRange* range = ranges.Find(tqc.port.tensor->name());
+  if (range == nullptr || !range->has_histogram || range->counts.empty()) return false;
+  const size_t bins = range->counts.size();
+  size_t first = 0, last = bins;
+  while (first < bins && range->counts[first] <= 0.0f) ++first;
+  while (last > first && range->counts[last - 1] <= 0.0f) --last;
+  if (first >= last) return false;
+  const double width = (static_cast<double>(range->hist_max) - range->hist_min) / bins;
+  *lo = std::min(tqc.stats.min, static_cast<float>(range->hist_min + width * first));
+  *hi = std::max(tqc.stats.max, static_cast<float>(range->hist_min + width * last));
+  return true;
+}
+
 }  // namespace
 
 std::vector<const Variable*> TensorsToCalibrate(QuantConfigTable& table) {
@@ -124,13 +142,27 @@ StatusOr<QuantizePipelineResult> RunQuantizePipeline(const Graph& graph,
                           RunCalibrationSteps(graph, profile, calibrate, table));
   result.dispatch = calibrated.dispatch;
   result.ranges = std::move(calibrated.ranges);
-  // 2b. Ops kept in FP32.
+  // 2b. Ops kept in FP32, then ops at 16 bits (an op in both lists has no quantized port left).
   KeepOpsInFp32(options.fp32_ops, table);
+  if (!options.int16_ops.empty()) {
+    if (!profile.activation16) {
+      return InvalidArgumentError("target '", profile.name, "' has no 16-bit activation scheme ",
+                                  "(schemes.activation16): ", options.int16_ops.front()->Describe(),
+                                  " cannot be quantized at 16 bits");
+    }
+    QuantizeOpsAt16Bits(options.int16_ops, *profile.activation16, table);
+  }
   // 3. Ranges into TQCs.
   QALIGN_ASSIGN_OR_RETURN(result.applied,
                           ApplyRanges(result.ranges, table, options.allow_missing_ranges));
   // 4. Align, then derive weight and bias params (the bias reads the aligned input scale).
   AlignmentOptions alignment = options.alignment;
+  alignment.widen_to_16_bits = true;  // a group a 16-bit port joins is 16-bit as a whole
+  if (!alignment.range_at_16_bits) {
+    alignment.range_at_16_bits = [&result](const TQC& tqc, float* lo, float* hi) {
+      return HistogramExtent(result.ranges, tqc, lo, hi);
+    };
+  }
   if (!alignment.optimal_range) {
     alignment.optimal_range = [&result](const std::vector<TQC*>& members, float* lo, float* hi) {
       return OptimalRange(result.ranges, members, lo, hi);

@@ -8,7 +8,9 @@
 //   2. calibrate       ranges for every quantized activation tensor (the caller's executor run;
 //                      passes do not run models, so it is a callback)
 //   2b. keep FP32      the ops chosen to stay FP32 (--exclude, --accuracy-budget;
-//                      pipeline/mixed_precision.h) lose their quantized ports; after calibration,
+//                      pipeline/mixed_precision.h) lose their quantized ports, and the ops chosen
+//                      for 16 bits (--int16, --accuracy-budget on a target with activation16)
+//                      get the 16-bit scheme on their activation ports; after calibration,
 //                      so that one calibration run serves every trial of the budget's search
 //   3. apply ranges    calibration statistics into the TQCs (parameters from their own data)
 //   4. align           groups, shared params, requantize edges (passes/alignment/); then weight
@@ -71,6 +73,9 @@ struct QuantizePipelineOptions {
   WeightRounding* weight_rounding = nullptr;
   // Ops kept in FP32 (step 2b).
   std::vector<const Operation*> fp32_ops;
+  // Ops whose activation ports are quantized at 16 bits (step 2b; the profile must have an
+  // activation16 scheme). An op also in fp32_ops stays FP32.
+  std::vector<const Operation*> int16_ops;
 };
 
 // Returns calibration ranges (by tensor name) for `tensors`.

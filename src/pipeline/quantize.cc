@@ -205,6 +205,12 @@ std::string WithMixedPrecision(const std::string& report, const QuantizeSummary&
                                {"loss_nearest", summary.rounding_loss_nearest},
                                {"loss_optimized", summary.rounding_loss_optimized}};
   }
+  nlohmann::json wide = nlohmann::json::array();
+  for (const QuantizeSummary::KeptFp32Op& k : summary.kept_int16) {
+    wide.push_back({{"op", k.op}, {"reason", k.reason}});
+  }
+  root["int16_ops"] = std::move(wide);
+  root["ports_at_16_bits"] = summary.ports_at_16_bits;
   if (summary.accuracy_budget_db) {
     root["accuracy_budget"] = {{"snr_db", *summary.accuracy_budget_db},
                                {"met", summary.budget_met},
@@ -355,9 +361,14 @@ std::string QuantizeSummary::ToText() const {
                   "layers ", Scientific(rounding_loss_nearest), " (nearest) -> ",
                   Scientific(rounding_loss_optimized), "\n");
   }
-  if (!kept_fp32.empty() || accuracy_budget_db) {
-    out += StrCat("  mixed precision: ", kept_fp32.size(), " ops kept FP32\n");
-    for (const KeptFp32Op& k : kept_fp32) out += StrCat("    ", k.op, ": ", k.reason, "\n");
+  if (!kept_fp32.empty() || !kept_int16.empty() || accuracy_budget_db) {
+    out += StrCat("  mixed precision: ", kept_fp32.size(), " ops kept FP32, ", kept_int16.size(),
+                  " ops at 16 bits (", ports_at_16_bits,
+                  " activation ports at 16 bits with their groups)\n");
+    for (const KeptFp32Op& k : kept_fp32) out += StrCat("    FP32 ", k.op, ": ", k.reason, "\n");
+    for (const KeptFp32Op& k : kept_int16) {
+      out += StrCat("    16-bit ", k.op, ": ", k.reason, "\n");
+    }
   }
   if (accuracy_budget_db) {
     out += StrCat("  accuracy budget ", Fixed(*accuracy_budget_db, 2), " dB: ",
@@ -442,6 +453,15 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
     return Status(excluded.status().code(), options.model_path + ": " + excluded.status().message());
   }
   pipeline_options.fp32_ops = *excluded;
+  auto sixteen = ResolveExcludedOps(graph, options.int16, "--int16");
+  if (!sixteen.ok()) {
+    return Status(sixteen.status().code(), options.model_path + ": " + sixteen.status().message());
+  }
+  if (!sixteen->empty() && !profile.activation16) {
+    return InvalidArgumentError("quantize: --int16: target '", profile.name,
+                                "' has no 16-bit activation scheme (schemes.activation16)");
+  }
+  pipeline_options.int16_ops = *sixteen;
   // The `optimal` method searches the calibration histograms: bin the values for it.
   calib_options.keep_histograms = UsesOptimalMethod(profile, pipeline_options.alignment);
   summary.target = profile.name;
@@ -529,6 +549,9 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
   for (const Operation* op : pipeline_options.fp32_ops) {
     summary.kept_fp32.push_back({op->Describe(), "--exclude"});
   }
+  for (const Operation* op : pipeline_options.int16_ops) {
+    summary.kept_int16.push_back({op->Describe(), "--int16"});
+  }
   // --accuracy-budget: search with the ranges of that calibration, then redo steps 2b-5 with the
   // ops it keeps in FP32.
   if (options.accuracy_budget_db) {
@@ -553,16 +576,20 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
     summary.budget_met = search->met;
     summary.budget_base_snr_db = search->base_snr_db;
     summary.budget_snr_db = search->snr_db;
+    // On a target with a 16-bit activation scheme the search chose ops for 16 bits.
+    const bool sixteen_bits = profile.activation16.has_value();
+    const char* kept_as = sixteen_bits ? "at 16 bits" : "FP32";
     for (const OpSensitivity& k : search->kept) {
-      pipeline_options.fp32_ops.push_back(k.op);
-      summary.kept_fp32.push_back(
-          {k.op->Describe(), StrCat("accuracy budget: output SNR ", Fixed(k.snr_db, 2),
-                                    " dB once FP32 (", Fixed(search->base_snr_db, 2),
-                                    " dB with every op quantized)")});
+      (sixteen_bits ? pipeline_options.int16_ops : pipeline_options.fp32_ops).push_back(k.op);
+      (sixteen_bits ? summary.kept_int16 : summary.kept_fp32)
+          .push_back({k.op->Describe(),
+                      StrCat("accuracy budget: output SNR ", Fixed(k.snr_db, 2), " dB once ",
+                             kept_as, " (", Fixed(search->base_snr_db, 2),
+                             " dB with every op quantized)")});
     }
     for (const OpSensitivity& b : search->blockers) {
-      summary.budget_blockers.push_back(
-          StrCat(b.op->Describe(), " (", Fixed(b.snr_db, 2), " dB if it were FP32 too)"));
+      summary.budget_blockers.push_back(StrCat(b.op->Describe(), " (", Fixed(b.snr_db, 2),
+                                               " dB if it were ", kept_as, " too)"));
     }
     if (!search->met) {
       LogWarning(options.model_path, ": accuracy budget ", Fixed(*options.accuracy_budget_db, 2),
@@ -596,6 +623,11 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
     if (op->in_default_domain() && profile.Quantizes(op->type())) {
       --summary.quantized_ops;
       ++summary.fp32_ops;
+    }
+  }
+  for (const TQC* t : table->all()) {
+    if (t->role == TensorRole::kActivation && IsJoinable(*t) && t->scheme.num_bits == 16) {
+      ++summary.ports_at_16_bits;
     }
   }
   summary.groups = pipeline->alignment.counters.groups;

@@ -17,7 +17,10 @@ bool Close(float a, float b, float rel) {
   return std::fabs(a - b) <= rel * std::max(std::fabs(a), std::fabs(b)) + 1e-30f;
 }
 
+// Same bit width (an 8-bit and a 16-bit tensor never share params, even with equal numbers),
+// scales within rounding, equal zero points.
 bool SameParams(const TQC& a, const TQC& b) {
+  if (a.scheme.num_bits != b.scheme.num_bits) return false;
   if (a.scale.size() != b.scale.size() || a.zero_point != b.zero_point) return false;
   for (size_t i = 0; i < a.scale.size(); ++i) {
     if (!Close(a.scale[i], b.scale[i], 1e-6f)) return false;
@@ -28,6 +31,11 @@ bool SameParams(const TQC& a, const TQC& b) {
 std::string ParamsText(const std::vector<float>& scale, const std::vector<int64_t>& zp) {
   if (scale.size() == 1 && zp.size() == 1) return StrCat("(", scale[0], ", ", zp[0], ")");
   return StrCat("(", scale.size(), " channels)");
+}
+// The params with their bit width when it is not 8: "(0.01, 3) 16-bit".
+std::string PortParamsText(const TQC& t) {
+  const std::string params = ParamsText(t.scale, t.zero_point);
+  return t.scheme.num_bits == 8 ? params : StrCat(params, " ", t.scheme.num_bits, "-bit");
 }
 
 // The node's name as the model has it ("" when the importer had to name it).
@@ -98,7 +106,7 @@ QdqCheckResult CheckQdqModel(QdqModelView& view, const AlignmentOptions& options
           for (const TQC* m : members) {
             v.ports.push_back(port_of(*m));
             parts += StrCat(parts.empty() ? "" : ", ", m->port.ToString(), " '",
-                            view.ModelTensorName(*m), "' ", ParamsText(m->scale, m->zero_point));
+                            view.ModelTensorName(*m), "' ", PortParamsText(*m));
           }
           v.message = StrCat(label, ": ", RuleKindName(rule->kind), " violated: ", parts);
           result.violations.push_back(std::move(v));

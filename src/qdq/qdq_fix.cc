@@ -37,6 +37,8 @@ bool IsDqNode(const onnx::NodeProto& n) { return n.op_type() == "DequantizeLinea
 void IntRange(DataType t, int64_t* lo, int64_t* hi) {
   switch (t) {
     case DataType::kInt8: *lo = -128; *hi = 127; return;
+    case DataType::kInt16: *lo = -32768; *hi = 32767; return;
+    case DataType::kUint16: *lo = 0; *hi = 65535; return;
     case DataType::kInt32:
       *lo = std::numeric_limits<int32_t>::min();
       *hi = std::numeric_limits<int32_t>::max();
@@ -50,6 +52,8 @@ Tensor IntTensor(DataType type, const std::vector<int64_t>& shape, const std::ve
   for (size_t i = 0; i < v.size(); ++i) {
     switch (type) {
       case DataType::kInt8: t.data<int8_t>()[i] = static_cast<int8_t>(v[i]); break;
+      case DataType::kInt16: t.data<int16_t>()[i] = static_cast<int16_t>(v[i]); break;
+      case DataType::kUint16: t.data<uint16_t>()[i] = static_cast<uint16_t>(v[i]); break;
       case DataType::kInt32: t.data<int32_t>()[i] = static_cast<int32_t>(v[i]); break;
       default: t.data<uint8_t>()[i] = static_cast<uint8_t>(v[i]); break;
     }

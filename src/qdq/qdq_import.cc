@@ -52,6 +52,8 @@ bool RangeOf(int32_t elem_type, int64_t* qmin, int64_t* qmax) {
   switch (elem_type) {
     case onnx::TensorProto::INT8: *qmin = -128; *qmax = 127; return true;
     case onnx::TensorProto::UINT8: *qmin = 0; *qmax = 255; return true;
+    case onnx::TensorProto::INT16: *qmin = -32768; *qmax = 32767; return true;
+    case onnx::TensorProto::UINT16: *qmin = 0; *qmax = 65535; return true;
     case onnx::TensorProto::INT32:
       *qmin = std::numeric_limits<int32_t>::min();
       *qmax = std::numeric_limits<int32_t>::max();
@@ -391,7 +393,13 @@ class Importer {
         int64_t qmin = 0, qmax = 0;
         if (t->role != TensorRole::kBias && RangeOf(p->elem_type, &qmin, &qmax) &&
             (qmin != t->scheme.quant_min || qmax != t->scheme.quant_max)) {
-          if (t->role == TensorRole::kActivation) {
+          const bool sixteen = p->elem_type == onnx::TensorProto::INT16 ||
+                               p->elem_type == onnx::TensorProto::UINT16;
+          if (t->role == TensorRole::kActivation && sixteen && view->profile.activation16 &&
+              view->profile.activation16->quant_min == qmin &&
+              view->profile.activation16->quant_max == qmax) {
+            t->scheme = *view->profile.activation16;  // the target's 16-bit scheme
+          } else if (t->role == TensorRole::kActivation) {
             if (scheme_mismatches_++ == 0) {
               first_mismatch_ = StrCat(DescribeTqc(*t), ": the model quantizes it to [", qmin,
                                        ", ", qmax, "], the target to [", t->scheme.quant_min,
@@ -399,7 +407,7 @@ class Importer {
             }
             t->scheme.quant_min = qmin;
             t->scheme.quant_max = qmax;
-            t->scheme.num_bits = 8;
+            t->scheme.num_bits = sixteen ? 16 : 8;
           } else {
             t->scheme.quant_min = qmin;
             t->scheme.quant_max = qmax;

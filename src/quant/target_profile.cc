@@ -218,6 +218,24 @@ class ProfileReader {
     return scheme;
   }
 
+  // The 16-bit activation scheme: 16 bits in the range of uint16 or int16 (the types of
+  // com.microsoft QuantizeLinear), per tensor and linear like every exported activation, and the
+  // same symmetry as the 8-bit scheme, so that widening a group keeps its meaning.
+  Status CheckActivation16(const QuantScheme& wide, const QuantScheme& narrow) const {
+    const std::string key = "schemes.activation16";
+    // Scheme() has checked that a 16-bit range fits uint16 (unsigned) or int16 (signed).
+    if (wide.num_bits != 16) return Error(Join(key, "num_bits"), "must be 16, got ", wide.num_bits);
+    if (!wide.policy.Has(kPerTensor) || !wide.policy.Has(kLinear)) {
+      return Error(Join(key, "policy"), "must be per_tensor and linear");
+    }
+    if (wide.policy.Has(kSymmetric) != narrow.policy.Has(kSymmetric) ||
+        wide.policy.Has(kPowerOf2) != narrow.policy.Has(kPowerOf2)) {
+      return Error(Join(key, "policy"), "must have the symmetry and power_of_2 flags of ",
+                   "schemes.activation");
+    }
+    return Status::Ok();
+  }
+
   StatusOr<TargetProfile> Profile(const json& root) const {
     if (!root.is_object()) return Error("<top level>", "expected an object, got ", root.type_name());
     QALIGN_RETURN_IF_ERROR(CheckKeys(root, "", {"name", "notes", "schemes", "quantized_ops",
@@ -246,13 +264,20 @@ class ProfileReader {
 
     const json& schemes = root["schemes"];
     if (!schemes.is_object()) return Error("schemes", "expected an object");
-    QALIGN_RETURN_IF_ERROR(CheckKeys(schemes, "schemes", {"activation", "weight", "bias"}));
+    QALIGN_RETURN_IF_ERROR(
+        CheckKeys(schemes, "schemes", {"activation", "weight", "bias", "activation16"}));
     for (const char* role : {"activation", "weight", "bias"}) {
       if (!schemes.contains(role)) return Error(Join("schemes", role), "missing");
     }
     QALIGN_ASSIGN_OR_RETURN(profile.activation, Scheme(schemes["activation"], "schemes.activation"));
     QALIGN_ASSIGN_OR_RETURN(profile.weight, Scheme(schemes["weight"], "schemes.weight"));
     QALIGN_ASSIGN_OR_RETURN(profile.bias, Scheme(schemes["bias"], "schemes.bias"));
+    if (schemes.contains("activation16")) {
+      QALIGN_ASSIGN_OR_RETURN(QuantScheme wide,
+                              Scheme(schemes["activation16"], "schemes.activation16"));
+      QALIGN_RETURN_IF_ERROR(CheckActivation16(wide, profile.activation));
+      profile.activation16 = wide;
+    }
 
     std::set<std::string> seen;
     auto add_quantized = [&](const std::string& op_type) {
@@ -320,6 +345,11 @@ class ProfileReader {
     // Fixed output params must lie on the activation grid.
     for (const AlignmentRule& rule : profile.rules) {
       if (rule.kind != RuleKind::kFixedOutput) continue;
+      if (profile.activation16) {
+        // Their params are for the 8-bit grid: a 16-bit group holding one would need others.
+        return Error(StrCat("op_classes.", rule.op_class), "a fixed_output rule cannot be combined ",
+                     "with schemes.activation16");
+      }
       if (rule.fixed_zero_point < profile.activation.quant_min ||
           rule.fixed_zero_point > profile.activation.quant_max) {
         return Error(StrCat("op_classes.", rule.op_class, ".zero_point"), "zero_point ",

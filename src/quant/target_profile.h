@@ -13,8 +13,11 @@
 //                      "policy": ["per_tensor", "asymmetric", "linear"],
 //                      "rounding": "half_even"},   // rounding optional (default half_even)
 //       "weight":     {...},                       // per_channel weights: the axis follows the op
-//       "bias":       {...}                        //   (Conv 0, ConvTranspose 1, Gemm by transB,
-//     },                                           //    MatMul last)
+//       "bias":       {...},                       //   (Conv 0, ConvTranspose 1, Gemm by transB,
+//                                                  //    MatMul last)
+//       "activation16": {"num_bits": 16, ...}      // optional: 16-bit activations (uint16 or
+//     },                                           //   int16 range, per_tensor, linear, the
+//                                                  //   8-bit scheme's symmetry; no fixed_output)
 //     "quantized_ops": ["Conv", "Relu", ...],      // ops whose activation ports are quantized;
 //                                                  //   ops named in op_classes are added to it
 //     "op_classes": {                              // named classes of ops sharing one rule
@@ -49,6 +52,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -83,6 +87,10 @@ struct AlignmentRule {
 struct TargetProfile {
   std::string name, notes, source_path;
   QuantScheme activation, weight, bias;  // weight per-channel on the op's output-channel axis
+  // Optional 16-bit activation scheme ("activation16"): ops chosen for it (mixed precision,
+  // --int16) quantize their activation ports, and every group those ports join, at 16 bits
+  // instead of keeping them FP32 (A16W8 on Qualcomm's HTP).
+  std::optional<QuantScheme> activation16;
   std::vector<std::string> quantized_op_types;  // ops whose activation ports get TQCs
   std::vector<AlignmentRule> rules;             // one per op type, in file order
   // Op types whose weights are per-tensor although the weight scheme is per_channel (QNN HTP:

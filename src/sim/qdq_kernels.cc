@@ -67,6 +67,11 @@ class QdqKernel : public Kernel {
       if (qtype == DataType::kInt8) {
         qmin = -128;
         qmax = 127;
+      } else if (qtype == DataType::kUint16) {
+        qmax = 65535;
+      } else if (qtype == DataType::kInt16) {
+        qmin = -32768;
+        qmax = 32767;
       } else if (qtype != DataType::kUint8) {
         return UnimplementedError(op.Describe(), ": output type ", DataTypeName(qtype));
       }
@@ -77,10 +82,11 @@ class QdqKernel : public Kernel {
         for (int64_t i = begin; i < end; ++i) {
           const size_t c = channel(i);
           const int64_t q = QuantizeValue(in[i], scale[c], zp[c], qmin, qmax);
-          if (qtype == DataType::kInt8) {
-            out.data<int8_t>()[i] = static_cast<int8_t>(q);
-          } else {
-            out.data<uint8_t>()[i] = static_cast<uint8_t>(q);
+          switch (qtype) {
+            case DataType::kInt8: out.data<int8_t>()[i] = static_cast<int8_t>(q); break;
+            case DataType::kUint16: out.data<uint16_t>()[i] = static_cast<uint16_t>(q); break;
+            case DataType::kInt16: out.data<int16_t>()[i] = static_cast<int16_t>(q); break;
+            default: out.data<uint8_t>()[i] = static_cast<uint8_t>(q); break;
           }
         }
       }, kMinChunk);
@@ -117,18 +123,27 @@ class QdqKernel : public Kernel {
 }  // namespace
 
 void RegisterQdqKernels(KernelRegistry& registry) {
-  for (bool quantize : {true, false}) {
-    const std::string type = quantize ? "QuantizeLinear" : "DequantizeLinear";
-    if (registry.Find("", type, 13) != nullptr) continue;
-    KernelEntry entry;
-    entry.domain = "";
-    entry.op_type = type;
-    entry.since_version = 10;
-    entry.flavor = KernelFlavor::kFast;
-    entry.factory = [quantize](const Operation& op) -> StatusOr<std::unique_ptr<Kernel>> {
-      return std::unique_ptr<Kernel>(std::make_unique<QdqKernel>(quantize, op.GetInt("axis", 1)));
-    };
-    registry.Register(entry);
+  // ONNX's ops (since opset 10) and com.microsoft's (ONNX Runtime's contrib ops, version 1, which
+  // take 16-bit types below opset 21: the export writes them for 16-bit activations).
+  struct Domain {
+    const char* name;
+    int64_t since;
+    int64_t probe;  // an opset the entry must cover
+  };
+  for (const Domain& domain : {Domain{"", 10, 13}, Domain{"com.microsoft", 1, 1}}) {
+    for (bool quantize : {true, false}) {
+      const std::string type = quantize ? "QuantizeLinear" : "DequantizeLinear";
+      if (registry.Find(domain.name, type, domain.probe) != nullptr) continue;
+      KernelEntry entry;
+      entry.domain = domain.name;
+      entry.op_type = type;
+      entry.since_version = domain.since;
+      entry.flavor = KernelFlavor::kFast;
+      entry.factory = [quantize](const Operation& op) -> StatusOr<std::unique_ptr<Kernel>> {
+        return std::unique_ptr<Kernel>(std::make_unique<QdqKernel>(quantize, op.GetInt("axis", 1)));
+      };
+      registry.Register(entry);
+    }
   }
 }
 

@@ -13,6 +13,7 @@
 #include "calib/calibrator.h"
 #include "calib/data_loader.h"
 #include "export/quant_plan.h"
+#include "pipeline/mixed_precision.h"
 #include "pipeline/pipeline.h"
 #include "quant/target_profile.h"
 #include "sim/fake_quant.h"
@@ -69,13 +70,15 @@ inline std::map<std::string, Tensor> RandomInput(const Graph& graph, uint32_t se
   return inputs;
 }
 
-// Dispatch, calibrate on seeded random samples, align, derive bias, plan. Returns nullptr, with a
+// Dispatch, calibrate on seeded random samples, align, derive bias, plan; the ops (or op types)
+// `int16` names are quantized at 16 bits (the target's activation16). Returns nullptr, with a
 // failure naming the step, when a step fails: callers ASSERT_NE(q, nullptr) so a broken
 // precondition stops the test with a message instead of crashing it.
 inline std::unique_ptr<QuantizedModel> QuantizeForTest(std::unique_ptr<Graph> graph,
                                                        const std::string& target,
                                                        std::optional<bool> force_overlap,
-                                                       const std::string& calib = "random:4?seed=7&low=-1&high=1") {
+                                                       const std::string& calib = "random:4?seed=7&low=-1&high=1",
+                                                       const std::vector<std::string>& int16 = {}) {
   auto model = std::make_unique<QuantizedModel>();
   model->graph = std::move(graph);
   auto fail = [](const char* step, const Status& status) -> std::unique_ptr<QuantizedModel> {
@@ -89,6 +92,9 @@ inline std::unique_ptr<QuantizedModel> QuantizeForTest(std::unique_ptr<Graph> gr
   if (!data.ok()) return fail("calibration data", data.status());
   QuantizePipelineOptions options;
   options.alignment.force_overlap = force_overlap;
+  auto int16_ops = ResolveExcludedOps(*model->graph, int16, "--int16");
+  if (!int16_ops.ok()) return fail("--int16", int16_ops.status());
+  options.int16_ops = *int16_ops;
   CalibrateFn calibrate = [&](const std::vector<const Variable*>& tensors) -> StatusOr<RangeMap> {
     std::vector<ObservedTensor> observed;
     for (const Variable* v : tensors) observed.push_back({v, model->profile.activation, false});

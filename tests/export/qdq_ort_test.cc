@@ -67,5 +67,58 @@ INSTANTIATE_TEST_SUITE_P(Targets, QdqOrtTest,
                            return name;
                          });
 
+// 16-bit activations: qnn-u8 with conv2 (and so its groups: x, conv2_out, and with force_overlap
+// relu1_out and concat_out) at 16 bits, exported as com.microsoft QuantizeLinear / DequantizeLinear with uint16 zero points
+// at opset 13. ONNX Runtime's contrib kernels give the simulation's numbers within one step of
+// each output's grid, nearly all bit for bit.
+TEST(QdqOrt16BitTest, OnnxRuntimeRunsMicrosoft16BitQdqAsSimulated) {
+  ::setenv("QALIGN_ORT_OPTIMIZATION", "disabled", 1);
+  for (bool force_overlap : {true, false}) {
+    SCOPED_TRACE(force_overlap ? "force_overlap" : "no force_overlap");
+    auto q = testing::QuantizeForTest(testing::SmallConvGraph(), "qnn-u8", force_overlap,
+                                      "random:4?seed=7&low=-1&high=1", {"conv2"});
+    ASSERT_NE(q, nullptr);
+    ASSERT_TRUE(q->result.violations.empty()) << q->result.violations.front().message;
+    // conv2's output is 16-bit either way; without force_overlap the Concat and the Add read it
+    // through requantize edges (to their own 8-bit groups), with it they are 16-bit too.
+    const int conv2 = q->plan.ProducerPoint("conv2_out");
+    ASSERT_GE(conv2, 0);
+    ASSERT_EQ(q->plan.activations[static_cast<size_t>(conv2)].params.dtype, DataType::kUint16);
+    const int concat = q->plan.ProducerPoint("concat_out");
+    ASSERT_GE(concat, 0);
+    EXPECT_EQ(q->plan.activations[static_cast<size_t>(concat)].params.dtype,
+              force_overlap ? DataType::kUint16 : DataType::kUint8);
+    if (!force_overlap) EXPECT_GT(q->plan.requantizes(), 0);
+    const std::string path = ::testing::TempDir() + "/qdq_ort_16bit_" +
+                             (force_overlap ? "overlap" : "requant") + ".onnx";
+    ASSERT_TRUE(SaveQdqModel(*q->graph, q->plan, path, "").ok());
+    auto sim = FakeQuantSimulator::Create(*q->graph, q->plan);
+    ASSERT_TRUE(sim.ok()) << sim.status().ToString();
+    for (uint32_t seed : {303u, 404u}) {
+      auto inputs = testing::RandomInput(*q->graph, seed);
+      auto ort = testing::RunInOnnxRuntime(path, inputs);
+      ASSERT_TRUE(ort.ok()) << ort.status().ToString();
+      auto ours = (*sim)->Run(inputs);
+      ASSERT_TRUE(ours.ok()) << ours.status().ToString();
+      for (const Variable* out : q->graph->outputs()) {
+        const int p = q->plan.ProducerPoint(out->name());
+        ASSERT_GE(p, 0) << out->name();
+        const float step = q->plan.activations[static_cast<size_t>(p)].params.scale[0];
+        const auto a = ort->at(out->name()).values<float>();
+        const auto b = ours->at(out->name()).values<float>();
+        ASSERT_EQ(a.size(), b.size());
+        double max_diff = 0;
+        int64_t exact = 0;
+        for (size_t i = 0; i < a.size(); ++i) {
+          max_diff = std::max(max_diff, static_cast<double>(std::fabs(a[i] - b[i])));
+          exact += a[i] == b[i];
+        }
+        EXPECT_LE(max_diff, step * 1.0001) << out->name() << " step " << step;
+        EXPECT_GE(exact, static_cast<int64_t>(a.size() * 0.98)) << out->name();
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace qalign

@@ -38,6 +38,24 @@ constexpr const char* kAddOnlyTarget = R"({
   "op_classes": {}
 })";
 
+// The same with a 16-bit activation scheme (int16, as the 8-bit one is signed).
+constexpr const char* kAddOnly16Target = R"({
+  "name": "add-only-16",
+  "notes": "test target: int8 asymmetric activations, int16 for mixed precision, only Add quantized",
+  "schemes": {
+    "activation": {"num_bits": 8, "quant_min": -128, "quant_max": 127,
+                   "policy": ["per_tensor", "asymmetric", "linear"]},
+    "activation16": {"num_bits": 16, "quant_min": -32768, "quant_max": 32767,
+                     "policy": ["per_tensor", "asymmetric", "linear"]},
+    "weight": {"num_bits": 8, "quant_min": -127, "quant_max": 127,
+               "policy": ["per_channel", "symmetric", "linear"]},
+    "bias": {"num_bits": 32, "quant_min": -2147483648, "quant_max": 2147483647,
+             "policy": ["per_channel", "symmetric", "linear"]}
+  },
+  "quantized_ops": ["Add"],
+  "op_classes": {}
+})";
+
 class MixedPrecisionTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -46,6 +64,8 @@ class MixedPrecisionTest : public ::testing::Test {
     dir_ = tmpl;
     target_ = dir_ + "/add-only.json";
     std::ofstream(target_) << kAddOnlyTarget;
+    target16_ = dir_ + "/add-only-16.json";
+    std::ofstream(target16_) << kAddOnly16Target;
   }
   void TearDown() override { fs::remove_all(dir_); }
 
@@ -87,6 +107,7 @@ class MixedPrecisionTest : public ::testing::Test {
 
   std::string dir_;
   std::string target_;
+  std::string target16_;
 };
 
 TEST_F(MixedPrecisionTest, WithoutMixedPrecisionThePlantedOpRuinsItsOutput) {
@@ -120,6 +141,65 @@ TEST_F(MixedPrecisionTest, BudgetKeepsExactlyThePlantedOp) {
   EXPECT_NE(report.find("\"fp32_ops\""), std::string::npos);
   EXPECT_NE(report.find("Add 'big'"), std::string::npos);
   EXPECT_NE(report.find("\"met\": true"), std::string::npos);
+}
+
+// On a target with a 16-bit scheme the budget keeps 'big' at 16 bits instead of FP32: its output's
+// step becomes about 1001 / 65535 = 0.015, so y1's SNR is about 10 log10((1/3) / (0.015^2 / 12))
+// = 42 dB, above the 30 dB budget. x, read by both Adds, is one group: small's input goes 16-bit
+// with it.
+TEST_F(MixedPrecisionTest, BudgetKeepsThePlantedOpAt16BitsWhereTheTargetHasThem) {
+  QuantizeOptions o = Options(PlantedModel());
+  o.target = target16_;
+  o.accuracy_budget_db = 30.0;
+  auto summary = QuantizeModel(o);
+  ASSERT_TRUE(summary.ok()) << summary.status().ToString();
+  EXPECT_TRUE(summary->kept_fp32.empty());
+  ASSERT_EQ(summary->kept_int16.size(), 1u);
+  EXPECT_EQ(summary->kept_int16[0].op, "Add 'big'");
+  EXPECT_NE(summary->kept_int16[0].reason.find("at 16 bits"), std::string::npos);
+  EXPECT_TRUE(summary->budget_met);
+  EXPECT_LT(summary->budget_base_snr_db, 5.0);
+  EXPECT_GE(summary->outputs.at("back_out").snr_db, 30.0);
+  EXPECT_GE(summary->outputs.at("small_out").snr_db, 30.0);
+  EXPECT_EQ(summary->violations, 0);
+  EXPECT_EQ(summary->quantized_ops, 2);  // both Adds stay quantized
+  // big's inputs (x, and the constant C, an operand quantized as an activation) and output, and
+  // small's input (x's group).
+  EXPECT_EQ(summary->ports_at_16_bits, 4);
+  EXPECT_NE(summary->ToText().find("0 ops kept FP32, 1 ops at 16 bits"), std::string::npos)
+      << summary->ToText();
+  std::ifstream in(o.report_path);
+  std::string report((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(report.find("\"int16_ops\""), std::string::npos);
+  EXPECT_NE(report.find("Add 'big'"), std::string::npos);
+  // The written model passes check, and its 16-bit pairs are com.microsoft's.
+  CliResult check = RunCli({"check", o.output_path, "--target", target16_});
+  EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
+  std::ifstream model(o.output_path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(model)), std::istreambuf_iterator<char>());
+  EXPECT_NE(bytes.find("com.microsoft"), std::string::npos);
+}
+
+TEST_F(MixedPrecisionTest, Int16ByNameQuantizesThatOpAt16Bits) {
+  QuantizeOptions o = Options(PlantedModel());
+  o.target = target16_;
+  o.int16 = {"big"};
+  auto summary = QuantizeModel(o);
+  ASSERT_TRUE(summary.ok()) << summary.status().ToString();
+  ASSERT_EQ(summary->kept_int16.size(), 1u);
+  EXPECT_EQ(summary->kept_int16[0].reason, "--int16");
+  EXPECT_GE(summary->outputs.at("back_out").snr_db, 30.0);
+  EXPECT_EQ(summary->violations, 0);
+  // Without the 16-bit scheme, --int16 is an error naming the target.
+  o.target = target_;
+  auto refused = QuantizeModel(o);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("no 16-bit activation scheme"), std::string::npos)
+      << refused.status().message();
+  CliResult r = RunCli({"quantize", PlantedModel(), "--target", target16_, "--calib", "random:4",
+                        "--int16", "nothing", "--quiet", "-o", dir_ + "/x.onnx"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("--int16 'nothing'"), std::string::npos) << r.err;
 }
 
 TEST_F(MixedPrecisionTest, ExcludeByNameKeepsThatOpOnly) {

@@ -341,5 +341,51 @@ TEST_F(BadProfileTest, EnvironmentChoosesTheTargetsDirectory) {
   EXPECT_TRUE(LoadTargetProfile("tflite-int8").ok());  // back to the source tree
 }
 
+TEST_F(BadProfileTest, Activation16IsOptionalAndChecked) {
+  auto plain = LoadTargetProfileFile(Write(ValidProfile().dump()));
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  EXPECT_FALSE(plain->activation16.has_value());
+  const json wide = json::parse(R"({"num_bits": 16, "quant_min": -32768, "quant_max": 32767,
+                                    "policy": ["per_tensor", "asymmetric", "linear"]})");
+  json j = ValidProfile();
+  j["op_classes"].erase("sigmoid");
+  j["schemes"]["activation16"] = wide;
+  auto profile = LoadTargetProfileFile(Write(j.dump()));
+  ASSERT_TRUE(profile.ok()) << profile.status().ToString();
+  ASSERT_TRUE(profile->activation16.has_value());
+  EXPECT_EQ(profile->activation16->num_bits, 16);
+  EXPECT_EQ(profile->activation16->quant_min, -32768);
+  auto with = [&wide](const std::function<void(json&)>& change) {
+    return [&wide, change](json& j) {
+      j["op_classes"].erase("sigmoid");
+      j["schemes"]["activation16"] = wide;
+      change(j["schemes"]["activation16"]);
+    };
+  };
+  ExpectError(with([](json& a) { a["num_bits"] = 12; a["quant_min"] = 0; a["quant_max"] = 4095; }),
+              "schemes.activation16.num_bits", "must be 16");
+  ExpectError(with([](json& a) { a["quant_min"] = -40000; a["quant_max"] = 20000; }),
+              "schemes.activation16.num_bits", "does not fit in 16 bits");
+  ExpectError(with([](json& a) { a["policy"][0] = "per_channel"; }),
+              "schemes.activation16.policy", "per_tensor and linear");
+  ExpectError(with([](json& a) { a["policy"][1] = "symmetric"; }),
+              "schemes.activation16.policy", "symmetry");
+  // Fixed output params are for the 8-bit grid.
+  ExpectError([&wide](json& j) { j["schemes"]["activation16"] = wide; }, "op_classes.sigmoid",
+              "cannot be combined with schemes.activation16");
+}
+
+TEST(TargetProfileTest, QnnHas16BitActivations) {
+  TargetProfile p = Load("qnn-u8");
+  ASSERT_TRUE(p.activation16.has_value());
+  EXPECT_EQ(p.activation16->num_bits, 16);
+  EXPECT_EQ(p.activation16->quant_min, 0);
+  EXPECT_EQ(p.activation16->quant_max, 65535);
+  EXPECT_TRUE(p.activation16->policy.Has(kAsymmetric));
+  for (const char* other : {"tflite-int8", "ort-qdq-u8s8", "trt-int8", "ppq-default"}) {
+    EXPECT_FALSE(Load(other).activation16.has_value()) << other;
+  }
+}
+
 }  // namespace
 }  // namespace qalign

@@ -91,10 +91,15 @@ void AddQuantizeCommand(CLI::App& app, CommandContext& context) {
   sub->add_option("--exclude", o.exclude,
                   "Keep these ops in FP32: an op name or an op type, repeatable or a comma list")
       ->delimiter(',');
+  sub->add_option("--int16", o.int16,
+                  "Quantize these ops' activations at 16 bits (targets with an activation16 "
+                  "scheme, e.g. qnn-u8): an op name or an op type, repeatable or a comma list")
+      ->delimiter(',');
   auto* budget = sub->add_option(
       "--accuracy-budget", flags->accuracy_budget_db,
-      "Keep the fewest ops in FP32 until every output's SNR against FP32 (on the evaluation "
-      "samples) is at least DB; the summary and --report say which ops and why");
+      "Keep the fewest ops in FP32 (at 16 bits on a target with an activation16 scheme) until "
+      "every output's SNR against FP32 (on the evaluation samples) is at least DB; the summary "
+      "and --report say which ops and why");
   sub->add_option("--max-fp32-ops", o.max_fp32_ops,
                   "With --accuracy-budget: ops it may keep in FP32 at most (default 5 % of the "
                   "ops, at least 1)")

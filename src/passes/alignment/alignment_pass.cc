@@ -18,6 +18,10 @@ StatusOr<AlignmentResult> RunAlignmentPass(const Graph& graph, const TargetProfi
   // 2. Rule ties and default edges; cascade control turns some ties into requantize edges.
   const bool force_overlap = options.force_overlap.value_or(profile.force_overlap);
   CollectConstraints(force_overlap, table, &constraints, &result);
+  // 2b. One bit width per group: a group with a 16-bit port is 16-bit as a whole.
+  if (options.widen_to_16_bits) {
+    WidenSixteenBitGroups(constraints, profile, options, table, &result);
+  }
   // 3. Groups: every constraint linked, conflicts dropped and recorded.
   QALIGN_RETURN_IF_ERROR(FormGroups(constraints, options, table, &result));
   // 4. Params per group, once the groups are final.

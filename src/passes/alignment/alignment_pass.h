@@ -4,6 +4,7 @@
 //  1. rules.cc        the effective rule of every op: the target's, or a user override
 //  2. constraints.cc  the ports each rule ties, the default producer -> consumer sharing of every
 //                     tensor, and cascade control (a relaxed tie becomes a requantize edge)
+//  2b. widen.cc       a group with a 16-bit port is 16-bit as a whole (options.widen_to_16_bits)
 //  3. groups.cc       every constraint linked through QuantConfigTable::Link; conflicts dropped
 //  4. params.cc       params per group, by priority and method
 //  5. report.cc       requantize edges and reported groups; the text of notes and reasons
@@ -33,6 +34,14 @@ struct AlignmentOptions {
   // A scheme mismatch inside a group is an error unless this is set; then the conflicting
   // constraint is dropped and recorded as a requantize.
   bool requantize_on_scheme_mismatch = false;
+  // A group holding a port at the target's 16-bit activation scheme (TargetProfile::activation16)
+  // takes it for every member at the 8-bit activation scheme (step 2b): the quantize pipeline sets
+  // it; `fix` leaves it off, so that a mixed-width group in a given model is a scheme mismatch.
+  bool widen_to_16_bits = false;
+  // The calibration range of a port at 16 bits, when it should differ from the one the 8-bit
+  // observer chose (pipeline.cc: the extent of the tensor's histogram, since a clip that pays at
+  // 256 levels costs more than it saves at 65536); false keeps the port's own range.
+  std::function<bool(const TQC& tqc, float* lo, float* hi)> range_at_16_bits;
   // Build the group list for the report (the benchmark switches it off to time the pass alone).
   bool collect_groups = true;
   // `optimal`'s range for a group's members (pipeline.cc searches their histograms); else `large`.
@@ -107,6 +116,7 @@ struct AlignmentCounters {
   int64_t params_set = 0;      // groups whose params were (re)computed
   int64_t params_changed = 0;  // of those, groups whose params differ from before
   int64_t groups_without_range = 0;
+  int64_t widened_to_16_bits = 0;  // 8-bit ports widened because their group has a 16-bit one
   bool changed = false;  // any link or param changed
 };
 

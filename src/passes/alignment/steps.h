@@ -58,6 +58,16 @@ Status CollectRules(const Graph& graph, const TargetProfile& profile,
 void CollectConstraints(bool force_overlap, QuantConfigTable* table, AlignmentConstraints* out,
                         AlignmentResult* result);
 
+// ---------------------------------------------------------------- step 2b: widen.cc
+
+// When the profile has a 16-bit activation scheme: every part of the partition the constraints
+// will form that holds a joinable port at that scheme gets it on each joinable member at the
+// 8-bit activation scheme (one bit width per group). Counts them in counters.widened_to_16_bits.
+// Then every 16-bit port takes options.range_at_16_bits's range, when it gives one.
+void WidenSixteenBitGroups(const AlignmentConstraints& constraints, const TargetProfile& profile,
+                           const AlignmentOptions& options, QuantConfigTable* table,
+                           AlignmentResult* result);
+
 // ---------------------------------------------------------------- step 3: groups.cc
 
 // Links the constraints in order: the partition does not depend on it. Only a part holding two
