@@ -45,17 +45,9 @@ StatusOr<bool> RuleTouches(const Operation& op, const TargetProfile& profile,
   return false;
 }
 
-// Whether output 0 of `op` is quantized (its own point or fused into its consumer's).
-bool OutputQuantized(const QuantConfigTable& table, const Operation& op) {
-  const OperationQuantConfig* config = table.FindOp(&op);
-  if (config == nullptr || config->outputs.empty() || config->outputs[0] == nullptr) return false;
-  return IsQuantizedState(config->outputs[0]->state);
-}
-
 }  // namespace
 
-bool SaturationInterval(const Operation& op, int num_bits, bool output_quantized, float* lo,
-                        float* hi) {
+bool SaturationInterval(const Operation& op, int num_bits, float* lo, float* hi) {
   if (!op.in_default_domain()) return false;
   const std::string& type = op.type();
   if (type == "Relu") {
@@ -95,10 +87,9 @@ bool SaturationInterval(const Operation& op, int num_bits, bool output_quantized
     return true;
   }
   if (type == "Sigmoid" || type == "Tanh") {
-    // Sigmoid(B) = 1 - 1 / (1 + e^B): 1 - 2^-(b+1) for B = ln(2^(b+1) - 1), 1 - 2^-2b for
-    // B = ln(2^2b - 1); Tanh(x) = 2 Sigmoid(2x) - 1.
-    const int exponent = output_quantized ? num_bits + 1 : 2 * num_bits;
-    const double bound = std::log(std::ldexp(1.0, exponent) - 1.0);
+    // Sigmoid(B) = 1 - 1 / (1 + e^B) = 1 - 2^-2b for B = ln(2^2b - 1);
+    // Tanh(x) = 2 Sigmoid(2x) - 1.
+    const double bound = std::log(std::ldexp(1.0, 2 * num_bits) - 1.0);
     *hi = static_cast<float>(type == "Sigmoid" ? bound : bound / 2.0);
     *lo = -*hi;
     return true;
@@ -134,8 +125,7 @@ StatusOr<SaturationRangeStats> NarrowSaturatedRanges(const Graph& graph,
       for (const Use& use : v->uses()) {
         float a, b;
         if (use.implicit() || use.index != 0 ||
-            !SaturationInterval(*use.op, ranged->scheme.num_bits, OutputQuantized(*table, *use.op),
-                                &a, &b)) {
+            !SaturationInterval(*use.op, ranged->scheme.num_bits, &a, &b)) {
           all_saturate = false;
           break;
         }

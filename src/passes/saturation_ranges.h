@@ -6,14 +6,14 @@
 //   Clip(min, max)           [min, max] (constant bounds)            exact
 //   HardSigmoid(alpha, beta) [-beta/alpha, (1 - beta)/alpha]         exact (alpha > 0; swapped < 0)
 //   HardSwish                [-3, inf)                               exact
-//   Sigmoid                  [-B, B]                                 within e^-B of its limits
-//   Tanh                     [-B/2, B/2]                             within 2 e^-B of its limits
-// with b the bits of the tensor's activation scheme. When the op's output is quantized,
-// B = ln(2^(b+1) - 1) (6.24 for 8 bits): Sigmoid(B) = 1 - 2^-(b+1), so clipping moves the output
-// by less than half the finest step any b-bit grid over its range [0, 1] can have. When the output
-// stays float, B = ln(2^(2b) - 1) (11.09 for 8 bits): clipping moves it by less than 2^-2b
-// (1.5e-5), a hundredth of the rounding error the b-bit input grid over [-B, B] itself causes
-// near 0 (slope 1/4 times half a step, B / (2^b - 1) / 4 = 0.011). Tanh(x) = 2 Sigmoid(2x) - 1.
+//   Sigmoid                  [-B, B], B = ln(2^2b - 1)               within 2^-2b of its limits
+//   Tanh                     [-B/2, B/2]                             within 2^(1-2b) of its limits
+// with b the bits of the tensor's activation scheme (B = 11.09 for 8 bits: 2^-16 = 1.5e-5), since
+// Sigmoid(B) = 1 - 2^-2b and Tanh(x) = 2 Sigmoid(2x) - 1. That clipping error is a seven
+// hundredth of the rounding error the b-bit input grid over [-B, B] itself causes near 0 (slope
+// 1/4 times half a step, B / (2^b - 1) / 4 = 0.011), and far below half a step of any b-bit
+// output. (The looser B = ln(2^(b+1) - 1) = 6.24, clipping within half a 1/256 output step, gave
+// a lower SNR on PP-OCRv4 rec, whose Sigmoid gates multiply tensors up to 16.)
 // A narrowed end other than 0 gets one step of margin, so an asymmetric grid, whose rounded zero
 // point moves its ends by up to half a step, still reaches it: the hard functions read every
 // value beyond their interval as exactly saturated.
@@ -50,10 +50,8 @@ struct SaturationRangeStats {
 };
 
 // The interval outside which `op` (reading a tensor at input 0) is flat, for a tensor quantized
-// with `num_bits` and an output of `op` quantized or not; false when `op` does not saturate (or
-// its bounds are not constants).
-bool SaturationInterval(const Operation& op, int num_bits, bool output_quantized, float* lo,
-                        float* hi);
+// with `num_bits`; false when `op` does not saturate (or its bounds are not constants).
+bool SaturationInterval(const Operation& op, int num_bits, float* lo, float* hi);
 
 // Narrows the stats of every TQC of each tensor that qualifies (see above). `options` are the
 // alignment overrides, which decide the rules that apply.
