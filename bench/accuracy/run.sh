@@ -5,9 +5,11 @@
 # and prints one table: model x target x technique -> metrics, with the time each quantize took.
 #
 #   bench/accuracy/run.sh BUILD_DIR [--quick] [--models "det rec cls"] [--targets "T ..."]
-#                         [--out RESULTS.jsonl] [--save DIR] [--check FLOORS.json]
+#                         [--count "MODEL=N ..."] [--out RESULTS.jsonl] [--save DIR]
+#                         [--check FLOORS.json]
 #
 #   --quick   60 rec lines, 4 det pages, 40 cls lines (the ctest); default 200, 16 and 100
+#   --count   another number of samples for a model, the same for every target ("cls=1000")
 #   --out     also keep the result lines (JSON, one per row) there
 #   --save    keep the quantized models and quantize's summaries in DIR (MODEL-TARGET.onnx / .txt)
 #   --check   exit 1 when a metric is under its floor in FLOORS.json (see ocr_accuracy.js)
@@ -32,11 +34,13 @@ TARGETS=(tflite-int8 ort-qdq-u8s8 trt-int8 qnn-u8 ppq-default)
 KEEP=""
 SAVE=""
 FLOORS=""
+COUNTS=()
 while (($#)); do
   case "$1" in
     --quick) QUICK=1; shift ;;
     --models) read -ra MODELS <<< "${2:?--models needs a list}"; shift 2 ;;
     --targets) read -ra TARGETS <<< "${2:?--targets needs a list}"; shift 2 ;;
+    --count) read -ra COUNTS <<< "${2:?--count needs MODEL=N}"; shift 2 ;;
     --out) KEEP=${2:?--out needs a file}; shift 2 ;;
     --save) SAVE=${2:?--save needs a folder}; shift 2 ;;
     --check) FLOORS=${2:?--check needs a file}; shift 2 ;;
@@ -66,6 +70,11 @@ SEED=2026  # of the evaluation data; the calibration images have their own gener
 source "$ROOT/bench/ppocr_models.sh"  # FILE, SHAPE, PREPROCESS by model
 declare -A COUNT
 if ((QUICK)); then COUNT=([rec]=60 [det]=4 [cls]=40); else COUNT=([rec]=200 [det]=16 [cls]=100); fi
+for entry in "${COUNTS[@]}"; do
+  [[ $entry =~ ^(det|rec|cls)=([1-9][0-9]*)$ ]] ||
+    { echo "accuracy: --count takes MODEL=N (det, rec, cls), not '$entry'" >&2; exit 2; }
+  COUNT[${BASH_REMATCH[1]}]=${BASH_REMATCH[2]}
+done
 
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT

@@ -55,6 +55,10 @@ struct AlignOverrides {
   std::string align_config;
   std::optional<bool> force_overlap;
   bool requantize_on_mismatch = false;
+  // Saturation-aware ranges: a tensor read only by ops that are flat outside an interval (Relu,
+  // Clip, HardSigmoid, HardSwish exactly; Sigmoid, Tanh within half an 8-bit output step) and
+  // tied by no rule is quantized over that interval only (--no-saturation-ranges turns it off).
+  bool saturation_ranges = true;
 };
 
 // The checks the CLI makes on its flags before any work (a usage error), for every caller:
@@ -184,6 +188,9 @@ struct QuantizeSummary {
   // Weight channels whose scale was raised so that their int32 bias fits (a nearly dead input or
   // an all-zero weight channel); the report's "bias_fit" names each bias.
   int64_t raised_weight_channels = 0;
+  // Tensors whose range saturation-aware ranges narrowed (the report's saturation_ranges names
+  // each, with its range before and after).
+  int64_t saturated_ranges = 0;
   int64_t groups = 0;
   int64_t requantizes = 0;
   int64_t violations = 0;

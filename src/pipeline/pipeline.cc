@@ -155,6 +155,11 @@ StatusOr<QuantizePipelineResult> RunQuantizePipeline(const Graph& graph,
   // 3. Ranges into TQCs.
   QALIGN_ASSIGN_OR_RETURN(result.applied,
                           ApplyRanges(result.ranges, table, options.allow_missing_ranges));
+  // 3b. Saturation-aware ranges, before alignment reads them.
+  if (options.saturation_ranges) {
+    QALIGN_ASSIGN_OR_RETURN(result.saturation,
+                            NarrowSaturatedRanges(graph, profile, options.alignment, table));
+  }
   // 4. Align, then derive weight and bias params (the bias reads the aligned input scale).
   AlignmentOptions alignment = options.alignment;
   alignment.widen_to_16_bits = true;  // a group a 16-bit port joins is 16-bit as a whole

@@ -13,6 +13,10 @@
 //                      get the 16-bit scheme on their activation ports; after calibration,
 //                      so that one calibration run serves every trial of the budget's search
 //   3. apply ranges    calibration statistics into the TQCs (parameters from their own data)
+//   3b. saturation     a tensor read only by ops flat outside an interval (Relu, Clip,
+//                      HardSigmoid, HardSwish, Sigmoid, Tanh) and tied by no rule has its range
+//                      narrowed to it (passes/saturation_ranges.h); before alignment, which
+//                      reads the ranges, and only on tensors outside rule groups, so no group moves
 //   4. align           groups, shared params, requantize edges (passes/alignment/); then weight
 //                      params per channel and bias params (scale = input_scale * weight_scale,
 //                      zero point 0; passes/weight_bias_params.h), which must come after
@@ -40,6 +44,7 @@
 #include "passes/alignment_verifier.h"
 #include "passes/equalize_conv_pairs.h"
 #include "passes/fold_into_conv.h"
+#include "passes/saturation_ranges.h"
 #include "passes/weight_bias_params.h"
 #include "quant/dispatch.h"
 #include "quant/quant_config.h"
@@ -76,6 +81,8 @@ struct QuantizePipelineOptions {
   // Ops whose activation ports are quantized at 16 bits (step 2b; the profile must have an
   // activation16 scheme). An op also in fp32_ops stays FP32.
   std::vector<const Operation*> int16_ops;
+  // Step 3b.
+  bool saturation_ranges = true;
 };
 
 // Returns calibration ranges (by tensor name) for `tensors`.
@@ -85,6 +92,7 @@ struct QuantizePipelineResult {
   DispatchStats dispatch;
   RangeMap ranges;
   ApplyRangesStats applied;
+  SaturationRangeStats saturation;
   AlignmentResult alignment;
   DerivedParamsStats derived;
   WeightRoundingStats weights_rounded;

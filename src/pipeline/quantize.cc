@@ -189,6 +189,20 @@ CalibrateFn RangesFromFile(const RangeMap& ranges) {
   return [&ranges](const std::vector<const Variable*>&) -> StatusOr<RangeMap> { return ranges; };
 }
 
+// The report with the tensors saturation-aware ranges narrowed.
+std::string WithSaturationRanges(const std::string& report, const SaturationRangeStats& stats) {
+  nlohmann::json root = nlohmann::json::parse(report);
+  nlohmann::json list = nlohmann::json::array();
+  for (const NarrowedRange& n : stats.narrowed) {
+    list.push_back({{"tensor", n.tensor},
+                    {"consumers", n.consumers},
+                    {"before", {n.min_before, n.max_before}},
+                    {"after", {n.min, n.max}}});
+  }
+  root["saturation_ranges"] = {{"narrowed", stats.narrowed_tensors}, {"tensors", std::move(list)}};
+  return root.dump(2) + "\n";
+}
+
 // The alignment report with what mixed precision kept in FP32, the budget, and what weight
 // rounding did.
 std::string WithMixedPrecision(const std::string& report, const QuantizeSummary& summary) {
@@ -307,6 +321,7 @@ StatusOr<AlignSummary> AlignModel(const AlignOptions& options) {
   QuantizePipelineOptions pipeline_options;
   QALIGN_ASSIGN_OR_RETURN(pipeline_options.alignment, ResolveAlignOverrides(options));
   pipeline_options.allow_missing_ranges = options.allow_missing_ranges;
+  pipeline_options.saturation_ranges = options.saturation_ranges;
   QALIGN_ASSIGN_OR_RETURN(RangeMap ranges, LoadRanges(options.ranges_path));
   QALIGN_ASSIGN_OR_RETURN(PreparedModel model, PrepareModel(options));
 
@@ -320,9 +335,10 @@ StatusOr<AlignSummary> AlignModel(const AlignOptions& options) {
   for (const std::string& note : pipeline->alignment.notes) LogInfo(note);
   for (const std::string& note : pipeline->derived.notes) LogInfo(note);
   AlignSummary summary;
-  summary.report_json =
+  summary.report_json = WithSaturationRanges(
       AlignmentReportJson(model.profile.name, pipeline->alignment, table, pipeline->violations,
-                          &pipeline->derived);
+                          &pipeline->derived),
+      pipeline->saturation);
   if (!options.report_path.empty()) {
     QALIGN_RETURN_IF_ERROR(
         WriteFileAtomically(options.report_path, summary.report_json, options.model_path));
@@ -351,6 +367,11 @@ std::string QuantizeSummary::ToText() const {
     out += StrCat("  bias fit: ", raised_weight_channels,
                   " weight channels got a larger scale so their int32 bias fits (the report's "
                   "bias_fit names each)\n");
+  }
+  if (saturated_ranges > 0) {
+    out += StrCat("  saturation: ", saturated_ranges,
+                  " ranges narrowed to where every reader saturates (the report's "
+                  "saturation_ranges names each)\n");
   }
   out += StrCat("  alignment: ", groups, " groups, ", requantizes, " requantizes, ", violations,
                 " violations\n");
@@ -433,6 +454,7 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
   // Options first, so mistakes surface before any work.
   QuantizePipelineOptions pipeline_options;
   QALIGN_ASSIGN_OR_RETURN(pipeline_options.alignment, ResolveAlignOverrides(options));
+  pipeline_options.saturation_ranges = options.saturation_ranges;
   QALIGN_ASSIGN_OR_RETURN(CalibrationOptions calib_options, ToCalibrationOptions(options, options));
   RangeMap file_ranges;
   if (!options.ranges_path.empty()) {
@@ -634,6 +656,7 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
   summary.requantizes = pipeline->alignment.counters.requantizes;
   summary.violations = static_cast<int64_t>(pipeline->violations.size());
   summary.raised_weight_channels = pipeline->derived.raised_weight_channels;
+  summary.saturated_ranges = pipeline->saturation.narrowed_tensors;
   for (const AlignmentViolation& v : pipeline->violations) {
     summary.violation_messages.push_back(v.check + ": " + v.message);
   }
@@ -641,8 +664,11 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
   for (const std::string& note : pipeline->derived.notes) LogInfo(note);
 
   summary.report_json =
-      WithMixedPrecision(AlignmentReportJson(profile.name, pipeline->alignment, *table,
-                                             pipeline->violations, &pipeline->derived),
+      WithMixedPrecision(WithSaturationRanges(AlignmentReportJson(profile.name,
+                                                                  pipeline->alignment, *table,
+                                                                  pipeline->violations,
+                                                                  &pipeline->derived),
+                                              pipeline->saturation),
                          summary);
   if (!options.report_path.empty()) {
     QALIGN_RETURN_IF_ERROR(WriteFileAtomically(options.report_path, summary.report_json,

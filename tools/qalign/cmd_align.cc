@@ -52,6 +52,7 @@ void AddAlignCommand(CLI::App& app, CommandContext& context) {
       ->required();
   AddRewriteFlags(sub, &o);
   AddAlignFlags(sub, &o);
+  AddSaturationFlag(sub, &o);
   sub->add_flag("--allow-missing", o.allow_missing_ranges,
                 "Tensors missing from ranges.json stay FP32 (with a warning)");
   sub->add_option("--report", o.report_path, "Write the JSON alignment report here");

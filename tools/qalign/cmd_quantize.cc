@@ -69,6 +69,7 @@ void AddQuantizeCommand(CLI::App& app, CommandContext& context) {
   sub->add_option("-o,--output", o.output_path, "Where to write the QDQ ONNX model")->required();
   AddRewriteFlags(sub, &o);
   AddAlignFlags(sub, &o);
+  AddSaturationFlag(sub, &o);
   sub->add_flag_function(
       "--bias-correction,!--no-bias-correction",
       [flags](int64_t count) { flags->bias_correction = count > 0; },

@@ -89,4 +89,11 @@ void AddAlignFlags(CLI::App* sub, AlignOverrides* overrides) {
                 "Relax a scheme mismatch inside a group with a recorded requantize");
 }
 
+void AddSaturationFlag(CLI::App* sub, AlignOverrides* overrides) {
+  sub->add_flag_callback(
+      "--no-saturation-ranges", [overrides] { overrides->saturation_ranges = false; },
+      "Keep the calibrated range of tensors read only by saturating ops (Relu, Clip, "
+      "HardSigmoid, HardSwish, Sigmoid, Tanh)");
+}
+
 }  // namespace qalign::cli

@@ -39,5 +39,7 @@ CLI::Option* AddCalibrationFlags(CLI::App* sub, CalibrationDataOptions* options)
 // --align, --align-node, --align-config, --force-overlap / --no-force-overlap,
 // --requantize-on-mismatch.
 void AddAlignFlags(CLI::App* sub, AlignOverrides* overrides);
+// --no-saturation-ranges (align and quantize).
+void AddSaturationFlag(CLI::App* sub, AlignOverrides* overrides);
 
 }  // namespace qalign::cli
