@@ -56,7 +56,7 @@ struct AlignOverrides {
   std::optional<bool> force_overlap;
   bool requantize_on_mismatch = false;
   // Saturation-aware ranges: a tensor read only by ops that are flat outside an interval (Relu,
-  // Clip, HardSigmoid, HardSwish exactly; Sigmoid, Tanh within half an 8-bit output step) and
+  // Clip, HardSigmoid, HardSwish exactly; Sigmoid, Tanh within 2^-16 of their limits) and
   // tied by no rule is quantized over that interval only (--no-saturation-ranges turns it off).
   bool saturation_ranges = true;
 };

@@ -256,7 +256,7 @@ def _assignments(value, flag):
 
 _MODEL_OPTIONS = {"fold", "equalize", "threads", "quiet", "progress"}
 _ALIGN_OPTIONS = {"align", "align_node", "align_config", "force_overlap",
-                  "requantize_on_mismatch"}
+                  "requantize_on_mismatch", "saturation_ranges"}
 _CALIB_OPTIONS = {"percentile", "holdout"}
 
 
@@ -299,8 +299,8 @@ def quantize(model, target, calib, output, *, input_shapes=None, observer="minma
     eval_samples, accuracy_budget (dB), max_fp32_ops, int16 (op names or types at 16 bits, a
     string or a list, as --int16), bias_correction (True / False; None: the target's default),
     optimize_weights (--optimize-weights), fold, equalize, align ({TYPE: METHOD}),
-    align_node ({NODE: METHOD}), align_config, force_overlap, requantize_on_mismatch, threads,
-    quiet, and
+    align_node ({NODE: METHOD}), align_config, force_overlap, requantize_on_mismatch,
+    saturation_ranges (False: --no-saturation-ranges), threads, quiet, and
     progress(stage, done, total) (instead of the bar on stderr). What mixed precision kept in
     FP32 or at 16 bits, and whether the accuracy budget was met, are in result.report ("fp32_ops",
     "int16_ops", "accuracy_budget").
@@ -349,7 +349,7 @@ def calibrate(model, target, calib, output, *, input_shapes=None, observer="minm
 def align(model, target, ranges, *, input_shapes=None, report=None, **options):
     """Aligns with the ranges calibrate wrote: the groups, requantizes and violations quantize
     would find (nothing but `report` is written). Options: allow_missing_ranges, fold, equalize,
-    align, align_node, align_config, force_overlap, requantize_on_mismatch, quiet."""
+    align, align_node, align_config, force_overlap, requantize_on_mismatch, saturation_ranges, quiet."""
     o = _options("align", options,
                  (_MODEL_OPTIONS - {"progress"}) | _ALIGN_OPTIONS | {"allow_missing_ranges"})
     o.update(model=_path(model), target=_path(target), ranges=_path(ranges),

@@ -68,6 +68,7 @@ void ReadAlignOverrides(const py::dict& o, AlignOverrides* a) {
   a->align_config = Get<std::string>(o, "align_config", "");
   a->force_overlap = Get<std::optional<bool>>(o, "force_overlap", std::nullopt);
   a->requantize_on_mismatch = Get<bool>(o, "requantize_on_mismatch", false);
+  a->saturation_ranges = Get<bool>(o, "saturation_ranges", true);
 }
 
 // The samples: a list of lists of (input name or "", C-contiguous native-order ndarray, ONNX

@@ -264,6 +264,16 @@ def test_cls_numpy_equals_npy_dir_and_cli(tmp_path):
     assert min(q["snr_db"] for q in quality.outputs.values()) > 10
 
 
+def test_cls_saturation_ranges_option(tmp_path):
+    data = cls_samples(6)
+    on = qalign.quantize(CLS, "tflite-int8", data, tmp_path / "on.onnx", threads=1, quiet=True)
+    off = qalign.quantize(CLS, "tflite-int8", data, tmp_path / "off.onnx", threads=1, quiet=True,
+                          saturation_ranges=False)
+    assert on.report["saturation_ranges"]["narrowed"] > 0
+    assert "saturation_ranges" not in off.report or off.report["saturation_ranges"]["narrowed"] == 0
+    assert (tmp_path / "on.onnx").read_bytes() != (tmp_path / "off.onnx").read_bytes()
+
+
 def test_cls_calibrate_align_fix(tmp_path):
     ranges = tmp_path / "ranges.json"
     qalign.calibrate(CLS, "tflite-int8", (a for a in cls_samples(6)), ranges, quiet=True)
