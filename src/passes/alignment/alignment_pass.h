@@ -1,13 +1,5 @@
 // The quantization alignment pass: makes every sharing rule of a target hold, or says where not.
-//
-// Steps (the contract is docs/alignment.md), one file each (steps.h says more):
-//  1. rules.cc        the effective rule of every op: the target's, or a user override
-//  2. constraints.cc  the ports each rule ties, the default producer -> consumer sharing of every
-//                     tensor, and cascade control (a relaxed tie becomes a requantize edge)
-//  2b. widen.cc       a group with a 16-bit port is 16-bit as a whole (options.widen_to_16_bits)
-//  3. groups.cc       every constraint linked through QuantConfigTable::Link; conflicts dropped
-//  4. params.cc       params per group, by priority and method
-//  5. report.cc       requantize edges and reported groups; the text of notes and reasons
+// The contract is docs/alignment.md; steps.h declares the steps, one .cc file each.
 // FP32, SOI, OVERLAPPED, floating and per-channel TQCs never join a group. Weight and bias params
 // are a later step (passes/weight_bias_params.h): they read the aligned input scale.
 #pragma once
@@ -34,9 +26,8 @@ struct AlignmentOptions {
   // A scheme mismatch inside a group is an error unless this is set; then the conflicting
   // constraint is dropped and recorded as a requantize.
   bool requantize_on_scheme_mismatch = false;
-  // A group holding a port at the target's 16-bit activation scheme (TargetProfile::activation16)
-  // takes it for every member at the 8-bit activation scheme (step 2b): the quantize pipeline sets
-  // it; `fix` leaves it off, so that a mixed-width group in a given model is a scheme mismatch.
+  // Step 2b: a group with a 16-bit port is 16-bit as a whole. The quantize pipeline sets it; `fix`
+  // leaves it off, so that a mixed-width group in a given model is a scheme mismatch.
   bool widen_to_16_bits = false;
   // The calibration range of a port at 16 bits, when it should differ from the one the 8-bit
   // observer chose (pipeline.cc: the extent of the tensor's histogram, since a clip that pays at
@@ -70,14 +61,13 @@ struct EffectiveRule {
   int64_t fixed_zero_point = 0;
 };
 
-// The sharing kind qalign assumes for an op type the profile has no rule for, when the user asks
-// to align it (`--align Add=large`), from its op kinds (quant/op_kinds.h): concat-like -> inputs
-// and output; elementwise -> inputs; pass-through (pooling, data movement) -> input and output.
+// The sharing kind qalign assumes, from its op kinds, for an op type the profile has no rule for
+// when the user asks to align it (`--align Add=large`).
 std::optional<RuleKind> DefaultRuleKind(const std::string& op_type);
 
-// The effective rule of `op`: fixed-output rules are never overridden; otherwise a node override
-// beats an op-type override beats the profile. Fails when an override names an op type with no
-// rule and no default kind.
+// The effective rule of `op`: fixed-output rules are never overridden (their range is what the
+// kernel computes); otherwise a node override beats an op-type override beats the profile. Fails
+// when an override names an op type with no rule and no default kind.
 StatusOr<EffectiveRule> ResolveRule(const Operation& op, const TargetProfile& profile,
                                     const AlignmentOptions& options);
 
@@ -117,16 +107,13 @@ struct AlignmentCounters {
   int64_t params_changed = 0;  // of those, groups whose params differ from before
   int64_t groups_without_range = 0;
   int64_t widened_to_16_bits = 0;  // 8-bit ports widened because their group has a 16-bit one
-  bool changed = false;  // any link or param changed
+  bool changed = false;            // any link or param changed
 };
-
-// The pass's notes (fallbacks and conflicts), one line each, in the order the pass made them.
-using AlignmentNotes = std::vector<std::string>;
 
 struct AlignmentResult {
   std::vector<AlignmentGroup> groups;       // by id
   std::vector<RequantizeEdge> requantizes;  // sorted by (tensor name, consumer name)
-  AlignmentNotes notes;
+  std::vector<std::string> notes;           // fallbacks and conflicts, one line each, in order
   AlignmentCounters counters;
 };
 

@@ -2,6 +2,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 
 #include "passes/alignment/steps.h"
 #include "quant/op_kinds.h"
@@ -98,42 +99,38 @@ Status CollectRules(const Graph& graph, const TargetProfile& profile,
   out->configs = table->FindOps(graph.operations());
   // Without a node override the rule depends on the op type only: resolved once per type.
   std::vector<std::optional<EffectiveRule>> rule_by_type(table->num_op_types());
-  for (size_t i = 0; i < out->configs.size(); ++i) {
-    const OperationQuantConfig* config = out->configs[i];
+  for (const OperationQuantConfig* config : out->configs) {
     if (config == nullptr) continue;
     Operation* op = config->op;
-    const bool by_type =
-        options.method_by_node.empty() || !options.method_by_node.count(op->name());
+    const bool by_type = !options.method_by_node.count(op->name());
     std::optional<EffectiveRule>& cached = rule_by_type[static_cast<size_t>(config->type_id)];
-    EffectiveRule rule;
-    if (by_type && cached) {
-      rule = *cached;
-    } else {
+    std::optional<EffectiveRule> rule = by_type ? cached : std::nullopt;
+    if (!rule) {
       QALIGN_ASSIGN_OR_RETURN(rule, ResolveRule(*op, profile, options));
       if (by_type) cached = rule;
     }
-    if (!rule.present) continue;
-    if (rule.kind == RuleKind::kFixedOutput) {
-      QALIGN_RETURN_IF_ERROR(PinFixedOutputs(*op, *config, rule, profile, out, result));
+    if (!rule->present) continue;
+    if (rule->kind == RuleKind::kFixedOutput) {
+      QALIGN_RETURN_IF_ERROR(PinFixedOutputs(*op, *config, *rule, profile, out, result));
       if (options.method_by_node.count(op->name()) || options.method_by_op_type.count(op->type())) {
         result->notes.push_back(
             StrCat(op->Describe(), ": fixed output range kept; overrides do not apply to it"));
       }
       continue;
     }
-    if (rule.method == AlignMethod::kNone) continue;
-    std::vector<TQC*> members = RuleMembers(*config, rule.kind);
+    if (rule->method == AlignMethod::kNone) continue;
+    std::vector<TQC*> members = RuleMembers(*config, rule->kind);
     // A rule needs two quantized ports to tie, except an inputs rule whose method takes the
     // params from a port outside the group (`output`): its single input still adopts them.
-    const bool single_ok = members.size() == 1 && rule.kind == RuleKind::kShareInputs &&
-                           rule.method == AlignMethod::kOutput;
+    const bool single_ok = members.size() == 1 && rule->kind == RuleKind::kShareInputs &&
+                           rule->method == AlignMethod::kOutput;
     if (members.size() < 2 && !single_ok) continue;
-    out->rules.push_back({op, config, rule, std::move(members)});
+    out->rules.push_back({op, config, *rule, std::move(members)});
     ++result->counters.rule_ops;
   }
-  // BAKED members pin their group to their own params.
   for (TQC* t : table->all()) {
-    if (IsJoinable(*t) && IsBakedState(t->state) && t->scale.size() == 1 && t->zero_point.size() == 1) {
+    if (IsJoinable(*t) && IsBakedState(t->state) && t->scale.size() == 1 &&
+        t->zero_point.size() == 1) {
       AddPin(out, t, Pin{t->scale[0], t->zero_point[0], /*fixed=*/false, t});
     }
   }
@@ -153,13 +150,8 @@ void CollectConstraints(bool force_overlap, QuantConfigTable* table, AlignmentCo
       if (m->port.is_input) tie_of[static_cast<size_t>(m->id)] = static_cast<int32_t>(r);
     }
   }
-  // The joinable consumer-side TQCs in graph order, with their joinable producer-side TQC; cascade
-  // control makes some requantize edges instead, written while their tensor is at hand.
-  struct Edge {
-    TQC* consumer;
-    TQC* producer;
-  };
-  std::vector<Edge> edges;
+  // Cascade control's requantize edges are written here, while their tensor is at hand.
+  std::vector<std::pair<TQC*, TQC*>> edges;  // (consumer, joinable producer-side TQC or nullptr)
   for (const OperationQuantConfig* config : out->configs) {
     if (config == nullptr) continue;
     for (TQC* c : config->inputs) {
@@ -169,7 +161,7 @@ void CollectConstraints(bool force_overlap, QuantConfigTable* table, AlignmentCo
       const int32_t tie = force_overlap ? -1 : tie_of[static_cast<size_t>(c->id)];
       const bool relaxed = tie >= 0 && CascadeRelaxes(*t, out->rules[static_cast<size_t>(tie)].op);
       if (!relaxed) {
-        edges.push_back({c, producer});
+        edges.emplace_back(c, producer);
       } else if (producer != nullptr) {
         Operation* op = c->port.op;
         out->requantizes.push_back(
@@ -177,18 +169,17 @@ void CollectConstraints(bool force_overlap, QuantConfigTable* table, AlignmentCo
       }
     }
   }
-  // Consumers of a tensor without a quantized producer side share the first one by port name.
   std::unordered_map<const Variable*, TQC*> anchor;
-  for (const Edge& e : edges) {
-    if (e.producer != nullptr) continue;
-    auto [it, inserted] = anchor.emplace(e.consumer->port.tensor, e.consumer);
-    if (!inserted && PortLess(e.consumer, it->second)) it->second = e.consumer;
+  for (const auto& [consumer, producer] : edges) {
+    if (producer != nullptr) continue;
+    auto [it, inserted] = anchor.emplace(consumer->port.tensor, consumer);
+    if (!inserted && PortLess(consumer, it->second)) it->second = consumer;
   }
-  for (const Edge& e : edges) {
-    if (e.producer != nullptr) {
-      out->constraints.push_back({e.producer, e.consumer, -1});
-    } else if (TQC* a = anchor.at(e.consumer->port.tensor); a != e.consumer) {
-      out->constraints.push_back({a, e.consumer, -1});
+  for (const auto& [consumer, producer] : edges) {
+    if (producer != nullptr) {
+      out->constraints.push_back({producer, consumer, -1});
+    } else if (TQC* a = anchor.at(consumer->port.tensor); a != consumer) {
+      out->constraints.push_back({a, consumer, -1});
     }
   }
   result->counters.constraints = static_cast<int64_t>(out->constraints.size());

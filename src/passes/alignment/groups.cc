@@ -24,34 +24,10 @@ struct LookAhead {
   std::vector<int32_t> parent;
 };
 
-Status Link(const Constraint& c, QuantConfigTable* table, AlignmentResult* result) {
-  QALIGN_ASSIGN_OR_RETURN(bool merged, table->Link(c.a, c.b));
-  if (merged) ++result->counters.links_made;
-  return Status::Ok();
-}
-
-// Rule ties first (by op name, then port), then default edges (by tensor name, then port), so a
-// conflict drops the same constraint whatever the storage order.
-bool ConstraintLess(const Constraint& x, const Operation* x_op, const Constraint& y,
-                    const Operation* y_op) {
-  if ((x_op != nullptr) != (y_op != nullptr)) return x_op != nullptr;
-  const int c = x_op != nullptr ? x_op->name().compare(y_op->name())
-                                : x.b->port.tensor->name().compare(y.b->port.tensor->name());
-  if (c != 0) return c < 0;
-  return PortLess(x.b, y.b);
-}
-
 }  // namespace
 
 Status FormGroups(const AlignmentConstraints& in, const AlignmentOptions& options,
                   QuantConfigTable* table, AlignmentResult* result) {
-  bool may_conflict = false;
-  for (const Pin& pin : in.pins) may_conflict |= !pin.Same(in.pins.front());
-  for (const Constraint& c : in.constraints) may_conflict |= !(c.a->scheme == c.b->scheme);
-  if (!may_conflict) {
-    for (const Constraint& c : in.constraints) QALIGN_RETURN_IF_ERROR(Link(c, table, result));
-    return Status::Ok();
-  }
   // Parts of the look-ahead partition that see two schemes or two different pins.
   const size_t n = table->size();
   LookAhead look(n);
@@ -78,11 +54,19 @@ Status FormGroups(const AlignmentConstraints& in, const AlignmentOptions& option
     if (conflicted[static_cast<size_t>(look.Find(c.a->id))]) {
       replay.push_back(c);
     } else {
-      QALIGN_RETURN_IF_ERROR(Link(c, table, result));
+      QALIGN_ASSIGN_OR_RETURN(bool merged, table->Link(c.a, c.b));
+      if (merged) ++result->counters.links_made;
     }
   }
+  // Rule ties first (by op name, then port), then default edges (by tensor name, then port), so a
+  // conflict drops the same constraint whatever the storage order.
   std::sort(replay.begin(), replay.end(), [&](const Constraint& x, const Constraint& y) {
-    return ConstraintLess(x, rule_op(x), y, rule_op(y));
+    const Operation* x_op = rule_op(x);
+    const Operation* y_op = rule_op(y);
+    if ((x_op != nullptr) != (y_op != nullptr)) return x_op != nullptr;
+    const int c = x_op != nullptr ? x_op->name().compare(y_op->name())
+                                  : x.b->port.tensor->name().compare(y.b->port.tensor->name());
+    return c != 0 ? c < 0 : PortLess(x.b, y.b);
   });
   // Replay over a fresh partition of the conflicted TQCs, each part with a member that shows its
   // scheme, and its pin if any.
@@ -127,7 +111,8 @@ Status FormGroups(const AlignmentConstraints& in, const AlignmentOptions& option
     const size_t r = static_cast<size_t>(std::min(ra, rb));
     scheme_seen[r] = sa;
     if (pin_seen[r] == nullptr) pin_seen[r] = pin_seen[static_cast<size_t>(std::max(ra, rb))];
-    QALIGN_RETURN_IF_ERROR(Link(c, table, result));
+    QALIGN_ASSIGN_OR_RETURN(bool merged, table->Link(c.a, c.b));
+    if (merged) ++result->counters.links_made;
   }
   return Status::Ok();
 }

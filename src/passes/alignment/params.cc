@@ -7,8 +7,7 @@
 namespace qalign {
 namespace {
 
-// Priority of a method when rules with different methods meet in one group, by AlignMethod value
-// (none, input, output, large, optimal): large > optimal > output > input.
+// By AlignMethod value (none, input, output, large, optimal): large > optimal > output > input.
 constexpr int kMethodPriority[] = {0, 1, 2, 4, 3};
 int Priority(AlignMethod m) { return kMethodPriority[static_cast<int>(m)]; }
 
@@ -77,8 +76,6 @@ Status ChooseGroupParams(const AlignmentConstraints& in, const AlignmentOptions&
   bool has = false;  // without a pin, params come from the range [lo, hi]
   float scale = 0.0f, lo = 0.0f, hi = 0.0f;
   int64_t zero_point = 0;
-  // The strongest rule source present decides; a BAKED member beats the target's own rules but
-  // not an explicit user override.
   RuleSource best = RuleSource::kProfile;
   for (int32_t r : g->rules) best = std::max(best, in.rules[static_cast<size_t>(r)].rule.source);
   const Pin* pin = g->fixed_pin;

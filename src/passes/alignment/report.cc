@@ -74,20 +74,17 @@ void FinishReport(std::vector<RequantizeEdge> cascade, std::vector<GroupChoice>*
   std::vector<RequantizeEdge>& edges = result->requantizes;
   edges.insert(edges.begin(), std::make_move_iterator(cascade.begin()),
                std::make_move_iterator(cascade.end()));
-  auto consumer_name = [](const RequantizeEdge& e) {
-    return e.consumer != nullptr ? std::string_view(e.consumer->name()) : std::string_view();
+  auto names = [](const RequantizeEdge& e) {  // (tensor, consumer or "")
+    return std::pair<std::string_view, std::string_view>(
+        e.tensor->name(), e.consumer != nullptr ? e.consumer->name() : std::string_view());
   };
-  std::stable_sort(edges.begin(), edges.end(),
-                   [&](const RequantizeEdge& x, const RequantizeEdge& y) {
-                     const int c = x.tensor->name().compare(y.tensor->name());
-                     return c != 0 ? c < 0 : consumer_name(x) < consumer_name(y);
-                   });
-  edges.erase(std::unique(edges.begin(), edges.end(),
-                          [](const RequantizeEdge& a, const RequantizeEdge& b) {
-                            return a.tensor == b.tensor && a.consumer == b.consumer &&
-                                   a.producer == b.producer;
-                          }),
-              edges.end());
+  std::stable_sort(
+      edges.begin(), edges.end(),
+      [&](const RequantizeEdge& x, const RequantizeEdge& y) { return names(x) < names(y); });
+  auto same = [](const RequantizeEdge& a, const RequantizeEdge& b) {
+    return a.tensor == b.tensor && a.consumer == b.consumer && a.producer == b.producer;
+  };
+  edges.erase(std::unique(edges.begin(), edges.end(), same), edges.end());
   result->counters.requantizes = static_cast<int64_t>(edges.size());
 
   for (GroupChoice& g : *groups) {

@@ -74,7 +74,6 @@ StatusOr<EffectiveRule> ResolveRule(const Operation& op, const TargetProfile& pr
   if (const AlignmentRule* base = profile.FindRule(op.type()); base != nullptr) {
     const RuleSource source = RuleSource::kProfile;
     rule = {true, base->kind, base->method, source, base->fixed_scale, base->fixed_zero_point};
-    // Fixed ranges are what the kernel computes; no override can change them.
     if (base->kind == RuleKind::kFixedOutput) return rule;
   }
   auto by_node = options.method_by_node.find(op.name());

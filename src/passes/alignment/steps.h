@@ -1,11 +1,9 @@
-// The steps of the alignment pass (one .cc file each) and the data they hand each other.
+// The steps of the alignment pass in order, one .cc file each, and the data they hand each other.
 #pragma once
 
 #include "passes/alignment/alignment_pass.h"  // with <cstdint>, <string>, <vector>
 
 namespace qalign {
-
-// ---------------------------------------------------------------- steps 1 and 2: constraints.cc
 
 // A value a group is pinned to: a fixed-range rule's params or a BAKED member's params.
 struct Pin {
@@ -45,39 +43,32 @@ struct AlignmentConstraints {
   }
 };
 
-// Step 1: the rule ties of every op, fixed-output pins (checked against the port's scheme) and
-// BAKED members' pins. A TQC keeps its first pin, so a fixed range beats a BAKED value.
+// Step 1 (constraints.cc, rules.cc): the rule ties of every op, fixed-output pins (checked against
+// the port's scheme), then BAKED members' pins; a TQC keeps its first pin, so a fixed range wins.
 Status CollectRules(const Graph& graph, const TargetProfile& profile,
                     const AlignmentOptions& options, QuantConfigTable* table,
                     AlignmentConstraints* out, AlignmentResult* result);
 
-// Step 2: every consumer-side TQC shares its tensor's producer-side TQC, or without one the first
-// consumer port by name. Cascade control (force_overlap off): a rule tie on an input whose tensor
-// has another consumer that reads its values (not Shape, Size), or is a graph output, keeps the
-// producer out: that edge becomes a requantize instead.
+// Step 2 (constraints.cc): every consumer-side TQC shares its tensor's producer-side TQC, or
+// without one the first consumer port by name. Cascade control (force_overlap off): a rule tie on
+// an input whose tensor has another consumer that reads its values (not Shape, Size), or is a graph
+// output, keeps the producer out: that edge becomes a requantize instead.
 void CollectConstraints(bool force_overlap, QuantConfigTable* table, AlignmentConstraints* out,
                         AlignmentResult* result);
 
-// ---------------------------------------------------------------- step 2b: widen.cc
-
-// When the profile has a 16-bit activation scheme: every part of the partition the constraints
-// will form that holds a joinable port at that scheme gets it on each joinable member at the
-// 8-bit activation scheme (one bit width per group). Counts them in counters.widened_to_16_bits.
-// Then every 16-bit port takes options.range_at_16_bits's range, when it gives one.
+// Step 2b (widen.cc), with options.widen_to_16_bits and a 16-bit activation scheme: every part of
+// the partition the constraints will form that holds a joinable port at that scheme gets it on
+// each joinable member at the 8-bit activation scheme (one bit width per group). Then every 16-bit
+// port takes options.range_at_16_bits's range, when it gives one.
 void WidenSixteenBitGroups(const AlignmentConstraints& constraints, const TargetProfile& profile,
                            const AlignmentOptions& options, QuantConfigTable* table,
                            AlignmentResult* result);
 
-// ---------------------------------------------------------------- step 3: groups.cc
-
-// Links the constraints in order: the partition does not depend on it. Only a part holding two
-// schemes or two different pins is conflicted (a look-ahead partition finds them, if any): its
-// constraints are replayed sorted by names, dropping and recording each one that would join two
-// schemes (an error unless options.requantize_on_scheme_mismatch) or two different pins.
+// Step 3 (groups.cc): links the constraints in order (the partition does not depend on it); those
+// of a part holding two schemes or two different pins are replayed sorted by names, dropping and
+// recording each one that would join them (see options.requantize_on_scheme_mismatch).
 Status FormGroups(const AlignmentConstraints& constraints, const AlignmentOptions& options,
                   QuantConfigTable* table, AlignmentResult* result);
-
-// ---------------------------------------------------------------- step 4: params.cc
 
 // What the pass knows of one group of joinable TQCs once the groups are final.
 struct GroupChoice {
@@ -91,35 +82,27 @@ struct GroupChoice {
   std::string reason;       // for reported groups, when options.collect_groups
 };
 
-// Chooses and sets the params of every group (in order of its first member's id), by priority:
-//   fixed-range rule > user override (node > op type) > BAKED member > the deciding rules' method
-//   > the union of the members' ranges for a group no rule touched.
-// The deciding rules are those of the strongest source present; when their methods differ, the
-// one first in `large > optimal > output > input` wins and a note says so. `output` and `input`
-// take the range of port 0 of that side of each deciding op with that method; if none has one,
-// the union of the members' ranges (`large`); `optimal` asks options.optimal_range (else `large`).
+// Step 4 (params.cc): sets the params of every group (in order of its first member's id) by the
+// priority of docs/alignment.md: fixed range > user override > BAKED member > the method of the
+// strongest rule source present. `output` and `input` take port 0 of that side of each deciding op
+// with that method, else the members' union (as `optimal` does without options.optimal_range).
 Status ChooseParams(const AlignmentConstraints& constraints, const AlignmentOptions& options,
                     QuantConfigTable* table, std::vector<GroupChoice>* groups,
                     AlignmentResult* result);
 
-// ---------------------------------------------------------------- step 5, texts: report.cc
-
 // Why cascade control made a requantize edge into input `port` of `consumer`.
 std::string CascadeReason(const Operation& consumer, int port, const Variable& tensor,
                           int value_consumers);
-// Why two pinned values cannot share a group.
 std::string PinConflictReason(const Pin& x, const Pin& y);
-// The requantize edge of a constraint dropped for `why`.
 RequantizeEdge DroppedConstraintEdge(const Constraint& c, Operation* rule_op,
                                      const std::string& why);
-// The reason of a group pinned to a fixed range or a BAKED member.
 std::string PinReason(const Pin& pin);
 // The first deciding rule by op name, how many more, and when methods differ how that was resolved.
 std::string RuleReason(std::vector<const RuleTie*> deciding, AlignMethod chosen, bool mixed);
 
-// Puts the cascade edges before the result's, sorts them stably by (tensor name, consumer name),
-// drops repeats, and lists the groups a rule formed or a fixed range pinned (the others hold the
-// TQCs of one tensor: listing them would bury the interesting ones).
+// Step 5 (report.cc, with the texts above): the requantize edges, the cascade's first, sorted
+// stably by names without repeats; the groups a rule formed or a fixed range pinned (the others
+// hold the TQCs of one tensor: listing them would bury the interesting ones).
 void FinishReport(std::vector<RequantizeEdge> cascade, std::vector<GroupChoice>* groups,
                   const AlignmentOptions& options, QuantConfigTable* table,
                   AlignmentResult* result);

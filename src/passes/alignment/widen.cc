@@ -1,4 +1,4 @@
-// Step 2b of the alignment pass: a group with a 16-bit port is 16-bit as a whole (see steps.h).
+// Step 2b of the alignment pass: a group with a 16-bit port is 16-bit as a whole.
 //
 // Why widen rather than requantize at the boundary: a group shares one (scale, zero_point), and
 // its members read one quantized tensor, so they must also share one integer type. Widening the
@@ -15,11 +15,8 @@ namespace qalign {
 void WidenSixteenBitGroups(const AlignmentConstraints& constraints, const TargetProfile& profile,
                            const AlignmentOptions& options, QuantConfigTable* table,
                            AlignmentResult* result) {
-  if (!profile.activation16) return;
+  if (!options.widen_to_16_bits || !profile.activation16) return;
   const QuantScheme& wide = *profile.activation16;
-  bool any = false;
-  for (const TQC* t : table->all()) any = any || (IsJoinable(*t) && t->scheme == wide);
-  if (!any) return;
   // The partition the constraints will form (FormGroups links the same pairs).
   UnionFind parts;
   const size_t n = table->size();
