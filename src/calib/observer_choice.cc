@@ -31,14 +31,16 @@ Variable* LogitSource(const Operation& op) {
   return AffineInput(op);
 }
 
+bool IsSoftmax(const Operation& op) {
+  return op.in_default_domain() && (op.type() == "Softmax" || op.type() == "LogSoftmax");
+}
+
 }  // namespace
 
 std::unordered_set<const Variable*> SoftmaxLogitTensors(const Graph& graph) {
   std::unordered_set<const Variable*> logits;
   for (const Operation* op : graph.operations()) {
-    if (!op->in_default_domain() || (op->type() != "Softmax" && op->type() != "LogSoftmax")) {
-      continue;
-    }
+    if (!IsSoftmax(*op)) continue;
     const Variable* v = op->input(0);
     while (v != nullptr && !v->is_parameter() && logits.insert(v).second) {
       const Operation* producer = v->producer();
@@ -50,6 +52,25 @@ std::unordered_set<const Variable*> SoftmaxLogitTensors(const Graph& graph) {
     }
   }
   return logits;
+}
+
+std::unordered_set<const Variable*> SoftmaxOutputTensors(const Graph& graph) {
+  std::unordered_set<const Variable*> probabilities;
+  for (const Operation* op : graph.operations()) {
+    if (!IsSoftmax(*op) || op->outputs().size() != 1) continue;
+    const Variable* v = op->output(0);
+    while (v != nullptr && probabilities.insert(v).second) {
+      // Go down only while the tensor feeds one layout op and nothing else.
+      if (v->is_graph_output() || v->uses().size() != 1) break;
+      const Operation* consumer = v->uses().front().op;
+      if (!consumer->in_default_domain() || !IsLayoutOp(consumer->type()) ||
+          consumer->outputs().size() != 1) {
+        break;
+      }
+      v = consumer->output(0);
+    }
+  }
+  return probabilities;
 }
 
 }  // namespace qalign

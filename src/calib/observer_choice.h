@@ -8,6 +8,13 @@
 // winning class ties with its runners-up (the first class, CTC's blank, wins a tie), and a reader
 // drops spaces and characters. Softmax hardly depends on the logits far below a row's maximum,
 // so the observer still chooses the lower end.
+//
+// A Softmax's output keeps its maximum for the same reason: its values are probabilities, nearly
+// all close to 0, and the few near 1 are the winners. A clipping observer (percentile 99.9 on
+// rec's [T, 6625] output) puts the top of the range far under them, every winner reads as the
+// same clipped level, and the argmax falls to the first class. It matters on targets that
+// quantize a Softmax's output with calibrated params (ort-qdq-u8s8); fixed-output profiles
+// (tflite-int8's 1/256) do not calibrate it.
 #pragma once
 
 #include <unordered_set>
@@ -21,5 +28,9 @@ namespace qalign {
 // temperature) or a layout op (Reshape, Transpose, Squeeze, Unsqueeze, Flatten, Identity): each
 // such tensor is read by that op alone, so its values are the logits up to an affine map.
 std::unordered_set<const Variable*> SoftmaxLogitTensors(const Graph& graph);
+
+// The outputs of every Softmax and LogSoftmax, and, going down from each, every tensor a layout op
+// makes of it while it feeds that op alone: the probabilities, in any shape.
+std::unordered_set<const Variable*> SoftmaxOutputTensors(const Graph& graph);
 
 }  // namespace qalign

@@ -172,12 +172,14 @@ CalibrateFn ExecutorCalibration(const PreparedModel& model, const CalibrationDat
                                 const CalibrationOptions& options, CalibrationResult* result) {
   return [&model, &samples, options,
           result](const std::vector<const Variable*>& tensors) -> StatusOr<RangeMap> {
-    // Softmax logits keep their maximum whatever the observer clips (calib/observer_choice.h).
-    const std::unordered_set<const Variable*> logits = SoftmaxLogitTensors(*model.graph);
+    // A Softmax's logits and its output keep their maximum whatever the observer clips
+    // (calib/observer_choice.h).
+    std::unordered_set<const Variable*> keep_max = SoftmaxLogitTensors(*model.graph);
+    keep_max.merge(SoftmaxOutputTensors(*model.graph));
     std::vector<ObservedTensor> observed;
     observed.reserve(tensors.size());
     for (const Variable* v : tensors) {
-      observed.push_back({v, model.profile.activation, logits.count(v) != 0});
+      observed.push_back({v, model.profile.activation, keep_max.count(v) != 0});
     }
     QALIGN_ASSIGN_OR_RETURN(*result, RunCalibration(*model.graph, observed, samples, options));
     return ToRangeMap(*result);

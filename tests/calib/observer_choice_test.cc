@@ -129,5 +129,87 @@ TEST(ObserverChoiceTest, KeepingTheMaximumOfLogitsKeepsMoreArgmaxesThanMse) {
   EXPECT_GE(agree_kept, 2 * kRows * 95 / 100);
 }
 
+TEST(ObserverChoiceTest, ProbabilitiesAreSoftmaxOutputsAndTheirLayoutsWithOneConsumer) {
+  testing::GraphBuilder b;
+  Variable* x = b.Input("x", {1, 4, 6});
+  // Softmax -> Reshape -> Transpose -> output: all three are probabilities.
+  Variable* probs = b.Op("Softmax", "softmax", {x});
+  Variable* shaped = b.Op("Reshape", "reshape", {probs, b.Int64Param("shape", {1, 6, 4})});
+  Variable* moved = b.Op("Transpose", "transpose", {shaped});
+  b.Output(moved);
+  // A LogSoftmax whose output feeds a Reshape and a Relu: only its own output.
+  Variable* log_probs = b.Op("LogSoftmax", "log_softmax", {x});
+  b.Output(b.Op("Reshape", "reshape_log", {log_probs, b.Int64Param("shape_log", {1, 24})}));
+  b.Output(b.Op("Relu", "relu", {log_probs}));
+  // A Softmax followed by a Mul of a constant: the product is not a probability.
+  Variable* other = b.Op("Softmax", "softmax_other", {x});
+  b.Output(b.Op("Mul", "scale", {other, b.Param("half", Tensor::FromVector<float>({1}, {0.5f}))}));
+  std::unique_ptr<Graph> graph = b.Build();
+
+  EXPECT_EQ(SoftmaxOutputTensors(*graph),
+            (std::unordered_set<const Variable*>{probs, shaped, moved, log_probs, other}));
+}
+
+// A classifier's probabilities: a Softmax over 512 classes of logits uniform in [0, 8) on 256
+// rows. Nearly every value is close to 0 and each row's winner is among its top few, so the
+// percentile 99.9 observer sets the top of the range under many winners; they read as one level
+// and the argmax falls to the first of them. keep_max keeps the data's maximum, and the argmax of
+// the fake-quantized probabilities agrees with FP32's on more rows.
+TEST(ObserverChoiceTest, KeepingTheMaximumOfProbabilitiesKeepsMoreArgmaxesThanPercentile) {
+  constexpr int64_t kRows = 256, kClasses = 512;
+  testing::GraphBuilder b;
+  Variable* x = b.Input("x", {1, kRows, kClasses});
+  Variable* probs = b.Op("Softmax", "softmax", {x});
+  b.Output(probs);
+  std::unique_ptr<Graph> graph = b.Build();
+  ASSERT_EQ(SoftmaxOutputTensors(*graph), (std::unordered_set<const Variable*>{probs}));
+
+  auto data = OpenCalibrationData("random:2?seed=3&low=0&high=8", ModelInputSpecs(*graph));
+  ASSERT_TRUE(data.ok()) << data.status().ToString();
+  CalibrationOptions options;
+  options.observer.kind = ObserverKind::kPercentile;
+  options.observer.percentile = 99.9;
+  options.progress = ProgressMode::kQuiet;
+  options.num_threads = 1;
+  QuantScheme scheme;  // uint8 asymmetric per tensor, as ort-qdq-u8s8 quantizes a Softmax output
+  scheme.quant_min = 0;
+  scheme.quant_max = 255;
+  auto plain = RunCalibration(*graph, {{probs, scheme, false}}, **data, options);
+  auto kept = RunCalibration(*graph, {{probs, scheme, true}}, **data, options);
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  ASSERT_TRUE(kept.ok()) << kept.status().ToString();
+  const TensorCalibration& p = plain->tensors.at(probs->name());
+  const TensorCalibration& k = kept->tensors.at(probs->name());
+  const float data_max = p.histogram.data_max();
+  ASSERT_LT(p.params.range.max, 0.9f * data_max);  // the percentile clips the winners
+  EXPECT_EQ(k.params.range.max, data_max);
+
+  int agree_plain = 0, agree_kept = 0;
+  for (size_t i = 0; i < (*data)->size(); ++i) {
+    auto sample = (*data)->Load(i);
+    ASSERT_TRUE(sample.ok()) << sample.status().ToString();
+    const std::span<const float> xv = sample->at("x").values<float>();
+    for (int64_t r = 0; r < kRows; ++r) {
+      const std::span<const float> logits = xv.subspan(static_cast<size_t>(r * kClasses), kClasses);
+      const float top = *std::max_element(logits.begin(), logits.end());
+      double sum = 0;
+      for (float l : logits) sum += std::exp(double(l) - top);
+      std::vector<float> exact(kClasses), with_plain(kClasses), with_kept(kClasses);
+      for (size_t c = 0; c < static_cast<size_t>(kClasses); ++c) {
+        exact[c] = static_cast<float>(std::exp(double(logits[c]) - top) / sum);
+        with_plain[c] = FakeQuantize(exact[c], p.params.scale, p.params.zero_point,
+                                     scheme.quant_min, scheme.quant_max);
+        with_kept[c] = FakeQuantize(exact[c], k.params.scale, k.params.zero_point,
+                                    scheme.quant_min, scheme.quant_max);
+      }
+      agree_plain += Argmax(with_plain) == Argmax(exact) ? 1 : 0;
+      agree_kept += Argmax(with_kept) == Argmax(exact) ? 1 : 0;
+    }
+  }
+  // 431 and 479 of the 512 rows when written (the rest: top two within a step of each other).
+  EXPECT_GE(agree_kept, agree_plain + 2 * kRows / 20);
+  EXPECT_GE(agree_kept, 2 * kRows * 90 / 100);
+}
+
 }  // namespace
 }  // namespace qalign
