@@ -43,8 +43,9 @@ StatusOr<CalibrationResult> RunCalibration(const Graph& graph,
   // the hook for nothing.
   const bool binned = options.keep_histograms || options.observer.kind != ObserverKind::kMinMax;
   for (const ObservedTensor& t : tensors) {
-    TensorCalibration calibration{
-        t.scheme, t.keep_max, binned ? Histogram(options.num_bins) : Histogram::RangeOnly(), {}};
+    TensorCalibration calibration{t.scheme, t.keep_max, t.keep_min,
+                                  binned ? Histogram(options.num_bins) : Histogram::RangeOnly(),
+                                  {}};
     auto [it, inserted] = result.tensors.emplace(t.variable->name(), std::move(calibration));
     if (inserted) observed[t.variable] = &it->second;
   }
@@ -133,6 +134,7 @@ StatusOr<CalibrationResult> RunCalibration(const Graph& graph,
       TensorCalibration& c = *work[i].second;
       ObserverOptions observer = options.observer;
       observer.keep_max = c.keep_max;
+      observer.keep_min = c.keep_min;
       auto params = ObserveParams(c.histogram, c.scheme, observer);
       if (params.ok()) {
         c.params = *params;

@@ -24,11 +24,12 @@
 namespace qalign {
 
 // A tensor to observe, the scheme its params are computed for, and whether its range keeps the
-// data's maximum whatever the observer clips (ObserverOptions::keep_max).
+// data's minimum or maximum whatever the observer clips (ObserverOptions::keep_min, keep_max).
 struct ObservedTensor {
   const Variable* variable = nullptr;
   QuantScheme scheme;
   bool keep_max = false;
+  bool keep_min = false;
 };
 
 // Every float tensor that is not a parameter (graph inputs and op outputs), in graph order.
@@ -59,6 +60,7 @@ struct CalibrationOptions {
 struct TensorCalibration {
   QuantScheme scheme;
   bool keep_max = false;
+  bool keep_min = false;
   Histogram histogram;
   ObservedParams params;  // filled by the observer after the last sample
 };

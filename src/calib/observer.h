@@ -38,8 +38,9 @@ StatusOr<ObserverKind> ParseObserverKind(const std::string& name);
 struct ObserverOptions {
   ObserverKind kind = ObserverKind::kMinMax;
   double percentile = 99.99;  // for kPercentile, in (50, 100]
-  // The range's upper end is the data's maximum whatever the method clips (its lower end stays
-  // the method's): set per tensor for Softmax logits (calib/observer_choice.h).
+  // The range's upper (lower) end is the data's maximum (minimum) whatever the method clips, the
+  // other end staying the method's: set per tensor (calib/observer_choice.h).
+  bool keep_min = false;
   bool keep_max = false;
 };
 
@@ -63,7 +64,7 @@ StatusOr<ClipRange> KlRange(const Histogram& histogram, const QuantScheme& schem
 StatusOr<ClipRange> MseRange(const Histogram& histogram, const QuantScheme& scheme);
 StatusOr<ClipRange> AutoRange(const Histogram& histogram, const QuantScheme& scheme);
 
-// Dispatches on options.kind, then applies options.keep_max.
+// Dispatches on options.kind, then applies options.keep_min and keep_max.
 StatusOr<ClipRange> ChooseRange(const Histogram& histogram, const QuantScheme& scheme,
                                 const ObserverOptions& options);
 // ChooseRange followed by ComputeParams.

@@ -73,4 +73,16 @@ std::unordered_set<const Variable*> SoftmaxOutputTensors(const Graph& graph) {
   return probabilities;
 }
 
+std::unordered_set<const Variable*> AveragedTensors(const Graph& graph) {
+  std::unordered_set<const Variable*> averaged;
+  for (const Operation* op : graph.operations()) {
+    if (!op->in_default_domain() || op->input(0) == nullptr) continue;
+    if (op->type() == "GlobalAveragePool" || op->type() == "AveragePool" ||
+        op->type() == "ReduceMean") {
+      averaged.insert(op->input(0));
+    }
+  }
+  return averaged;
+}
+
 }  // namespace qalign

@@ -15,6 +15,13 @@
 // same clipped level, and the argmax falls to the first class. It matters on targets that
 // quantize a Softmax's output with calibrated params (ort-qdq-u8s8); fixed-output profiles
 // (tflite-int8's 1/256) do not calibrate it.
+//
+// A tensor an averaging op reads (GlobalAveragePool, AveragePool, ReduceMean) keeps its whole
+// range. A clipping observer trades the rare large values for a finer step on the rest, which
+// suits a tensor whose readers look at one value at a time; but a mean counts the rare large
+// values in full, so clipping them biases it, and every value of a squeeze-and-excitation gate
+// or a LayerNorm after it moves the same way (cls on trt-int8, percentile: 97.8 % agreement with
+// FP32 with them clipped, 98.9 % without).
 #pragma once
 
 #include <unordered_set>
@@ -32,5 +39,8 @@ std::unordered_set<const Variable*> SoftmaxLogitTensors(const Graph& graph);
 // The outputs of every Softmax and LogSoftmax, and, going down from each, every tensor a layout op
 // makes of it while it feeds that op alone: the probabilities, in any shape.
 std::unordered_set<const Variable*> SoftmaxOutputTensors(const Graph& graph);
+
+// The inputs of every GlobalAveragePool, AveragePool and ReduceMean.
+std::unordered_set<const Variable*> AveragedTensors(const Graph& graph);
 
 }  // namespace qalign

@@ -172,14 +172,16 @@ CalibrateFn ExecutorCalibration(const PreparedModel& model, const CalibrationDat
                                 const CalibrationOptions& options, CalibrationResult* result) {
   return [&model, &samples, options,
           result](const std::vector<const Variable*>& tensors) -> StatusOr<RangeMap> {
-    // A Softmax's logits and its output keep their maximum whatever the observer clips
-    // (calib/observer_choice.h).
+    // A Softmax's logits and its output keep their maximum whatever the observer clips, and
+    // what an averaging op reads its whole range (calib/observer_choice.h).
     std::unordered_set<const Variable*> keep_max = SoftmaxLogitTensors(*model.graph);
     keep_max.merge(SoftmaxOutputTensors(*model.graph));
+    const std::unordered_set<const Variable*> averaged = AveragedTensors(*model.graph);
     std::vector<ObservedTensor> observed;
     observed.reserve(tensors.size());
     for (const Variable* v : tensors) {
-      observed.push_back({v, model.profile.activation, keep_max.count(v) != 0});
+      const bool whole = averaged.count(v) != 0;
+      observed.push_back({v, model.profile.activation, whole || keep_max.count(v) != 0, whole});
     }
     QALIGN_ASSIGN_OR_RETURN(*result, RunCalibration(*model.graph, observed, samples, options));
     return ToRangeMap(*result);

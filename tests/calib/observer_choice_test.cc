@@ -211,5 +211,56 @@ TEST(ObserverChoiceTest, KeepingTheMaximumOfProbabilitiesKeepsMoreArgmaxesThanPe
   EXPECT_GE(agree_kept, 2 * kRows * 90 / 100);
 }
 
+TEST(ObserverChoiceTest, AveragedTensorsAreTheInputsOfMeans) {
+  testing::GraphBuilder b;
+  Variable* x = b.Input("x", {1, 4, 8, 8});
+  Variable* relu = b.Op("Relu", "relu", {x});
+  Variable* pooled = b.Op("GlobalAveragePool", "gap", {relu});
+  b.Output(b.Op("Mul", "gate", {relu, pooled}));
+  Variable* conv_in = b.Op("Sigmoid", "sigmoid", {x});
+  b.Output(b.Op("AveragePool", "avg", {conv_in}, {{"kernel_shape", Attribute::Ints({2, 2})}}));
+  Variable* tanh = b.Op("Tanh", "tanh", {x});
+  b.Output(b.Op("ReduceMean", "mean", {tanh}));
+  b.Output(b.Op("MaxPool", "max", {tanh}, {{"kernel_shape", Attribute::Ints({2, 2})}}));
+  std::unique_ptr<Graph> graph = b.Build();
+  EXPECT_EQ(AveragedTensors(*graph), (std::unordered_set<const Variable*>{relu, conv_in, tanh}));
+}
+
+// A mean of a tensor with rare large values: 9992 values spread over [0, 1) and 8 at 50 (0.08 %).
+// The percentile 99.9 observer clips at about 1, so the mean of the fake-quantized values loses
+// 8 * 49 / 10000 = 0.039; with keep_min and keep_max the range is the data's and only the
+// rounding error remains, which averages out.
+TEST(ObserverChoiceTest, KeepingTheWholeRangeKeepsTheMeanThatPercentileBiases) {
+  std::vector<float> values;
+  for (int i = 0; i < 9992; ++i) values.push_back((static_cast<float>(i) + 0.5f) / 9992.0f);
+  values.insert(values.end(), 8, 50.0f);
+  Histogram histogram;
+  histogram.Add(values);
+  const QuantScheme scheme;  // int8 asymmetric per tensor
+  ObserverOptions clipped;
+  clipped.kind = ObserverKind::kPercentile;
+  clipped.percentile = 99.9;
+  ObserverOptions whole = clipped;
+  whole.keep_min = true;
+  whole.keep_max = true;
+  auto c = ObserveParams(histogram, scheme, clipped);
+  auto w = ObserveParams(histogram, scheme, whole);
+  ASSERT_TRUE(c.ok() && w.ok());
+  EXPECT_LT(c->range.max, 1.5f);
+  EXPECT_EQ(w->range.min, histogram.data_min());
+  EXPECT_EQ(w->range.max, 50.0f);
+
+  auto mean_error = [&](const ObservedParams& p) {
+    double exact = 0, quantized = 0;
+    for (float v : values) {
+      exact += v;
+      quantized += FakeQuantize(v, p.scale, p.zero_point, scheme.quant_min, scheme.quant_max);
+    }
+    return std::fabs(quantized - exact) / static_cast<double>(values.size());
+  };
+  EXPECT_GT(mean_error(*c), 0.035);
+  EXPECT_LT(mean_error(*w), 0.005);
+}
+
 }  // namespace
 }  // namespace qalign
