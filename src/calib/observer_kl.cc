@@ -106,6 +106,7 @@ SignedBins Rebin(const Histogram& histogram, double amax) {
 
 StatusOr<ClipRange> KlRange(const Histogram& histogram, const QuantScheme& scheme) {
   if (histogram.empty()) return InvalidArgumentError("kl observer: no data observed");
+  if (!histogram.binned()) return ClipRange{histogram.data_min(), histogram.data_max()};
   const double data_min = histogram.data_min();
   const double data_max = histogram.data_max();
   const double amax = std::max(std::fabs(data_min), std::fabs(data_max));

@@ -266,6 +266,16 @@ TEST(ObserverTest, KlKeepsAConstantTensor) {
   }
 }
 
+TEST(ObserverTest, KlOfAHistogramWithoutBinsIsTheDataRange) {
+  // RangeOnly holds the extremes alone (ChooseRange refuses it for kl; KlRange keeps them).
+  Histogram h = Histogram::RangeOnly();
+  h.Add(std::vector<float>{-1.0f, 0.5f, 2.0f});
+  auto r = KlRange(h, Int8Symmetric());
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->min, -1.0f);
+  EXPECT_EQ(r->max, 2.0f);
+}
+
 // A planted distribution with a known optimum: unit mass uniform on [-1, 1] and eps at +-50. On
 // the symmetric int8 grid a range [-T, T] (1 <= T <= 50) costs the rounding error of the core,
 // (T / 127)^2 / 12, plus the clipping of the outliers, eps (50 - T)^2; the derivative vanishes at
