@@ -48,24 +48,26 @@ constexpr int kSideBins = 2048;  // B: bins on each side of zero
 // The histogram re-binned into 2 * kSideBins bins of width amax / kSideBins over [-amax, amax].
 struct SignedBins {
   std::vector<double> all;     // every value
-  std::vector<double> points;  // the part of `all` that is point masses (see PointMassExcess)
+  std::vector<double> points;  // the part of `all` that is point masses (see Rebin)
 };
 
-// How much the bin holding `value` holds beyond its neighbours' mean: the point mass at that
-// value, if there is one.
-double PointMassExcess(const Histogram& histogram, double value) {
-  const int n = histogram.num_bins();
-  const int bin = std::clamp(
-      static_cast<int>(std::floor((value - histogram.lo()) / histogram.bin_width())), 0, n - 1);
+// The bin of `histogram` holding `value`.
+int BinOf(const Histogram& histogram, double value) {
+  return std::clamp(static_cast<int>(std::floor((value - histogram.lo()) / histogram.bin_width())),
+                    0, histogram.num_bins() - 1);
+}
+
+// How much `counts[bin]` holds beyond its neighbours' mean: the point mass in that bin, if any.
+double ExcessOverNeighbours(const std::vector<double>& counts, int bin) {
   double neighbours = 0.0;
   int count = 0;
   for (int b : {bin - 1, bin + 1}) {
-    if (b < 0 || b >= n) continue;
-    neighbours += histogram.counts()[static_cast<size_t>(b)];
+    if (b < 0 || b >= static_cast<int>(counts.size())) continue;
+    neighbours += counts[static_cast<size_t>(b)];
     ++count;
   }
   if (count == 0) return 0.0;
-  return std::max(0.0, histogram.counts()[static_cast<size_t>(bin)] - neighbours / count);
+  return std::max(0.0, counts[static_cast<size_t>(bin)] - neighbours / count);
 }
 
 SignedBins Rebin(const Histogram& histogram, double amax) {
@@ -76,16 +78,17 @@ SignedBins Rebin(const Histogram& histogram, double amax) {
   const double data_min = histogram.data_min();
   const double data_max = histogram.data_max();
   // The values a point mass sits at: the exact zeros of a ReLU or of padding; the extremes, where
-  // a Clip or a ReLU6 saturates, or where a bias moved a ReLU's zeros.
+  // a Clip or a ReLU6 saturates, or where a bias moved a ReLU's zeros. Each bin's excess counts
+  // once, at the first of these values it holds.
   std::vector<double> point_values = {data_min, data_max};
   if (data_min < 0 && data_max > 0) point_values.push_back(0.0);
   std::vector<double> counts = histogram.counts();
+  std::vector<int> point_bins;
   for (double value : point_values) {
-    const int bin = std::clamp(
-        static_cast<int>(std::floor((value - histogram.lo()) / histogram.bin_width())), 0,
-        histogram.num_bins() - 1);
-    const double excess = std::min(counts[static_cast<size_t>(bin)],
-                                   PointMassExcess(histogram, value));
+    const int bin = BinOf(histogram, value);
+    if (std::find(point_bins.begin(), point_bins.end(), bin) != point_bins.end()) continue;
+    point_bins.push_back(bin);
+    const double excess = ExcessOverNeighbours(histogram.counts(), bin);
     if (!(excess > 0)) continue;
     counts[static_cast<size_t>(bin)] -= excess;
     SpreadUniformMass(result.points, -amax, width, value, value, excess);
