@@ -5,8 +5,8 @@
 //   percentile  the p-th and (100 - p)-th percentiles of the data (default p = 99.99), read from
 //               the histogram with linear interpolation inside a bin.
 //   kl          TensorRT's entropy calibration: the threshold T whose clipped-and-quantized
-//               distribution of |x| is closest, in KL divergence, to the clipped reference
-//               (observer_kl.cc has the algorithm).
+//               distribution is closest, in KL divergence, to the clipped reference, on the
+//               signed grid and with point masses kept whole (observer_kl.cc has the algorithm).
 //   mse         the clipping range with the least expected squared quantization error over the
 //               histogram, found by a coarse-to-fine search (observer_mse.cc).
 //   auto        per tensor, mse where the data has long tails, minmax elsewhere: the mse range

@@ -193,9 +193,21 @@ CalibrateFn RangesFromFile(const RangeMap& ranges) {
   return [&ranges](const std::vector<const Variable*>&) -> StatusOr<RangeMap> { return ranges; };
 }
 
-// The report with the tensors saturation-aware ranges narrowed.
-std::string WithSaturationRanges(const std::string& report, const SaturationRangeStats& stats) {
-  nlohmann::json root = nlohmann::json::parse(report);
+// The JSON report align and quantize write: the alignment report, to which each step that ran
+// adds its own section under its own key (keys print sorted, so the order of Add does not show).
+class ReportJson {
+ public:
+  explicit ReportJson(const std::string& alignment_report)
+      : root_(nlohmann::json::parse(alignment_report)) {}
+  void Add(const std::string& key, nlohmann::json section) { root_[key] = std::move(section); }
+  std::string Text() const { return root_.dump(2) + "\n"; }
+
+ private:
+  nlohmann::json root_;
+};
+
+// The tensors saturation-aware ranges narrowed.
+nlohmann::json SaturationRangesJson(const SaturationRangeStats& stats) {
   nlohmann::json list = nlohmann::json::array();
   for (const NarrowedRange& n : stats.narrowed) {
     list.push_back({{"tensor", n.tensor},
@@ -203,40 +215,34 @@ std::string WithSaturationRanges(const std::string& report, const SaturationRang
                     {"before", {n.min_before, n.max_before}},
                     {"after", {n.min, n.max}}});
   }
-  root["saturation_ranges"] = {{"narrowed", stats.narrowed_tensors}, {"tensors", std::move(list)}};
-  return root.dump(2) + "\n";
+  return {{"narrowed", stats.narrowed_tensors}, {"tensors", std::move(list)}};
 }
 
-// The alignment report with what mixed precision kept in FP32, the budget, and what weight
-// rounding did.
-std::string WithMixedPrecision(const std::string& report, const QuantizeSummary& summary) {
-  nlohmann::json root = nlohmann::json::parse(report);
-  nlohmann::json kept = nlohmann::json::array();
-  for (const QuantizeSummary::KeptFp32Op& k : summary.kept_fp32) {
-    kept.push_back({{"op", k.op}, {"reason", k.reason}});
+// Ops mixed precision kept in FP32 or at 16 bits, with the reason.
+nlohmann::json KeptOpsJson(const std::vector<QuantizeSummary::KeptFp32Op>& kept) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const QuantizeSummary::KeptFp32Op& k : kept) {
+    list.push_back({{"op", k.op}, {"reason", k.reason}});
   }
-  root["fp32_ops"] = std::move(kept);
-  if (summary.optimized_layers >= 0) {
-    root["weight_rounding"] = {{"layers", summary.optimized_layers},
-                               {"weights", summary.optimized_weights},
-                               {"rounded_otherwise", summary.rounded_weights},
-                               {"loss_nearest", summary.rounding_loss_nearest},
-                               {"loss_optimized", summary.rounding_loss_optimized}};
-  }
-  nlohmann::json wide = nlohmann::json::array();
-  for (const QuantizeSummary::KeptFp32Op& k : summary.kept_int16) {
-    wide.push_back({{"op", k.op}, {"reason", k.reason}});
-  }
-  root["int16_ops"] = std::move(wide);
-  root["ports_at_16_bits"] = summary.ports_at_16_bits;
-  if (summary.accuracy_budget_db) {
-    root["accuracy_budget"] = {{"snr_db", *summary.accuracy_budget_db},
-                               {"met", summary.budget_met},
-                               {"snr_db_before", summary.budget_base_snr_db},
-                               {"snr_db_after", summary.budget_snr_db},
-                               {"blocked_by", summary.budget_blockers}};
-  }
-  return root.dump(2) + "\n";
+  return list;
+}
+
+// What weight rounding did.
+nlohmann::json WeightRoundingJson(const QuantizeSummary& summary) {
+  return {{"layers", summary.optimized_layers},
+          {"weights", summary.optimized_weights},
+          {"rounded_otherwise", summary.rounded_weights},
+          {"loss_nearest", summary.rounding_loss_nearest},
+          {"loss_optimized", summary.rounding_loss_optimized}};
+}
+
+// The accuracy budget and whether it was met.
+nlohmann::json AccuracyBudgetJson(const QuantizeSummary& summary) {
+  return {{"snr_db", *summary.accuracy_budget_db},
+          {"met", summary.budget_met},
+          {"snr_db_before", summary.budget_base_snr_db},
+          {"snr_db_after", summary.budget_snr_db},
+          {"blocked_by", summary.budget_blockers}};
 }
 
 }  // namespace
@@ -339,10 +345,10 @@ StatusOr<AlignSummary> AlignModel(const AlignOptions& options) {
   for (const std::string& note : pipeline->alignment.notes) LogInfo(note);
   for (const std::string& note : pipeline->derived.notes) LogInfo(note);
   AlignSummary summary;
-  summary.report_json = WithSaturationRanges(
-      AlignmentReportJson(model.profile.name, pipeline->alignment, table, pipeline->violations,
-                          &pipeline->derived),
-      pipeline->saturation);
+  ReportJson report(AlignmentReportJson(model.profile.name, pipeline->alignment, table,
+                                        pipeline->violations, &pipeline->derived));
+  report.Add("saturation_ranges", SaturationRangesJson(pipeline->saturation));
+  summary.report_json = report.Text();
   if (!options.report_path.empty()) {
     QALIGN_RETURN_IF_ERROR(
         WriteFileAtomically(options.report_path, summary.report_json, options.model_path));
@@ -667,13 +673,15 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
   for (const std::string& note : pipeline->alignment.notes) LogInfo(note);
   for (const std::string& note : pipeline->derived.notes) LogInfo(note);
 
-  summary.report_json =
-      WithMixedPrecision(WithSaturationRanges(AlignmentReportJson(profile.name,
-                                                                  pipeline->alignment, *table,
-                                                                  pipeline->violations,
-                                                                  &pipeline->derived),
-                                              pipeline->saturation),
-                         summary);
+  ReportJson report(AlignmentReportJson(profile.name, pipeline->alignment, *table,
+                                        pipeline->violations, &pipeline->derived));
+  report.Add("saturation_ranges", SaturationRangesJson(pipeline->saturation));
+  report.Add("fp32_ops", KeptOpsJson(summary.kept_fp32));
+  report.Add("int16_ops", KeptOpsJson(summary.kept_int16));
+  report.Add("ports_at_16_bits", summary.ports_at_16_bits);
+  if (summary.optimized_layers >= 0) report.Add("weight_rounding", WeightRoundingJson(summary));
+  if (summary.accuracy_budget_db) report.Add("accuracy_budget", AccuracyBudgetJson(summary));
+  summary.report_json = report.Text();
   if (!options.report_path.empty()) {
     QALIGN_RETURN_IF_ERROR(WriteFileAtomically(options.report_path, summary.report_json,
                                                options.model_path));

@@ -212,6 +212,70 @@ TEST(ObserverTest, KlOnOneSidedDataUsesTheFullUnsignedGrid) {
   EXPECT_GT(r->max, 4.0f);
 }
 
+// A skewed tensor as an affine map of a ReLU makes (PP-OCRv4 rec's p2o.Add.103): a point mass at
+// its negative minimum, -1/8, and a uniform density on [0, 1]. Every bin of width 1/2048 is its
+// own; with no clipping, each level's cell holds either the point mass alone (its other bins are
+// empty) or part of the uniform density, so the quantized distribution keeps every bin's share
+// and the divergence is exactly 0; any threshold below 1 moves mass into the end bins, a
+// divergence above 0. So KL keeps the data's range [-1/8, 1] on either grid. (Folding |x| put
+// the point mass at 1/8 among the positive values, where each coarse level smears it over its
+// bins: KL then clipped the positive side at 0.126, just past the point mass.)
+TEST(ObserverTest, KlKeepsASkewedTensorWithAPointMassWhole) {
+  std::vector<double> counts(4096, 0.0);  // bins of 1/2048 over [-1, 1]
+  counts[1792] = 2048.0;                  // [-1/8, -1/8 + 1/2048): the point mass
+  for (size_t i = 2048; i < 4096; ++i) counts[i] = 1.0;
+  auto planted = Histogram::FromCounts(-1.0, 1.0, counts, -0.125f, 1.0f);
+  ASSERT_TRUE(planted.ok());
+  for (const QuantScheme& scheme : {Int8Symmetric(), Int8Asymmetric()}) {
+    auto r = KlRange(*planted, scheme);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->min, -0.125f);
+    EXPECT_EQ(r->max, 1.0f);
+  }
+}
+
+// A ReLU's output: 3000 exact zeros, a dense part on [0, 1/8) (one value per bin of 1/2048) and
+// a thin tail on [1/8, 1] (0.01 per bin). Quantization keeps a point mass whole (every zero stays
+// 0, a grid point), and each level of the unclipped grid (16 bins, or 8 on the unsigned one)
+// holds an even density, so with no clipping the divergence is exactly 0 and KL keeps [0, 1].
+// Spread over their level with the values next to them, the zeros made every coarse grid look
+// lossy, and KL clipped the whole tail away, at 1/8 (rec's first ReLU: at 2.1 of 27, and rec
+// then read no character).
+TEST(ObserverTest, KlKeepsTheRangeOfReluZerosAndATail) {
+  std::vector<double> counts(2048, 0.01);  // bins of 1/2048 over [0, 1]
+  for (size_t i = 0; i < 256; ++i) counts[i] = 1.0;
+  counts[0] += 3000.0;
+  auto relu = Histogram::FromCounts(0.0, 1.0, counts, 0.0f, 1.0f);
+  ASSERT_TRUE(relu.ok());
+  for (const QuantScheme& scheme : {Int8Symmetric(), Int8Asymmetric(), Uint8Asymmetric()}) {
+    auto r = KlRange(*relu, scheme);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->min, 0.0f);
+    EXPECT_EQ(r->max, 1.0f);
+  }
+}
+
+TEST(ObserverTest, KlKeepsAConstantTensor) {
+  // One value: every threshold below it clips all the data, so the range is the value itself.
+  const Histogram h = HistogramOf(std::vector<float>(1000, 5.0f));
+  for (const QuantScheme& scheme : {Int8Symmetric(), Int8Asymmetric(), Uint8Asymmetric()}) {
+    auto r = KlRange(h, scheme);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->min, 5.0f);
+    EXPECT_EQ(r->max, 5.0f);
+  }
+}
+
+TEST(ObserverTest, KlOfAHistogramWithoutBinsIsTheDataRange) {
+  // RangeOnly holds the extremes alone (ChooseRange refuses it for kl; KlRange keeps them).
+  Histogram h = Histogram::RangeOnly();
+  h.Add(std::vector<float>{-1.0f, 0.5f, 2.0f});
+  auto r = KlRange(h, Int8Symmetric());
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->min, -1.0f);
+  EXPECT_EQ(r->max, 2.0f);
+}
+
 // A planted distribution with a known optimum: unit mass uniform on [-1, 1] and eps at +-50. On
 // the symmetric int8 grid a range [-T, T] (1 <= T <= 50) costs the rounding error of the core,
 // (T / 127)^2 / 12, plus the clipping of the outliers, eps (50 - T)^2; the derivative vanishes at

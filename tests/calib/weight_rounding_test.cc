@@ -246,6 +246,32 @@ std::vector<std::pair<std::vector<float>, std::vector<int64_t>>> WeightParams(
   return out;
 }
 
+// Ranges instead of a calibration run: [-4, 4] for every tensor the pipeline asks for.
+CalibrateFn PlusMinusFour() {
+  return [](const std::vector<const Variable*>& tensors) -> StatusOr<RangeMap> {
+    RangeMap map;
+    for (const Variable* v : tensors) {
+      TensorRange range;
+      range.min = -4.0f;
+      range.max = 4.0f;
+      map.ranges[v->name()] = range;
+    }
+    return map;
+  };
+}
+
+// One planted layer: x [1, 6, 7, 7] -> Flatten 'flat' -> Gemm 'fc' (transB) with weight `fc_w`
+// [N, 294] and bias `fc_b` [N].
+std::unique_ptr<Graph> FlattenGemm(Tensor fc_w, Tensor fc_b) {
+  testing::GraphBuilder b;
+  Variable* x = b.Input("x", {1, 6, 7, 7});
+  Variable* flat = b.Op("Flatten", "flat", {x});
+  b.Output(b.Op("Gemm", "fc",
+                {flat, b.Param("fc_w", std::move(fc_w)), b.Param("fc_b", std::move(fc_b))},
+                {{"transB", Attribute::Int(1)}}));
+  return b.Build();
+}
+
 // Runs the executor over the samples feeding `rounding` (as calibration's hook does).
 void Feed(const Graph& graph, const std::vector<Tensor>& samples, WeightRounding* rounding);
 
@@ -271,17 +297,7 @@ TEST(WeightRounding, KeepsEveryTargetsParamsAndGrid) {
       QuantizePipelineOptions options;
       options.allow_missing_ranges = true;
       options.weight_rounding = with;
-      CalibrateFn ranges = [](const std::vector<const Variable*>& tensors) -> StatusOr<RangeMap> {
-        RangeMap map;
-        for (const Variable* v : tensors) {
-          TensorRange range;
-          range.min = -4.0f;
-          range.max = 4.0f;
-          map.ranges[v->name()] = range;
-        }
-        return map;
-      };
-      auto result = RunQuantizePipeline(*graph, profile, options, ranges, table);
+      auto result = RunQuantizePipeline(*graph, profile, options, PlusMinusFour(), table);
       EXPECT_TRUE(result.ok()) << result.status().ToString();
       return result.ok() ? result->weights_rounded : WeightRoundingStats();
     };
@@ -412,14 +428,8 @@ namespace {
 // Gemm's mean output per channel over the calibration data, with its weights as exported (the
 // moved weights quantized) and the corrected bias, equals the FP32 one.
 TEST(WeightRounding, BiasCorrectionSeesTheChosenRounding) {
-  testing::GraphBuilder b;
-  Variable* x = b.Input("x", {1, 6, 7, 7});
-  Variable* flat = b.Op("Flatten", "flat", {x});
-  b.Output(b.Op("Gemm", "fc",
-                {flat, b.RandomParam("fc_w", {4, 294}, 5, -0.1f, 0.1f),
-                 b.RandomParam("fc_b", {4}, 6)},
-                {{"transB", Attribute::Int(1)}}));
-  std::unique_ptr<Graph> graph = b.Build();
+  std::unique_ptr<Graph> graph = FlattenGemm(testing::RandomTensor({4, 294}, 5, -0.1f, 0.1f),
+                                             testing::RandomTensor({4}, 6));
   const std::vector<float> w0(graph->FindVariable("fc_w")->data()->values<float>().begin(),
                               graph->FindVariable("fc_w")->data()->values<float>().end());
   const std::vector<float> b0(graph->FindVariable("fc_b")->data()->values<float>().begin(),
@@ -445,16 +455,7 @@ TEST(WeightRounding, BiasCorrectionSeesTheChosenRounding) {
   options.allow_missing_ranges = true;
   options.weight_rounding = &rounding;
   options.bias_correction = &correction;
-  CalibrateFn ranges = [](const std::vector<const Variable*>& tensors) -> StatusOr<RangeMap> {
-    RangeMap map;
-    for (const Variable* v : tensors) {
-      TensorRange range;
-      range.min = -4.0f;
-      range.max = 4.0f;
-      map.ranges[v->name()] = range;
-    }
-    return map;
-  };
+  const CalibrateFn ranges = PlusMinusFour();
   QuantConfigTable table;
   auto result = RunQuantizePipeline(*graph, *profile, options, ranges, &table);
   ASSERT_TRUE(result.ok()) << result.status().ToString();
@@ -495,9 +496,6 @@ namespace {
 // a run without weight rounding. (A second derivation of such params reports `changed` although
 // they end equal; the check must compare the params, not that flag.)
 TEST(WeightRounding, KeepsScalesRaisedForTheBias) {
-  testing::GraphBuilder b;
-  Variable* x = b.Input("x", {1, 6, 7, 7});
-  Variable* flat = b.Op("Flatten", "flat", {x});
   Tensor w(DataType::kFloat, {3, 294});
   std::mt19937 rng(4);
   std::uniform_real_distribution<float> value(-0.1f, 0.1f);
@@ -506,11 +504,8 @@ TEST(WeightRounding, KeepsScalesRaisedForTheBias) {
     w.values<float>()[294 + i] = 1e-20f;  // dead
     w.values<float>()[2 * 294 + i] = value(rng);
   }
-  b.Output(b.Op("Gemm", "fc",
-                {flat, b.Param("fc_w", std::move(w)),
-                 b.Param("fc_b", Tensor::FromVector<float>({3}, {0.1f, 5.0f, -0.2f}))},
-                {{"transB", Attribute::Int(1)}}));
-  std::unique_ptr<Graph> graph = b.Build();
+  std::unique_ptr<Graph> graph =
+      FlattenGemm(std::move(w), Tensor::FromVector<float>({3}, {0.1f, 5.0f, -0.2f}));
   WeightRounding rounding(*graph, Quiet());
   for (const Tensor& s : Samples(4)) {
     Tensor flat_value = s;
@@ -519,16 +514,7 @@ TEST(WeightRounding, KeepsScalesRaisedForTheBias) {
   }
   auto profile = LoadTargetProfile("tflite-int8");
   ASSERT_TRUE(profile.ok());
-  CalibrateFn ranges = [](const std::vector<const Variable*>& tensors) -> StatusOr<RangeMap> {
-    RangeMap map;
-    for (const Variable* v : tensors) {
-      TensorRange range;
-      range.min = -4.0f;
-      range.max = 4.0f;
-      map.ranges[v->name()] = range;
-    }
-    return map;
-  };
+  const CalibrateFn ranges = PlusMinusFour();
   QuantizePipelineOptions options;
   options.allow_missing_ranges = true;
   QuantConfigTable plain;

@@ -3,46 +3,32 @@
 // finds clean, and calibrate + quantize --ranges (a run of its own for the input statistics)
 // writes the same model.
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "cli/cli_runner.h"
+#include "testing/cls_cli.h"
 
 namespace qalign {
 namespace {
 
 namespace fs = std::filesystem;
 using testing::CliResult;
+using testing::ClsCommand;
+using testing::Plus;
+using testing::ReadBytes;
 using testing::RunCli;
 
-const std::string kModel = std::string(QALIGN_MODEL_DIR) + "/ch_ppocr_mobile_v2.0_cls_infer.onnx";
-
-std::string ReadBytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
-
 TEST(OptimizeWeightsCli, WritesAValidClsModel) {
-  ASSERT_TRUE(fs::exists(kModel)) << kModel << " is missing: run scripts/fetch_models.sh";
-  std::string tmpl = (fs::temp_directory_path() / "qalign_owcli_XXXXXX").string();
-  ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-  const std::string dir = tmpl;
-  const std::vector<std::string> common = {
-      kModel,         "--target",  "tflite-int8", "--input-shape",
-      "x=1,3,48,192", "--threads", "1",           "--quiet"};
-  auto with = [&](std::string command, std::vector<std::string> more) {
-    std::vector<std::string> args = {command};
-    args.insert(args.end(), common.begin(), common.end());
-    args.insert(args.end(), more.begin(), more.end());
-    return args;
+  ASSERT_TRUE(testing::ClsModelExists());
+  const std::string dir = testing::MakeScratchDir("owcli");
+  ASSERT_FALSE(dir.empty());
+  auto with = [](const std::string& command, const std::vector<std::string>& more) {
+    return Plus(ClsCommand(command, "tflite-int8"), more);
   };
   const std::string out = dir + "/cls_ow.onnx";
   const std::string report = dir + "/report.json";

@@ -5,33 +5,25 @@
 // Every run uses --threads 1: the executor's multi-threaded kernels are not bit-reproducible from
 // run to run (the last bit of a sum depends on the split), and these tests compare exactly.
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <ostream>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "cli/cli_runner.h"
+#include "testing/cls_cli.h"
 
 namespace qalign {
 namespace {
 
 namespace fs = std::filesystem;
 using testing::CliResult;
+using testing::Plus;
+using testing::ReadBytes;
 using testing::RunCli;
-
-const std::string kModel = std::string(QALIGN_MODEL_DIR) + "/ch_ppocr_mobile_v2.0_cls_infer.onnx";
-
-std::string ReadBytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
 
 struct Job {
   std::string target;
@@ -42,26 +34,20 @@ void PrintTo(const Job& job, std::ostream* os) { *os << job.target << " " << job
 class PipelinePathsTest : public ::testing::TestWithParam<Job> {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(fs::exists(kModel)) << kModel << " is missing: run scripts/fetch_models.sh";
-    std::string tmpl = (fs::temp_directory_path() / "qalign_paths_XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
+    ASSERT_TRUE(testing::ClsModelExists());
+    dir_ = testing::MakeScratchDir("paths");
+    ASSERT_FALSE(dir_.empty());
   }
-  void TearDown() override { fs::remove_all(dir_); }
+  void TearDown() override {
+    if (!dir_.empty()) fs::remove_all(dir_);
+  }
 
   // The flags every run shares: model, target, input shape, one thread, no progress.
   std::vector<std::string> Common(const std::string& command) const {
-    return {command, kModel, "--target", GetParam().target, "--input-shape", "x=1,3,48,192",
-            "--threads", "1", "--quiet"};
+    return testing::ClsCommand(command, GetParam().target);
   }
   std::vector<std::string> WithCalib(std::vector<std::string> args) const {
-    args.insert(args.end(), {"--calib", "random:10", "--observer", GetParam().observer});
-    return args;
-  }
-  static std::vector<std::string> Plus(std::vector<std::string> args,
-                                       const std::vector<std::string>& more) {
-    args.insert(args.end(), more.begin(), more.end());
-    return args;
+    return Plus(std::move(args), {"--calib", "random:10", "--observer", GetParam().observer});
   }
 
   std::string dir_;

@@ -7,6 +7,8 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <initializer_list>
+#include <string>
 #include <tuple>
 
 #include "export/qdq_export.h"
@@ -16,29 +18,27 @@
 namespace qalign {
 namespace {
 
-class QdqOrtTest : public ::testing::TestWithParam<std::tuple<std::string, bool>> {};
-
-TEST_P(QdqOrtTest, OnnxRuntimeMatchesSimulation) {
-  const auto& [target, force_overlap] = GetParam();
+// Writes `q`'s QDQ model to `path` and runs it in ONNX Runtime (graph optimizations disabled) and
+// in qalign's fake-quant simulation on a random input of each seed: every output agrees within
+// one quantization step of its grid, and nearly every value bit for bit (both sides quantize to
+// the same grid).
+void ExpectOrtMatchesSimulation(const testing::QuantizedModel& q, const std::string& path,
+                                std::initializer_list<uint32_t> seeds) {
   ::setenv("QALIGN_ORT_OPTIMIZATION", "disabled", 1);
-  auto q = testing::QuantizeForTest(testing::SmallConvGraph(), target, force_overlap);
-  ASSERT_NE(q, nullptr);
-  ASSERT_TRUE(q->result.violations.empty()) << q->result.violations.front().message;
-  const std::string path = ::testing::TempDir() + "/qdq_ort_" + target +
-                           (force_overlap ? "_overlap" : "_requant") + ".onnx";
-  ASSERT_TRUE(SaveQdqModel(*q->graph, q->plan, path, "").ok());
-  auto sim = FakeQuantSimulator::Create(*q->graph, q->plan);
+  ASSERT_TRUE(SaveQdqModel(*q.graph, q.plan, path, "").ok());
+  auto sim = FakeQuantSimulator::Create(*q.graph, q.plan);
   ASSERT_TRUE(sim.ok()) << sim.status().ToString();
-  for (uint32_t seed : {101u, 202u}) {
-    auto inputs = testing::RandomInput(*q->graph, seed);
+  for (uint32_t seed : seeds) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    auto inputs = testing::RandomInput(*q.graph, seed);
     auto ort = testing::RunInOnnxRuntime(path, inputs);
     ASSERT_TRUE(ort.ok()) << ort.status().ToString();
     auto ours = (*sim)->Run(inputs);
     ASSERT_TRUE(ours.ok()) << ours.status().ToString();
-    for (const Variable* out : q->graph->outputs()) {
-      const int p = q->plan.ProducerPoint(out->name());
+    for (const Variable* out : q.graph->outputs()) {
+      const int p = q.plan.ProducerPoint(out->name());
       ASSERT_GE(p, 0) << out->name() << " is quantized under every target here";
-      const float step = q->plan.activations[static_cast<size_t>(p)].params.scale[0];
+      const float step = q.plan.activations[static_cast<size_t>(p)].params.scale[0];
       const auto a = ort->at(out->name()).values<float>();
       const auto b = ours->at(out->name()).values<float>();
       ASSERT_EQ(a.size(), b.size());
@@ -49,10 +49,21 @@ TEST_P(QdqOrtTest, OnnxRuntimeMatchesSimulation) {
         exact += a[i] == b[i];
       }
       EXPECT_LE(max_diff, step * 1.0001) << out->name() << " step " << step;
-      // Nearly every value is bit-identical: both sides quantize to the same grid.
       EXPECT_GE(exact, static_cast<int64_t>(a.size() * 0.98)) << out->name();
     }
   }
+}
+
+class QdqOrtTest : public ::testing::TestWithParam<std::tuple<std::string, bool>> {};
+
+TEST_P(QdqOrtTest, OnnxRuntimeMatchesSimulation) {
+  const auto& [target, force_overlap] = GetParam();
+  auto q = testing::QuantizeForTest(testing::SmallConvGraph(), target, force_overlap);
+  ASSERT_NE(q, nullptr);
+  ASSERT_TRUE(q->result.violations.empty()) << q->result.violations.front().message;
+  const std::string path = ::testing::TempDir() + "/qdq_ort_" + target +
+                           (force_overlap ? "_overlap" : "_requant") + ".onnx";
+  ExpectOrtMatchesSimulation(*q, path, {101u, 202u});
 }
 
 INSTANTIATE_TEST_SUITE_P(Targets, QdqOrtTest,
@@ -72,7 +83,6 @@ INSTANTIATE_TEST_SUITE_P(Targets, QdqOrtTest,
 // at opset 13. ONNX Runtime's contrib kernels give the simulation's numbers within one step of
 // each output's grid, nearly all bit for bit.
 TEST(QdqOrt16BitTest, OnnxRuntimeRunsMicrosoft16BitQdqAsSimulated) {
-  ::setenv("QALIGN_ORT_OPTIMIZATION", "disabled", 1);
   for (bool force_overlap : {true, false}) {
     SCOPED_TRACE(force_overlap ? "force_overlap" : "no force_overlap");
     auto q = testing::QuantizeForTest(testing::SmallConvGraph(), "qnn-u8", force_overlap,
@@ -88,35 +98,12 @@ TEST(QdqOrt16BitTest, OnnxRuntimeRunsMicrosoft16BitQdqAsSimulated) {
     ASSERT_GE(concat, 0);
     EXPECT_EQ(q->plan.activations[static_cast<size_t>(concat)].params.dtype,
               force_overlap ? DataType::kUint16 : DataType::kUint8);
-    if (!force_overlap) EXPECT_GT(q->plan.requantizes(), 0);
+    if (!force_overlap) {
+      EXPECT_GT(q->plan.requantizes(), 0);
+    }
     const std::string path = ::testing::TempDir() + "/qdq_ort_16bit_" +
                              (force_overlap ? "overlap" : "requant") + ".onnx";
-    ASSERT_TRUE(SaveQdqModel(*q->graph, q->plan, path, "").ok());
-    auto sim = FakeQuantSimulator::Create(*q->graph, q->plan);
-    ASSERT_TRUE(sim.ok()) << sim.status().ToString();
-    for (uint32_t seed : {303u, 404u}) {
-      auto inputs = testing::RandomInput(*q->graph, seed);
-      auto ort = testing::RunInOnnxRuntime(path, inputs);
-      ASSERT_TRUE(ort.ok()) << ort.status().ToString();
-      auto ours = (*sim)->Run(inputs);
-      ASSERT_TRUE(ours.ok()) << ours.status().ToString();
-      for (const Variable* out : q->graph->outputs()) {
-        const int p = q->plan.ProducerPoint(out->name());
-        ASSERT_GE(p, 0) << out->name();
-        const float step = q->plan.activations[static_cast<size_t>(p)].params.scale[0];
-        const auto a = ort->at(out->name()).values<float>();
-        const auto b = ours->at(out->name()).values<float>();
-        ASSERT_EQ(a.size(), b.size());
-        double max_diff = 0;
-        int64_t exact = 0;
-        for (size_t i = 0; i < a.size(); ++i) {
-          max_diff = std::max(max_diff, static_cast<double>(std::fabs(a[i] - b[i])));
-          exact += a[i] == b[i];
-        }
-        EXPECT_LE(max_diff, step * 1.0001) << out->name() << " step " << step;
-        EXPECT_GE(exact, static_cast<int64_t>(a.size() * 0.98)) << out->name();
-      }
-    }
+    ExpectOrtMatchesSimulation(*q, path, {303u, 404u});
   }
 }
 

@@ -13,6 +13,7 @@
 #include "onnx/exporter.h"
 #include "qalign/quantize.h"
 #include "testing/graph_builder.h"
+#include "testing/test_targets.h"
 
 namespace qalign {
 namespace {
@@ -22,40 +23,6 @@ using testing::CliResult;
 using testing::GraphBuilder;
 using testing::RunCli;
 
-// int8 asymmetric activations, and only Add quantized: a Sub stays FP32 whatever the options.
-constexpr const char* kAddOnlyTarget = R"({
-  "name": "add-only",
-  "notes": "test target: int8 asymmetric activations, only Add quantized",
-  "schemes": {
-    "activation": {"num_bits": 8, "quant_min": -128, "quant_max": 127,
-                   "policy": ["per_tensor", "asymmetric", "linear"]},
-    "weight": {"num_bits": 8, "quant_min": -127, "quant_max": 127,
-               "policy": ["per_channel", "symmetric", "linear"]},
-    "bias": {"num_bits": 32, "quant_min": -2147483648, "quant_max": 2147483647,
-             "policy": ["per_channel", "symmetric", "linear"]}
-  },
-  "quantized_ops": ["Add"],
-  "op_classes": {}
-})";
-
-// The same with a 16-bit activation scheme (int16, as the 8-bit one is signed).
-constexpr const char* kAddOnly16Target = R"({
-  "name": "add-only-16",
-  "notes": "test target: int8 asymmetric activations, int16 for mixed precision, only Add quantized",
-  "schemes": {
-    "activation": {"num_bits": 8, "quant_min": -128, "quant_max": 127,
-                   "policy": ["per_tensor", "asymmetric", "linear"]},
-    "activation16": {"num_bits": 16, "quant_min": -32768, "quant_max": 32767,
-                     "policy": ["per_tensor", "asymmetric", "linear"]},
-    "weight": {"num_bits": 8, "quant_min": -127, "quant_max": 127,
-               "policy": ["per_channel", "symmetric", "linear"]},
-    "bias": {"num_bits": 32, "quant_min": -2147483648, "quant_max": 2147483647,
-             "policy": ["per_channel", "symmetric", "linear"]}
-  },
-  "quantized_ops": ["Add"],
-  "op_classes": {}
-})";
-
 class MixedPrecisionTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -63,9 +30,9 @@ class MixedPrecisionTest : public ::testing::Test {
     ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
     dir_ = tmpl;
     target_ = dir_ + "/add-only.json";
-    std::ofstream(target_) << kAddOnlyTarget;
+    ASSERT_TRUE(testing::WriteAddOnlyTarget(target_));
     target16_ = dir_ + "/add-only-16.json";
-    std::ofstream(target16_) << kAddOnly16Target;
+    ASSERT_TRUE(testing::WriteAddOnlyTarget(target16_, /*int16=*/true));
   }
   void TearDown() override { fs::remove_all(dir_); }
 

@@ -5,13 +5,13 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <string>
 #include <vector>
 
 #include "pipeline/pipeline.h"
 #include "quant/target_profile.h"
 #include "testing/graph_builder.h"
+#include "testing/test_targets.h"
 
 namespace qalign {
 namespace {
@@ -168,25 +168,10 @@ TEST(SaturationRanges, SigmoidErrorIsStrictlySmallerThanMinmax) {
   EXPECT_EQ(narrowed.result.saturation.narrowed_tensors, 2);
 }
 
-// int8 asymmetric activations, only Add quantized: a Sigmoid's output stays float.
-constexpr const char* kAddOnlyTarget = R"({
-  "name": "add-only",
-  "notes": "test target: int8 asymmetric activations, only Add quantized",
-  "schemes": {
-    "activation": {"num_bits": 8, "quant_min": -128, "quant_max": 127,
-                   "policy": ["per_tensor", "asymmetric", "linear"]},
-    "weight": {"num_bits": 8, "quant_min": -127, "quant_max": 127,
-               "policy": ["per_channel", "symmetric", "linear"]},
-    "bias": {"num_bits": 32, "quant_min": -2147483648, "quant_max": 2147483647,
-             "policy": ["per_channel", "symmetric", "linear"]}
-  },
-  "quantized_ops": ["Add"],
-  "op_classes": {}
-})";
-
 TEST(SaturationRanges, SigmoidWithAFloatOutputClipsBelowTwoToTheMinus16) {
+  // add-only: the Sigmoid's output stays float.
   const std::string target = ::testing::TempDir() + "qalign_saturation_add_only.json";
-  { std::ofstream(target) << kAddOnlyTarget; }
+  ASSERT_TRUE(testing::WriteAddOnlyTarget(target));
   auto graph = GateGraph();
   Outcome minmax, narrowed;
   RunPipeline(*graph, target, kGateRanges, false, &minmax);

@@ -27,6 +27,16 @@ T ValueOrThrow(StatusOr<T> result, const std::string& what) {
   return std::move(result).value();
 }
 
+// A float tensor filled with seeded uniform values in [lo, hi).
+inline Tensor RandomTensor(std::vector<int64_t> shape, uint32_t seed, float lo = -1.0f,
+                           float hi = 1.0f) {
+  Tensor t(DataType::kFloat, std::move(shape));
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  for (float& x : t.values<float>()) x = dist(rng);
+  return t;
+}
+
 class GraphBuilder {
  public:
   explicit GraphBuilder(int64_t opset = 13) : graph_(std::make_unique<Graph>()) {
@@ -48,14 +58,10 @@ class GraphBuilder {
     return Check(graph_->AddParameter(name, std::move(data)));
   }
 
-  // A float parameter filled with seeded uniform values in [lo, hi).
+  // A float parameter filled with seeded uniform values in [lo, hi) (RandomTensor's).
   Variable* RandomParam(const std::string& name, std::vector<int64_t> shape, uint32_t seed,
                         float lo = -1.0f, float hi = 1.0f) {
-    Tensor t(DataType::kFloat, std::move(shape));
-    std::mt19937 rng(seed);
-    std::uniform_real_distribution<float> dist(lo, hi);
-    for (float& x : t.values<float>()) x = dist(rng);
-    return Param(name, std::move(t));
+    return Param(name, RandomTensor(std::move(shape), seed, lo, hi));
   }
 
   Variable* Int64Param(const std::string& name, std::vector<int64_t> values) {
