@@ -37,7 +37,7 @@ struct CalibrationDataOptions {
   // Samples in memory instead of calib_spec (one of the two), checked like files: dtype, rank,
   // known dims, finite values; errors name "sample N".
   std::vector<InputSample> samples;
-  std::string observer = "minmax";  // minmax, percentile, kl, mse
+  std::string observer = "percentile";  // minmax, percentile, kl, mse, auto
   double percentile = 99.99;
   // The last `holdout` samples of the data are never calibrated on; quantize measures its SNR on
   // them. -1: a fifth of the samples (at least 1 when there are 2 or more). calibrate and quantize

@@ -287,7 +287,7 @@ def _progress(given):
 
 # ------------------------------------------------------------------------------- API
 
-def quantize(model, target, calib, output, *, input_shapes=None, observer="minmax",
+def quantize(model, target, calib, output, *, input_shapes=None, observer="percentile",
              exclude=None, report=None, **options):
     """Quantizes an FP32 ONNX model for `target` and writes the QDQ ONNX model to `output`.
 
@@ -331,7 +331,7 @@ def quantize(model, target, calib, output, *, input_shapes=None, observer="minma
     return QuantizeResult(**d)
 
 
-def calibrate(model, target, calib, output, *, input_shapes=None, observer="minmax",
+def calibrate(model, target, calib, output, *, input_shapes=None, observer="percentile",
               **options):
     """Calibrates the tensors quantize would and writes their ranges (ranges.json) to `output`.
     calib as for quantize. Options: percentile, holdout, histograms, fold, equalize, threads,

@@ -139,7 +139,7 @@ py::dict Quantize(const py::dict& o, const py::object& samples, const py::object
   ReadModelOptions(o, &options);
   ReadAlignOverrides(o, &options);
   options.calib_spec = Get<std::string>(o, "calib", "");
-  options.observer = Get<std::string>(o, "observer", "minmax");
+  options.observer = Get<std::string>(o, "observer", "percentile");
   options.percentile = Get<double>(o, "percentile", 99.99);
   options.holdout = Get<int>(o, "holdout", -1);
   options.output_path = Get<std::string>(o, "output", "");
@@ -180,7 +180,7 @@ py::dict Calibrate(const py::dict& o, const py::object& samples, const py::objec
   CalibrateOptions options;
   ReadModelOptions(o, &options);
   options.calib_spec = Get<std::string>(o, "calib", "");
-  options.observer = Get<std::string>(o, "observer", "minmax");
+  options.observer = Get<std::string>(o, "observer", "percentile");
   options.percentile = Get<double>(o, "percentile", 99.99);
   options.holdout = Get<int>(o, "holdout", -1);
   options.output_path = Get<std::string>(o, "output", "");

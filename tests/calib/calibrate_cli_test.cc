@@ -85,7 +85,7 @@ TEST_F(CalibrateCliTest, RandomDataGivesARangeForEveryQuantizedActivation) {
   const std::string out = dir_ + "/ranges.json";
   const RunResult r = RunCli("calibrate " + kModel +
                                  " --target tflite-int8 --calib random:4 --input-shape x=1,3,48,192"
-                                 " --histograms --quiet -o " + out,
+                                 " --observer minmax --histograms --quiet -o " + out,
                              dir_);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.err, "");  // --quiet: no progress, no summary

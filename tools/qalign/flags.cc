@@ -59,8 +59,8 @@ CLI::Option* AddCalibrationFlags(CLI::App* sub, CalibrationDataOptions* options)
   CLI::Option* calib = sub->add_option("--calib", options->calib_spec,
                                        std::string("Calibration data: ") + kDataSpecHelp);
   sub->add_option("--observer", options->observer,
-                  "minmax (default), percentile, kl, mse or auto (mse where the data has long "
-                  "tails)");
+                  "percentile (default; what an averaging op reads keeps its whole range), "
+                  "minmax, kl, mse or auto (mse where the data has long tails)");
   sub->add_option("--percentile", options->percentile,
                   "For --observer percentile, in (50, 100] (default 99.99)");
   sub->add_option("--holdout", options->holdout,
