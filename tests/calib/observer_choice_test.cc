@@ -49,6 +49,27 @@ size_t Argmax(const std::vector<float>& row) {
   return static_cast<size_t>(std::max_element(row.begin(), row.end()) - row.begin());
 }
 
+// One tensor calibrated on one thread under `observer`, without and with keep_max.
+struct PlainAndKept {
+  TensorCalibration plain, kept;
+};
+PlainAndKept CalibrateWithoutAndWithKeepMax(const Graph& graph, const Variable* tensor,
+                                            const QuantScheme& scheme,
+                                            const CalibrationDataset& data,
+                                            const ObserverOptions& observer) {
+  CalibrationOptions options;
+  options.observer = observer;
+  options.progress = ProgressMode::kQuiet;
+  options.num_threads = 1;
+  PlainAndKept result;
+  for (bool keep_max : {false, true}) {
+    auto run = RunCalibration(graph, {{tensor, scheme, keep_max}}, data, options);
+    EXPECT_TRUE(run.ok()) << run.status().ToString();
+    if (run.ok()) (keep_max ? result.kept : result.plain) = run->tensors.at(tensor->name());
+  }
+  return result;
+}
+
 // rec's head in small: logits = x W + bias over 4096 classes and 256 rows (x in [0, 1)), where
 // two rival classes (0, like CTC's blank, with a bias of 1.5, and 1 without) have large positive,
 // correlated columns and the others small ones, so the rivals' pre-bias scores (the MatMul
@@ -80,17 +101,10 @@ TEST(ObserverChoiceTest, KeepingTheMaximumOfLogitsKeepsMoreArgmaxesThanMse) {
 
   auto data = OpenCalibrationData("random:2?seed=5&low=0&high=1", ModelInputSpecs(*graph));
   ASSERT_TRUE(data.ok()) << data.status().ToString();
-  CalibrationOptions options;
-  options.observer.kind = ObserverKind::kMse;
-  options.progress = ProgressMode::kQuiet;
-  options.num_threads = 1;
+  ObserverOptions mse;
+  mse.kind = ObserverKind::kMse;
   const QuantScheme scheme;  // int8 asymmetric per tensor
-  auto plain = RunCalibration(*graph, {{scores, scheme, false}}, **data, options);
-  auto kept = RunCalibration(*graph, {{scores, scheme, true}}, **data, options);
-  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
-  ASSERT_TRUE(kept.ok()) << kept.status().ToString();
-  const TensorCalibration& p = plain->tensors.at(scores->name());
-  const TensorCalibration& k = kept->tensors.at(scores->name());
+  const auto [p, k] = CalibrateWithoutAndWithKeepMax(*graph, scores, scheme, **data, mse);
   const float data_max = p.histogram.data_max();
   ASSERT_LT(p.params.range.max, 0.9f * data_max);  // mse clips the rivals' large scores
   EXPECT_EQ(k.params.range.max, data_max);
@@ -166,20 +180,13 @@ TEST(ObserverChoiceTest, KeepingTheMaximumOfProbabilitiesKeepsMoreArgmaxesThanPe
 
   auto data = OpenCalibrationData("random:2?seed=3&low=0&high=8", ModelInputSpecs(*graph));
   ASSERT_TRUE(data.ok()) << data.status().ToString();
-  CalibrationOptions options;
-  options.observer.kind = ObserverKind::kPercentile;
-  options.observer.percentile = 99.9;
-  options.progress = ProgressMode::kQuiet;
-  options.num_threads = 1;
+  ObserverOptions percentile;
+  percentile.kind = ObserverKind::kPercentile;
+  percentile.percentile = 99.9;
   QuantScheme scheme;  // uint8 asymmetric per tensor, as ort-qdq-u8s8 quantizes a Softmax output
   scheme.quant_min = 0;
   scheme.quant_max = 255;
-  auto plain = RunCalibration(*graph, {{probs, scheme, false}}, **data, options);
-  auto kept = RunCalibration(*graph, {{probs, scheme, true}}, **data, options);
-  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
-  ASSERT_TRUE(kept.ok()) << kept.status().ToString();
-  const TensorCalibration& p = plain->tensors.at(probs->name());
-  const TensorCalibration& k = kept->tensors.at(probs->name());
+  const auto [p, k] = CalibrateWithoutAndWithKeepMax(*graph, probs, scheme, **data, percentile);
   const float data_max = p.histogram.data_max();
   ASSERT_LT(p.params.range.max, 0.9f * data_max);  // the percentile clips the winners
   EXPECT_EQ(k.params.range.max, data_max);
