@@ -8,6 +8,7 @@
 #                         [--count "MODEL=N ..."] [--out RESULTS.jsonl] [--save DIR]
 #                         [--check FLOORS.json]
 #
+#   --targets profile names or JSON files (a copy of one in targets/, for an ablation)
 #   --quick   60 rec lines, 4 det pages, 40 cls lines (the ctest); default 200, 64 and 1000 (over
 #             16 pages one split line is half a point of region F1, and over 100 cls lines one
 #             flipped line is a whole point of agreement)
@@ -93,25 +94,26 @@ for model in "${MODELS[@]}"; do
   "$ROOT/scripts/make_calib_images.sh" "$calib" "$model" 40 > /dev/null
   runs=()
   for target in "${TARGETS[@]}"; do
-    quantized=$MODELS_OUT/$model-$target.onnx
+    name=$(basename "$target" .json)  # a target is a profile name or a JSON file
+    quantized=$MODELS_OUT/$model-$name.onnx
     t0=$(date +%s.%N)
     # shellcheck disable=SC2086  # QALIGN_FLAGS is a list of flags
     if ! "$QALIGN" quantize "$MODEL_DIR/${FILE[$model]}" --target "$target" \
         --input-shape "x=${SHAPE[$model]}" --calib "image:$calib?${PREPROCESS[$model]}&order=bgr" \
         --holdout 8 $EVAL --threads 1 --quiet $FLAGS -o "$quantized" \
-        > "$MODELS_OUT/$model-$target.txt"; then
+        > "$MODELS_OUT/$model-$name.txt"; then
       echo "accuracy: qalign quantize $model for $target failed (message above)" >&2
       for opt in disabled all; do
         [[ $opt == all && $target != ort-qdq-u8s8 ]] && continue
         printf '{"kind":"%s","target":"%s","technique":"%s","opt":"%s","failed":true}\n' \
-          "$model" "$target" "$TECHNIQUE" "$opt" >> "$RESULTS"
+          "$model" "$name" "$TECHNIQUE" "$opt" >> "$RESULTS"
       done
       continue
     fi
     seconds=$(awk -v t0="$t0" -v t1="$(date +%s.%N)" 'BEGIN { printf "%.1f", t1 - t0 }')
-    runs+=(--run "target=$target,technique=$TECHNIQUE,opt=disabled,seconds=$seconds" "$quantized")
+    runs+=(--run "target=$name,technique=$TECHNIQUE,opt=disabled,seconds=$seconds" "$quantized")
     if [[ $target == ort-qdq-u8s8 ]]; then
-      runs+=(--run "target=$target,technique=$TECHNIQUE,opt=all,seconds=$seconds" "$quantized")
+      runs+=(--run "target=$name,technique=$TECHNIQUE,opt=all,seconds=$seconds" "$quantized")
     fi
   done
   node "$ROOT/bench/accuracy/ocr_accuracy.js" eval --kind "$model" --data "$data" --dict "$DICT" \
