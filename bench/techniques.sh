@@ -13,7 +13,8 @@
 #   observer-auto     --observer auto
 #   bias-correction   --bias-correction
 #   optimize-weights  --optimize-weights (AdaRound-style weight rounding; slower: tens of seconds)
-# QALIGN_TECHNIQUES="default bias-correction" limits the list.
+# QALIGN_TECHNIQUES="default bias-correction" limits the list; QALIGN_FLAGS="--observer minmax"
+# adds flags to every technique.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$ROOT/build
@@ -60,6 +61,7 @@ for model in "${MODELS[@]}"; do
         optimize-weights) flags="--no-bias-correction --optimize-weights" ;;
         *) echo "techniques: unknown technique $technique" >&2; exit 2 ;;
       esac
+      flags="$flags ${QALIGN_FLAGS:-}"
       summary=$OUT/summary.txt
       # shellcheck disable=SC2086  # flags are words
       if ! "$QALIGN" quantize "$ROOT/.cache/models/${FILE[$model]}" --target "$target" \
