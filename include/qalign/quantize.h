@@ -125,7 +125,8 @@ struct QuantizeOptions : ModelOptions, CalibrationDataOptions, AlignOverrides {
   int eval_samples = 8;
   // Accuracy techniques (pipeline.h step 4b): fold the mean output shift weight quantization
   // causes on the calibration data into the biases (calib/bias_correction.h). Unset: on when the
-  // target's weights are per-tensor (their rounding shifts the outputs most), off otherwise.
+  // target's weights are per-tensor or have fewer than 255 levels (ort-qdq-u8s8's [-64, 64]):
+  // their rounding shifts the outputs most. Off otherwise.
   std::optional<bool> bias_correction;
   // Weight rounding optimization (pipeline.h step 4a, calib/weight_rounding.h): each Conv / Gemm /
   // MatMul weight rounds up or down, AdaRound-style, so that the op's output on the calibration

@@ -43,6 +43,15 @@ double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
+// Bias correction is on by default where weight rounding shifts the outputs most: per-tensor
+// weights, or weights with fewer than 255 levels (ort-qdq-u8s8's [-64, 64]). There it pays: on
+// PP-OCR in ort-qdq-u8s8, det's region F1 98.18 -> 99.48 %, rec's characters 99.10 -> 99.70 %.
+// With 8-bit per-channel weights the shift is small and the correction, measured on few samples,
+// costs as much as it corrects (rec on tflite-int8 99.91 -> 99.14 %).
+bool CoarseWeights(const QuantScheme& weight) {
+  return !weight.policy.Has(kPerChannel) || weight.quant_max - weight.quant_min + 1 < 255;
+}
+
 std::string Fixed(double v, int digits) {
   if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
   char buffer[64];
@@ -526,7 +535,7 @@ StatusOr<QuantizeSummary> QuantizeModel(const QuantizeOptions& options) {
   std::unique_ptr<Graph> fp32_copy;
   const Graph* fp32_graph = &graph;
   const bool correct_biases =
-      options.bias_correction.value_or(!profile.weight.policy.Has(kPerChannel));
+      options.bias_correction.value_or(CoarseWeights(profile.weight));
   if (correct_biases && split.calibration == nullptr) {
     if (options.bias_correction) {
       LogWarning("bias correction skipped: it needs calibration samples (--calib)");

@@ -290,8 +290,8 @@ TEST_F(MixedPrecisionTest, RulesHoldAtFp32Boundaries) {
   ASSERT_TRUE(SaveOnnxModel(b.graph(), model).ok());
 
   int run = 0;
-  for (const std::string& target : {"tflite-int8", "qnn-u8", "trt-int8"}) {
-    for (const std::string& exclude : {"conv_b", "Concat", "pool", "conv_a,conv_c"}) {
+  for (const std::string target : {"tflite-int8", "qnn-u8", "trt-int8"}) {
+    for (const std::string exclude : {"conv_b", "Concat", "pool", "conv_a,conv_c"}) {
       SCOPED_TRACE(target + " --exclude " + exclude);
       const std::string out = dir_ + "/" + std::to_string(++run) + ".onnx";
       CliResult q = RunCli({"quantize", model, "--target", target, "--calib", "random:6",

@@ -74,8 +74,8 @@ void AddQuantizeCommand(CLI::App& app, CommandContext& context) {
       "--bias-correction,!--no-bias-correction",
       [flags](int64_t count) { flags->bias_correction = count > 0; },
       "Fold the mean output shift that weight quantization causes on the calibration data into "
-      "each Conv / ConvTranspose / Gemm bias (needs --calib; default: on for targets with "
-      "per-tensor weights, off for per-channel ones)");
+      "each Conv / ConvTranspose / Gemm bias (needs --calib; default: on for targets whose "
+      "weights are per-tensor or have fewer than 255 levels, as ort-qdq-u8s8's [-64, 64])");
   sub->add_flag("--optimize-weights", o.optimize_weights,
                 "Round each Conv / Gemm / MatMul weight up or down where that moves the op's "
                 "output least on the calibration data (AdaRound-style, layer by layer; needs "
