@@ -1,13 +1,16 @@
-// Per-tensor observer choice: which tensors are Softmax logits, and what keeping their extremes
-// does to the argmax a classifier reads.
+// Per-tensor observer choice: which ends of which tensors' ranges are kept (Softmax logits and
+// outputs, what a mean reads), and what keeping them does to the argmax a classifier reads.
 #include "calib/observer_choice.h"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
+#include <map>
 #include <random>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "calib/calibrator.h"
@@ -15,6 +18,17 @@
 
 namespace qalign {
 namespace {
+
+constexpr KeptEnds kMax{.max = true};
+constexpr KeptEnds kWhole{.min = true, .max = true};
+
+// `keep` for each of `variables`, by name, as UnclippedEnds returns it.
+std::map<std::string, KeptEnds> Keep(KeptEnds keep,
+                                     std::initializer_list<const Variable*> variables) {
+  std::map<std::string, KeptEnds> ends;
+  for (const Variable* v : variables) ends[v->name()] = keep;
+  return ends;
+}
 
 TEST(ObserverChoiceTest, LogitsAreSoftmaxInputsAndTheirAffineSourcesWithOneConsumer) {
   testing::GraphBuilder b;
@@ -27,21 +41,24 @@ TEST(ObserverChoiceTest, LogitsAreSoftmaxInputsAndTheirAffineSourcesWithOneConsu
   Variable* biased = b.Op("Add", "add_bias", {matmul, bias});
   Variable* scaled = b.Op("Mul", "temperature", {biased, scale});
   Variable* shaped = b.Op("Reshape", "reshape", {scaled, b.Int64Param("shape", {4, 6})});
-  b.Output(b.Op("Softmax", "softmax", {shaped}));
+  Variable* probs = b.Op("Softmax", "softmax", {shaped});
+  b.Output(probs);
   // Second head: the MatMul output also feeds a Relu, so only the Add output is a logit tensor;
   // a LogSoftmax of the sum of two activations stops at the sum.
   Variable* shared = b.Op("MatMul", "matmul_shared", {x, w});
   b.Output(b.Op("Relu", "relu", {shared}));
   Variable* shared_biased = b.Op("Add", "add_shared", {shared, bias});
-  b.Output(b.Op("Softmax", "softmax_shared", {shared_biased}));
+  Variable* shared_probs = b.Op("Softmax", "softmax_shared", {shared_biased});
+  b.Output(shared_probs);
   Variable* other = b.Op("MatMul", "matmul_other", {x, w});
   Variable* sum = b.Op("Add", "add_activations", {other, shared});
-  b.Output(b.Op("LogSoftmax", "log_softmax", {sum}));
+  Variable* log_probs = b.Op("LogSoftmax", "log_softmax", {sum});
+  b.Output(log_probs);
   std::unique_ptr<Graph> graph = b.Build();
 
-  const std::unordered_set<const Variable*> logits = SoftmaxLogitTensors(*graph);
-  EXPECT_EQ(logits, (std::unordered_set<const Variable*>{matmul, biased, scaled, shaped,
-                                                          shared_biased, sum}));
+  // The logits, and the three outputs (the next test's rule).
+  EXPECT_EQ(UnclippedEnds(*graph), Keep(kMax, {matmul, biased, scaled, shaped, shared_biased, sum,
+                                               probs, shared_probs, log_probs}));
 }
 
 // Index of the largest value (the first on ties, as a greedy CTC decoder reads it).
@@ -49,7 +66,7 @@ size_t Argmax(const std::vector<float>& row) {
   return static_cast<size_t>(std::max_element(row.begin(), row.end()) - row.begin());
 }
 
-// One tensor calibrated on one thread under `observer`, without and with keep_max.
+// One tensor calibrated on one thread under `observer`, without and with its maximum kept.
 struct PlainAndKept {
   TensorCalibration plain, kept;
 };
@@ -63,7 +80,7 @@ PlainAndKept CalibrateWithoutAndWithKeepMax(const Graph& graph, const Variable* 
   options.num_threads = 1;
   PlainAndKept result;
   for (bool keep_max : {false, true}) {
-    auto run = RunCalibration(graph, {{tensor, scheme, keep_max}}, data, options);
+    auto run = RunCalibration(graph, {{tensor, scheme, {.max = keep_max}}}, data, options);
     EXPECT_TRUE(run.ok()) << run.status().ToString();
     if (run.ok()) (keep_max ? result.kept : result.plain) = run->tensors.at(tensor->name());
   }
@@ -73,9 +90,10 @@ PlainAndKept CalibrateWithoutAndWithKeepMax(const Graph& graph, const Variable* 
 // rec's head in small: logits = x W + bias over 4096 classes and 256 rows (x in [0, 1)), where
 // two rival classes (0, like CTC's blank, with a bias of 1.5, and 1 without) have large positive,
 // correlated columns and the others small ones, so the rivals' pre-bias scores (the MatMul
-// output, which a target quantizes before the Add) are the rare large values of the tensor. The mse observer clips them; once both rivals sit at
-// the clipped level, the bias makes class 0 win. keep_max restores the top of the range (the lower
-// end stays mse's), and the argmax of FakeQuantize(x W) + bias agrees with FP32's on more rows.
+// output, which a target quantizes before the Add) are the rare large values of the tensor. The
+// mse observer clips them; once both rivals sit at the clipped level, the bias makes class 0 win.
+// Keeping the maximum restores the top of the range (the lower end stays mse's), and the argmax
+// of FakeQuantize(x W) + bias agrees with FP32's on more rows.
 TEST(ObserverChoiceTest, KeepingTheMaximumOfLogitsKeepsMoreArgmaxesThanMse) {
   constexpr int64_t kRows = 256, kDepth = 16, kClasses = 4096;
   testing::GraphBuilder b;
@@ -95,9 +113,10 @@ TEST(ObserverChoiceTest, KeepingTheMaximumOfLogitsKeepsMoreArgmaxesThanMse) {
   Variable* bias = b.Param("bias", Tensor::FromVector<float>({kClasses}, bias_values));
   Variable* scores = b.Op("MatMul", "head", {x, w});
   Variable* logits = b.Op("Add", "head_bias", {scores, bias});
-  b.Output(b.Op("Softmax", "softmax", {logits}));
+  Variable* probs = b.Op("Softmax", "softmax", {logits});
+  b.Output(probs);
   std::unique_ptr<Graph> graph = b.Build();
-  ASSERT_EQ(SoftmaxLogitTensors(*graph), (std::unordered_set<const Variable*>{scores, logits}));
+  ASSERT_EQ(UnclippedEnds(*graph), Keep(kMax, {scores, logits, probs}));
 
   auto data = OpenCalibrationData("random:2?seed=5&low=0&high=1", ModelInputSpecs(*graph));
   ASSERT_TRUE(data.ok()) << data.status().ToString();
@@ -160,8 +179,8 @@ TEST(ObserverChoiceTest, ProbabilitiesAreSoftmaxOutputsAndTheirLayoutsWithOneCon
   b.Output(b.Op("Mul", "scale", {other, b.Param("half", Tensor::FromVector<float>({1}, {0.5f}))}));
   std::unique_ptr<Graph> graph = b.Build();
 
-  EXPECT_EQ(SoftmaxOutputTensors(*graph),
-            (std::unordered_set<const Variable*>{probs, shaped, moved, log_probs, other}));
+  // The outputs, and x: the input of the three (the rule of the tests above).
+  EXPECT_EQ(UnclippedEnds(*graph), Keep(kMax, {probs, shaped, moved, log_probs, other, x}));
 }
 
 // A classifier's probabilities: a Softmax over 512 classes of logits uniform in [0, 8) on 256
@@ -176,7 +195,7 @@ TEST(ObserverChoiceTest, KeepingTheMaximumOfProbabilitiesKeepsMoreArgmaxesThanPe
   Variable* probs = b.Op("Softmax", "softmax", {x});
   b.Output(probs);
   std::unique_ptr<Graph> graph = b.Build();
-  ASSERT_EQ(SoftmaxOutputTensors(*graph), (std::unordered_set<const Variable*>{probs}));
+  ASSERT_EQ(UnclippedEnds(*graph), Keep(kMax, {x, probs}));
 
   auto data = OpenCalibrationData("random:2?seed=3&low=0&high=8", ModelInputSpecs(*graph));
   ASSERT_TRUE(data.ok()) << data.status().ToString();
@@ -230,12 +249,27 @@ TEST(ObserverChoiceTest, AveragedTensorsAreTheInputsOfMeans) {
   b.Output(b.Op("ReduceMean", "mean", {tanh}));
   b.Output(b.Op("MaxPool", "max", {tanh}, {{"kernel_shape", Attribute::Ints({2, 2})}}));
   std::unique_ptr<Graph> graph = b.Build();
-  EXPECT_EQ(AveragedTensors(*graph), (std::unordered_set<const Variable*>{relu, conv_in, tanh}));
+  EXPECT_EQ(UnclippedEnds(*graph), Keep(kWhole, {relu, conv_in, tanh}));
+}
+
+// A tensor under two rules keeps the ends of both: the input of a Softmax that a ReduceMean also
+// reads keeps its whole range, the Softmax's output its maximum.
+TEST(ObserverChoiceTest, ATensorUnderTwoRulesKeepsTheEndsOfBoth) {
+  testing::GraphBuilder b;
+  Variable* x = b.Input("x", {1, 4, 8});
+  Variable* relu = b.Op("Relu", "relu", {x});
+  Variable* probs = b.Op("Softmax", "softmax", {relu});
+  b.Output(probs);
+  b.Output(b.Op("ReduceMean", "mean", {relu}));
+  std::unique_ptr<Graph> graph = b.Build();
+  std::map<std::string, KeptEnds> expected = Keep(kWhole, {relu});
+  expected.merge(Keep(kMax, {probs}));
+  EXPECT_EQ(UnclippedEnds(*graph), expected);
 }
 
 // A mean of a tensor with rare large values: 9992 values spread over [0, 1) and 8 at 50 (0.08 %).
 // The percentile 99.9 observer clips at about 1, so the mean of the fake-quantized values loses
-// 8 * 49 / 10000 = 0.039; with keep_min and keep_max the range is the data's and only the
+// 8 * 49 / 10000 = 0.039; with both ends kept the range is the data's and only the
 // rounding error remains, which averages out.
 TEST(ObserverChoiceTest, KeepingTheWholeRangeKeepsTheMeanThatPercentileBiases) {
   std::vector<float> values;
@@ -248,8 +282,7 @@ TEST(ObserverChoiceTest, KeepingTheWholeRangeKeepsTheMeanThatPercentileBiases) {
   clipped.kind = ObserverKind::kPercentile;
   clipped.percentile = 99.9;
   ObserverOptions whole = clipped;
-  whole.keep_min = true;
-  whole.keep_max = true;
+  whole.keep = kWhole;
   auto c = ObserveParams(histogram, scheme, clipped);
   auto w = ObserveParams(histogram, scheme, whole);
   ASSERT_TRUE(c.ok() && w.ok());
