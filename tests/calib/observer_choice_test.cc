@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <initializer_list>
 #include <map>
 #include <random>
@@ -87,6 +88,41 @@ PlainAndKept CalibrateWithoutAndWithKeepMax(const Graph& graph, const Variable* 
   return result;
 }
 
+// FakeQuantize(x) under a calibration's params and scheme.
+float Quantized(float x, const TensorCalibration& c) {
+  return FakeQuantize(x, c.params.scale, c.params.zero_point, c.scheme.quant_min,
+                      c.scheme.quant_max);
+}
+
+// What a classifier's argmax reads on one row: exact, and with the observed tensor fake-quantized
+// under the plain and under the kept params.
+struct RowScores {
+  std::vector<float> exact, with_plain, with_kept;
+};
+
+// For how many rows the argmax with the plain (kept) params agrees with the exact one, over every
+// sample of `data` and every row of its input "x" (row_size values each); `scores` computes a
+// row's scores from that row of "x".
+struct Agreement {
+  int plain = 0, kept = 0;
+};
+Agreement CountAgreeingArgmaxes(const CalibrationDataset& data, size_t row_size,
+                                const std::function<RowScores(std::span<const float>)>& scores) {
+  Agreement agreement;
+  for (size_t i = 0; i < data.size(); ++i) {
+    auto sample = data.Load(i);
+    EXPECT_TRUE(sample.ok()) << sample.status().ToString();
+    if (!sample.ok()) continue;
+    const std::span<const float> xv = sample->at("x").values<float>();
+    for (size_t begin = 0; begin + row_size <= xv.size(); begin += row_size) {
+      const RowScores row = scores(xv.subspan(begin, row_size));
+      agreement.plain += Argmax(row.with_plain) == Argmax(row.exact) ? 1 : 0;
+      agreement.kept += Argmax(row.with_kept) == Argmax(row.exact) ? 1 : 0;
+    }
+  }
+  return agreement;
+}
+
 // rec's head in small: logits = x W + bias over 4096 classes and 256 rows (x in [0, 1)), where
 // two rival classes (0, like CTC's blank, with a bias of 1.5, and 1 without) have large positive,
 // correlated columns and the others small ones, so the rivals' pre-bias scores (the MatMul
@@ -132,34 +168,22 @@ TEST(ObserverChoiceTest, KeepingTheMaximumOfLogitsKeepsMoreArgmaxesThanMse) {
   // scores[r][c] = sum_d x[r][d] * w[d][c]; each row's argmax of scores + bias, exact and with the
   // scores fake-quantized under each observer's params.
   const std::span<const float> wv = w->data()->values<float>();
-  int agree_plain = 0, agree_kept = 0;
-  for (size_t i = 0; i < (*data)->size(); ++i) {
-    auto sample = (*data)->Load(i);
-    ASSERT_TRUE(sample.ok()) << sample.status().ToString();
-    const std::span<const float> xv = sample->at("x").values<float>();
-    for (int64_t r = 0; r < kRows; ++r) {
-      std::vector<float> exact(kClasses), with_plain(kClasses), with_kept(kClasses);
-      for (int64_t c = 0; c < kClasses; ++c) {
-        double sum = 0;
-        for (int64_t d = 0; d < kDepth; ++d) {
-          sum += double(xv[static_cast<size_t>(r * kDepth + d)]) *
-                 wv[static_cast<size_t>(d * kClasses + c)];
+  const Agreement agree =
+      CountAgreeingArgmaxes(**data, kDepth, [&, &p = p, &k = k](std::span<const float> x_row) {
+        RowScores row;
+        for (size_t c = 0; c < bias_values.size(); ++c) {
+          double sum = 0;
+          for (size_t d = 0; d < x_row.size(); ++d) sum += double(x_row[d]) * wv[d * kClasses + c];
+          const float score = static_cast<float>(sum);
+          row.exact.push_back(score + bias_values[c]);
+          row.with_plain.push_back(Quantized(score, p) + bias_values[c]);
+          row.with_kept.push_back(Quantized(score, k) + bias_values[c]);
         }
-        const size_t j = static_cast<size_t>(c);
-        const float score = static_cast<float>(sum);
-        exact[j] = score + bias_values[j];
-        with_plain[j] = FakeQuantize(score, p.params.scale, p.params.zero_point,
-                                     scheme.quant_min, scheme.quant_max) + bias_values[j];
-        with_kept[j] = FakeQuantize(score, k.params.scale, k.params.zero_point,
-                                    scheme.quant_min, scheme.quant_max) + bias_values[j];
-      }
-      agree_plain += Argmax(with_plain) == Argmax(exact) ? 1 : 0;
-      agree_kept += Argmax(with_kept) == Argmax(exact) ? 1 : 0;
-    }
-  }
+        return row;
+      });
   // 477 and 499 of the 512 rows when written.
-  EXPECT_GT(agree_kept, agree_plain);
-  EXPECT_GE(agree_kept, 2 * kRows * 95 / 100);
+  EXPECT_GT(agree.kept, agree.plain);
+  EXPECT_GE(agree.kept, 2 * kRows * 95 / 100);
 }
 
 TEST(ObserverChoiceTest, ProbabilitiesAreSoftmaxOutputsAndTheirLayoutsWithOneConsumer) {
@@ -210,31 +234,23 @@ TEST(ObserverChoiceTest, KeepingTheMaximumOfProbabilitiesKeepsMoreArgmaxesThanPe
   ASSERT_LT(p.params.range.max, 0.9f * data_max);  // the percentile clips the winners
   EXPECT_EQ(k.params.range.max, data_max);
 
-  int agree_plain = 0, agree_kept = 0;
-  for (size_t i = 0; i < (*data)->size(); ++i) {
-    auto sample = (*data)->Load(i);
-    ASSERT_TRUE(sample.ok()) << sample.status().ToString();
-    const std::span<const float> xv = sample->at("x").values<float>();
-    for (int64_t r = 0; r < kRows; ++r) {
-      const std::span<const float> logits = xv.subspan(static_cast<size_t>(r * kClasses), kClasses);
-      const float top = *std::max_element(logits.begin(), logits.end());
-      double sum = 0;
-      for (float l : logits) sum += std::exp(double(l) - top);
-      std::vector<float> exact(kClasses), with_plain(kClasses), with_kept(kClasses);
-      for (size_t c = 0; c < static_cast<size_t>(kClasses); ++c) {
-        exact[c] = static_cast<float>(std::exp(double(logits[c]) - top) / sum);
-        with_plain[c] = FakeQuantize(exact[c], p.params.scale, p.params.zero_point,
-                                     scheme.quant_min, scheme.quant_max);
-        with_kept[c] = FakeQuantize(exact[c], k.params.scale, k.params.zero_point,
-                                    scheme.quant_min, scheme.quant_max);
-      }
-      agree_plain += Argmax(with_plain) == Argmax(exact) ? 1 : 0;
-      agree_kept += Argmax(with_kept) == Argmax(exact) ? 1 : 0;
-    }
-  }
+  const Agreement agree =
+      CountAgreeingArgmaxes(**data, kClasses, [&p = p, &k = k](std::span<const float> logits) {
+        const float top = *std::max_element(logits.begin(), logits.end());
+        double sum = 0;
+        for (float l : logits) sum += std::exp(double(l) - top);
+        RowScores row;
+        for (float l : logits) {
+          const float probability = static_cast<float>(std::exp(double(l) - top) / sum);
+          row.exact.push_back(probability);
+          row.with_plain.push_back(Quantized(probability, p));
+          row.with_kept.push_back(Quantized(probability, k));
+        }
+        return row;
+      });
   // 431 and 479 of the 512 rows when written (the rest: top two within a step of each other).
-  EXPECT_GE(agree_kept, agree_plain + 2 * kRows / 20);
-  EXPECT_GE(agree_kept, 2 * kRows * 90 / 100);
+  EXPECT_GE(agree.kept, agree.plain + 2 * kRows / 20);
+  EXPECT_GE(agree.kept, 2 * kRows * 90 / 100);
 }
 
 TEST(ObserverChoiceTest, AveragedTensorsAreTheInputsOfMeans) {
