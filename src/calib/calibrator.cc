@@ -21,7 +21,7 @@ std::vector<ObservedTensor> FloatActivationTensors(const Graph& graph, const Qua
     if (v->is_parameter()) continue;
     if (v->dtype() != DataType::kFloat && v->dtype() != DataType::kUndefined) continue;
     if (v->producer() == nullptr && !v->is_graph_input()) continue;  // dangling
-    out.push_back({v, scheme, false});
+    out.push_back({v, scheme, {}});
   }
   return out;
 }
@@ -43,9 +43,8 @@ StatusOr<CalibrationResult> RunCalibration(const Graph& graph,
   // the hook for nothing.
   const bool binned = options.keep_histograms || options.observer.kind != ObserverKind::kMinMax;
   for (const ObservedTensor& t : tensors) {
-    TensorCalibration calibration{t.scheme, t.keep_max, t.keep_min,
-                                  binned ? Histogram(options.num_bins) : Histogram::RangeOnly(),
-                                  {}};
+    TensorCalibration calibration{
+        t.scheme, t.keep, binned ? Histogram(options.num_bins) : Histogram::RangeOnly(), {}};
     auto [it, inserted] = result.tensors.emplace(t.variable->name(), std::move(calibration));
     if (inserted) observed[t.variable] = &it->second;
   }
@@ -133,8 +132,7 @@ StatusOr<CalibrationResult> RunCalibration(const Graph& graph,
     for (size_t i = next++; i < work.size(); i = next++) {
       TensorCalibration& c = *work[i].second;
       ObserverOptions observer = options.observer;
-      observer.keep_max = c.keep_max;
-      observer.keep_min = c.keep_min;
+      observer.keep = c.keep;
       auto params = ObserveParams(c.histogram, c.scheme, observer);
       if (params.ok()) {
         c.params = *params;

@@ -23,13 +23,12 @@
 
 namespace qalign {
 
-// A tensor to observe, the scheme its params are computed for, and whether its range keeps the
-// data's minimum or maximum whatever the observer clips (ObserverOptions::keep_min, keep_max).
+// A tensor to observe, the scheme its params are computed for, and the ends of its range the
+// observer may not clip (ObserverOptions::keep).
 struct ObservedTensor {
   const Variable* variable = nullptr;
   QuantScheme scheme;
-  bool keep_max = false;
-  bool keep_min = false;
+  KeptEnds keep = {};
 };
 
 // Every float tensor that is not a parameter (graph inputs and op outputs), in graph order.
@@ -59,8 +58,7 @@ struct CalibrationOptions {
 
 struct TensorCalibration {
   QuantScheme scheme;
-  bool keep_max = false;
-  bool keep_min = false;
+  KeptEnds keep = {};
   Histogram histogram;
   ObservedParams params;  // filled by the observer after the last sample
 };

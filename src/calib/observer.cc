@@ -59,8 +59,8 @@ StatusOr<ClipRange> ChooseRange(const Histogram& histogram, const QuantScheme& s
     case ObserverKind::kMse: range = MseRange(histogram, scheme); break;
     case ObserverKind::kAuto: range = AutoRange(histogram, scheme); break;
   }
-  if (range.ok() && options.keep_min) range->min = std::min(range->min, histogram.data_min());
-  if (range.ok() && options.keep_max) range->max = std::max(range->max, histogram.data_max());
+  if (range.ok() && options.keep.min) range->min = std::min(range->min, histogram.data_min());
+  if (range.ok() && options.keep.max) range->max = std::max(range->max, histogram.data_max());
   return range;
 }
 

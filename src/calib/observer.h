@@ -35,13 +35,19 @@ const char* ObserverKindName(ObserverKind kind);
 // Accepts the names above (and "entropy" for kl); an unknown name is an InvalidArgument error.
 StatusOr<ObserverKind> ParseObserverKind(const std::string& name);
 
+// The ends of a tensor's range that the observer may not clip: a kept end is the data's minimum
+// (maximum) whatever the method chooses, an end not kept stays the method's. Set per tensor
+// (calib/observer_choice.h).
+struct KeptEnds {
+  bool min = false;
+  bool max = false;
+  bool operator==(const KeptEnds&) const = default;
+};
+
 struct ObserverOptions {
   ObserverKind kind = ObserverKind::kMinMax;
   double percentile = 99.99;  // for kPercentile, in (50, 100]
-  // The range's upper (lower) end is the data's maximum (minimum) whatever the method clips, the
-  // other end staying the method's: set per tensor (calib/observer_choice.h).
-  bool keep_min = false;
-  bool keep_max = false;
+  KeptEnds keep = {};
 };
 
 // A clipping range chosen by an observer.
@@ -64,7 +70,7 @@ StatusOr<ClipRange> KlRange(const Histogram& histogram, const QuantScheme& schem
 StatusOr<ClipRange> MseRange(const Histogram& histogram, const QuantScheme& scheme);
 StatusOr<ClipRange> AutoRange(const Histogram& histogram, const QuantScheme& scheme);
 
-// Dispatches on options.kind, then applies options.keep_min and keep_max.
+// Dispatches on options.kind, then applies options.keep.
 StatusOr<ClipRange> ChooseRange(const Histogram& histogram, const QuantScheme& scheme,
                                 const ObserverOptions& options);
 // ChooseRange followed by ComputeParams.

@@ -2,6 +2,7 @@
 #include "calib/observer_choice.h"
 
 #include <string>
+#include <unordered_set>
 
 namespace qalign {
 namespace {
@@ -35,8 +36,10 @@ bool IsSoftmax(const Operation& op) {
   return op.in_default_domain() && (op.type() == "Softmax" || op.type() == "LogSoftmax");
 }
 
-}  // namespace
-
+// The inputs of every Softmax and LogSoftmax, and, going up from each, every tensor that reaches
+// it only through an elementwise op with a constant operand (Add, Sub, Mul, Div: a bias or a
+// temperature) or a layout op (Reshape, Transpose, Squeeze, Unsqueeze, Flatten, Identity): each
+// such tensor is read by that op alone, so its values are the logits up to an affine map.
 std::unordered_set<const Variable*> SoftmaxLogitTensors(const Graph& graph) {
   std::unordered_set<const Variable*> logits;
   for (const Operation* op : graph.operations()) {
@@ -54,6 +57,8 @@ std::unordered_set<const Variable*> SoftmaxLogitTensors(const Graph& graph) {
   return logits;
 }
 
+// The outputs of every Softmax and LogSoftmax, and, going down from each, every tensor a layout op
+// makes of it while it feeds that op alone: the probabilities, in any shape.
 std::unordered_set<const Variable*> SoftmaxOutputTensors(const Graph& graph) {
   std::unordered_set<const Variable*> probabilities;
   for (const Operation* op : graph.operations()) {
@@ -73,6 +78,7 @@ std::unordered_set<const Variable*> SoftmaxOutputTensors(const Graph& graph) {
   return probabilities;
 }
 
+// The inputs of every GlobalAveragePool, AveragePool and ReduceMean.
 std::unordered_set<const Variable*> AveragedTensors(const Graph& graph) {
   std::unordered_set<const Variable*> averaged;
   for (const Operation* op : graph.operations()) {
@@ -83,6 +89,16 @@ std::unordered_set<const Variable*> AveragedTensors(const Graph& graph) {
     }
   }
   return averaged;
+}
+
+}  // namespace
+
+std::map<std::string, KeptEnds> UnclippedEnds(const Graph& graph) {
+  std::map<std::string, KeptEnds> ends;
+  for (const Variable* v : SoftmaxLogitTensors(graph)) ends[v->name()].max = true;
+  for (const Variable* v : SoftmaxOutputTensors(graph)) ends[v->name()].max = true;
+  for (const Variable* v : AveragedTensors(graph)) ends[v->name()] = {.min = true, .max = true};
+  return ends;
 }
 
 }  // namespace qalign

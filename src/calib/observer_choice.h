@@ -1,6 +1,6 @@
-// Per-tensor observer choice: the tensors whose range the run's observer may not clip at the top.
+// Per-tensor observer choice: which ends of each tensor's range the run's observer may not clip.
 //
-// Softmax logits keep their maximum whatever observer the run uses (ObserverOptions::keep_max).
+// Softmax logits keep their maximum whatever observer the run uses (KeptEnds::max).
 // The mse, percentile and kl observers trade a few clipped values for a finer step on the rest:
 // on a classifier's logits (rec's [T, 6625] head, attention scores) the largest values are a
 // handful per row among thousands, so an observer minimizing the error over all values clips
@@ -24,23 +24,18 @@
 // FP32 with them clipped, 98.9 % without).
 #pragma once
 
-#include <unordered_set>
+#include <map>
+#include <string>
 
+#include "calib/observer.h"
 #include "ir/graph.h"
 
 namespace qalign {
 
-// The inputs of every Softmax and LogSoftmax, and, going up from each, every tensor that reaches
-// it only through an elementwise op with a constant operand (Add, Sub, Mul, Div: a bias or a
-// temperature) or a layout op (Reshape, Transpose, Squeeze, Unsqueeze, Flatten, Identity): each
-// such tensor is read by that op alone, so its values are the logits up to an affine map.
-std::unordered_set<const Variable*> SoftmaxLogitTensors(const Graph& graph);
-
-// The outputs of every Softmax and LogSoftmax, and, going down from each, every tensor a layout op
-// makes of it while it feeds that op alone: the probabilities, in any shape.
-std::unordered_set<const Variable*> SoftmaxOutputTensors(const Graph& graph);
-
-// The inputs of every GlobalAveragePool, AveragePool and ReduceMean.
-std::unordered_set<const Variable*> AveragedTensors(const Graph& graph);
+// By tensor name, the ends of its range the observer may not clip, by the rules above: the
+// Softmax logits' and outputs' maximum, both ends of what an averaging op reads. A tensor not in
+// the map may be clipped at both ends. The Softmax outputs are listed whether or not the target
+// calibrates them; a target with fixed output params (tflite-int8's 1/256) does not observe them.
+std::map<std::string, KeptEnds> UnclippedEnds(const Graph& graph);
 
 }  // namespace qalign

@@ -7,10 +7,10 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <unordered_map>
-#include <unordered_set>
 
 #include "calib/calibrator.h"
 #include "calib/data_loader.h"
@@ -183,14 +183,13 @@ CalibrateFn ExecutorCalibration(const PreparedModel& model, const CalibrationDat
           result](const std::vector<const Variable*>& tensors) -> StatusOr<RangeMap> {
     // A Softmax's logits and its output keep their maximum whatever the observer clips, and
     // what an averaging op reads its whole range (calib/observer_choice.h).
-    std::unordered_set<const Variable*> keep_max = SoftmaxLogitTensors(*model.graph);
-    keep_max.merge(SoftmaxOutputTensors(*model.graph));
-    const std::unordered_set<const Variable*> averaged = AveragedTensors(*model.graph);
+    const std::map<std::string, KeptEnds> unclipped = UnclippedEnds(*model.graph);
     std::vector<ObservedTensor> observed;
     observed.reserve(tensors.size());
     for (const Variable* v : tensors) {
-      const bool whole = averaged.count(v) != 0;
-      observed.push_back({v, model.profile.activation, whole || keep_max.count(v) != 0, whole});
+      const auto it = unclipped.find(v->name());
+      const KeptEnds keep = it != unclipped.end() ? it->second : KeptEnds{};
+      observed.push_back({v, model.profile.activation, keep});
     }
     QALIGN_ASSIGN_OR_RETURN(*result, RunCalibration(*model.graph, observed, samples, options));
     return ToRangeMap(*result);

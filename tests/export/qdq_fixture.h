@@ -97,7 +97,7 @@ inline std::unique_ptr<QuantizedModel> QuantizeForTest(std::unique_ptr<Graph> gr
   options.int16_ops = *int16_ops;
   CalibrateFn calibrate = [&](const std::vector<const Variable*>& tensors) -> StatusOr<RangeMap> {
     std::vector<ObservedTensor> observed;
-    for (const Variable* v : tensors) observed.push_back({v, model->profile.activation, false});
+    for (const Variable* v : tensors) observed.push_back({v, model->profile.activation, {}});
     CalibrationOptions calib_options;
     calib_options.progress = ProgressMode::kQuiet;
     calib_options.num_threads = 1;
