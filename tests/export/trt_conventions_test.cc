@@ -90,7 +90,9 @@ TEST_P(TrtConventionsTest, ExportFollowsTensorRtQdqPlacement) {
     for (int64_t z : *zero_points) EXPECT_EQ(z, 0) << n.name();
     if (n.op_type() == "DequantizeLinear") {
       auto data = constant(n.input(0));
-      if (data.has_value()) EXPECT_EQ(data->dtype(), DataType::kInt8) << n.name() << ": an int32 bias?";
+      if (data.has_value()) {
+        EXPECT_EQ(data->dtype(), DataType::kInt8) << n.name() << ": an int32 bias?";
+      }
     }
   }
   EXPECT_GT(quantize_nodes, 50);
