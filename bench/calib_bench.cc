@@ -2,6 +2,7 @@
 //   build-*/bench/calib_bench
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <random>
 #include <vector>
 
@@ -30,6 +31,19 @@ void BM_HistogramAdd(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * state.range(0));
 }
 BENCHMARK(BM_HistogramAdd)->Arg(1 << 16)->Arg(1 << 20);
+
+// A ReLU's output: half the values are 0, so runs of one bin are common.
+void BM_HistogramAddRelu(benchmark::State& state) {
+  std::vector<float> values = Laplacian(static_cast<size_t>(state.range(0)), 3);
+  for (float& x : values) x = std::max(x, 0.0f);
+  for (auto _ : state) {
+    Histogram h;
+    h.Add(values);
+    benchmark::DoNotOptimize(h.total());
+  }
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+}
+BENCHMARK(BM_HistogramAddRelu)->Arg(1 << 20);
 
 void BM_Observer(benchmark::State& state) {
   Histogram h;
