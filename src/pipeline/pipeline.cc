@@ -7,6 +7,7 @@
 
 #include "calib/histogram.h"
 #include "calib/observer.h"
+#include "calib/observer_choice.h"
 #include "pipeline/mixed_precision.h"
 
 namespace qalign {
@@ -29,7 +30,13 @@ namespace {
 // distinct tensors, with the union of the members' ranges (`large`) and each member's own range
 // (`input`, `output`) as candidates. A tensor without a histogram counts as uniform over its
 // range, with the mean mass of the others (docs/alignment.md).
-bool OptimalRange(const RangeMap& ranges, const std::vector<TQC*>& members, float* lo, float* hi) {
+// The summed error weighs a tensor by its element count, so it would clip a small member for the
+// sake of the large ones it shares a range with. Two kinds keep their ends in the group's range:
+// a constant (an Add's learned offset: clipped, it moves every output of the op; det's scalar
+// HardSwish offsets on qnn-u8 took its region F1 from 99 to 11 %), and an end the observer may
+// not clip (`unclipped`, observer_choice.h: a Softmax's maximum, what an averaging op reads).
+bool OptimalRange(const RangeMap& ranges, const std::map<std::string, KeptEnds>& unclipped,
+                  const std::vector<TQC*>& members, float* lo, float* hi) {
   std::vector<Histogram> histograms;
   std::vector<ClipRange> candidates;  // the union first, then each member's own range
   std::vector<ClipRange> uniform;     // of tensors without a histogram
@@ -67,6 +74,16 @@ bool OptimalRange(const RangeMap& ranges, const std::vector<TQC*>& members, floa
   for (const Histogram& h : histograms) pointers.push_back(&h);
   auto best = OptimalSharedRange(pointers, candidates, members.front()->scheme);
   if (!best.ok()) return false;
+  for (const TQC* m : members) {
+    if (!m->stats.has_range) continue;
+    KeptEnds keep{true, true};
+    if (!m->port.tensor->is_parameter()) {
+      const auto it = unclipped.find(m->port.tensor->name());
+      keep = it != unclipped.end() ? it->second : KeptEnds{};
+    }
+    if (keep.min) best->min = std::min(best->min, m->stats.min);
+    if (keep.max) best->max = std::max(best->max, m->stats.max);
+  }
   *lo = best->min;
   *hi = best->max;
   return true;
@@ -169,8 +186,9 @@ StatusOr<QuantizePipelineResult> RunQuantizePipeline(const Graph& graph,
     };
   }
   if (!alignment.optimal_range) {
-    alignment.optimal_range = [&result](const std::vector<TQC*>& members, float* lo, float* hi) {
-      return OptimalRange(result.ranges, members, lo, hi);
+    alignment.optimal_range = [&result, unclipped = UnclippedEnds(graph)](
+                                  const std::vector<TQC*>& members, float* lo, float* hi) {
+      return OptimalRange(result.ranges, unclipped, members, lo, hi);
     };
   }
   QALIGN_ASSIGN_OR_RETURN(result.alignment, RunAlignmentPass(graph, profile, alignment, table));
