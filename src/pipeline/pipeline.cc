@@ -32,9 +32,10 @@ namespace {
 // range, with the mean mass of the others (docs/alignment.md).
 // The summed error weighs a tensor by its element count, so it would clip a small member for the
 // sake of the large ones it shares a range with. Two kinds keep their ends in the group's range:
-// a constant (an Add's learned offset: clipped, it moves every output of the op; det's scalar
-// HardSwish offsets on qnn-u8 took its region F1 from 99 to 11 %), and an end the observer may
-// not clip (`unclipped`, observer_choice.h: a Softmax's maximum, what an averaging op reads).
+// a constant (an Add's learned offset: clipped, it moves every output of the op; clipping det's
+// scalar HardSwish offsets on qnn-u8 takes its region F1 from 99 to 11 %), and an end the
+// observer may not clip (`unclipped`, observer_choice.h: a Softmax's maximum, what an averaging
+// op reads).
 bool OptimalRange(const RangeMap& ranges, const std::map<std::string, KeptEnds>& unclipped,
                   const std::vector<TQC*>& members, float* lo, float* hi) {
   std::vector<Histogram> histograms;
