@@ -186,7 +186,8 @@ StatusOr<QuantizePipelineResult> RunQuantizePipeline(const Graph& graph,
       return HistogramExtent(result.ranges, tqc, lo, hi);
     };
   }
-  if (!alignment.optimal_range) {
+  // The search (and the graph walk for UnclippedEnds) only when some group asks for it.
+  if (!alignment.optimal_range && UsesOptimalMethod(profile, alignment)) {
     alignment.optimal_range = [&result, unclipped = UnclippedEnds(graph)](
                                   const std::vector<TQC*>& members, float* lo, float* hi) {
       return OptimalRange(result.ranges, unclipped, members, lo, hi);
