@@ -19,6 +19,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -102,11 +103,14 @@ ClipRange SearchClipRange(double data_lo, double data_hi, bool symmetric,
 // The `optimal` alignment method (observer_shared.cc): the one range [lo, hi] minimizing the
 // members' summed expected quantization error, sum of total * ExpectedQuantError, under `scheme`.
 // Every range in `candidates` (e.g. the members' union and each member's own range) is tried
-// first, so the result is never worse than any of them. Empty members are ignored; a member that
-// holds only extremes is an error.
+// first, so the result is never worse than any of them. When `required` is given, every range the
+// search considers is first widened to contain it, so the result is the least-error range that
+// keeps those values (a constant member, an end that may not be clipped). Empty members are
+// ignored; a member that holds only extremes is an error.
 StatusOr<ClipRange> OptimalSharedRange(const std::vector<const Histogram*>& members,
                                        const std::vector<ClipRange>& candidates,
-                                       const QuantScheme& scheme);
+                                       const QuantScheme& scheme,
+                                       std::optional<ClipRange> required = std::nullopt);
 // The objective above for one range (infinity when the range gives no params).
 double SummedQuantError(const std::vector<const Histogram*>& members, const QuantScheme& scheme,
                         float lo, float hi);

@@ -10,6 +10,9 @@
 //     own range: `output`, `input`), so the result is never worse than any of them;
 //  1. then SearchClipRange's grid (observer_mse.cc, shared with the mse observer) over the union
 //     [U_lo, U_hi] of the members' data.
+// With a required range [R_lo, R_hi], each range (a, b) tried is scored, and returned, as
+// [min(a, R_lo), max(b, R_hi)]: the search runs over the ranges that keep the required values,
+// with the unconstrained optimum (so widened) among the candidates.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -34,7 +37,8 @@ double SummedQuantError(const std::vector<const Histogram*>& members, const Quan
 
 StatusOr<ClipRange> OptimalSharedRange(const std::vector<const Histogram*>& members,
                                        const std::vector<ClipRange>& candidates,
-                                       const QuantScheme& scheme) {
+                                       const QuantScheme& scheme,
+                                       std::optional<ClipRange> required) {
   bool any = false;
   double union_lo = 0.0, union_hi = 0.0;
   for (const Histogram* h : members) {
@@ -48,12 +52,29 @@ StatusOr<ClipRange> OptimalSharedRange(const std::vector<const Histogram*>& memb
   }
   if (!any && candidates.empty()) return InvalidArgumentError("optimal range: no data observed");
 
+  auto widened = [&required](ClipRange r) {
+    if (required) {
+      r.min = std::min(r.min, required->min);
+      r.max = std::max(r.max, required->max);
+    }
+    return r;
+  };
   ClipRange best{static_cast<float>(union_lo), static_cast<float>(union_hi)};
   double best_error = std::numeric_limits<double>::infinity();
-  auto error = [&](float lo, float hi) { return SummedQuantError(members, scheme, lo, hi); };
+  // Every range is judged as the range it becomes once widened to `required`.
+  auto error = [&](float lo, float hi) {
+    const ClipRange r = widened({lo, hi});
+    return SummedQuantError(members, scheme, r.min, r.max);
+  };
   // 0. The named candidates first: a later candidate replaces them only when strictly better.
   std::vector<ClipRange> first = candidates;
   if (first.empty()) first.push_back(best);
+  // With a requirement, the grid's ranges are widened ones, and the widened unconstrained optimum
+  // may fall between them: it is a candidate too, so the result is never worse than it.
+  if (required) {
+    auto unconstrained = OptimalSharedRange(members, candidates, scheme);
+    if (unconstrained.ok()) first.push_back(*unconstrained);
+  }
   for (const ClipRange& c : first) {
     const double e = error(c.min, c.max);
     if (e < best_error) {
@@ -61,10 +82,10 @@ StatusOr<ClipRange> OptimalSharedRange(const std::vector<const Histogram*>& memb
       best = c;
     }
   }
-  if (!any || !(union_hi > union_lo)) return best;
+  if (!any || !(union_hi > union_lo)) return widened(best);
   // 1, 2. The grid over the union.
-  return SearchClipRange(union_lo, union_hi, scheme.policy.Has(kSymmetric), error, best,
-                         best_error);
+  return widened(SearchClipRange(union_lo, union_hi, scheme.policy.Has(kSymmetric), error, best,
+                                 best_error));
 }
 
 }  // namespace qalign

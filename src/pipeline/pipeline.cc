@@ -2,6 +2,7 @@
 #include "pipeline/pipeline.h"
 
 #include <algorithm>
+#include <optional>
 #include <tuple>
 #include <unordered_set>
 
@@ -31,16 +32,22 @@ namespace {
 // (`input`, `output`) as candidates. A tensor without a histogram counts as uniform over its
 // range, with the mean mass of the others (docs/alignment.md).
 // The summed error weighs a tensor by its element count, so it would clip a small member for the
-// sake of the large ones it shares a range with. Two kinds keep their ends in the group's range:
-// a constant (an Add's learned offset: clipped, it moves every output of the op; clipping det's
-// scalar HardSwish offsets on qnn-u8 takes its region F1 from 99 to 11 %), and an end the
-// observer may not clip (`unclipped`, observer_choice.h: a Softmax's maximum, what an averaging
-// op reads).
+// sake of the large ones it shares a range with. Two kinds of ends are required in the group's
+// range, and the search looks for the least-error range that keeps them: a constant's values (an
+// Add's learned offset: clipped, it moves every output of the op; clipping det's scalar HardSwish
+// offsets on qnn-u8 takes its region F1 from 99 to 11 %), and an end the observer may not clip
+// (`unclipped`, observer_choice.h: a Softmax's maximum, what an averaging op reads).
 bool OptimalRange(const RangeMap& ranges, const std::map<std::string, KeptEnds>& unclipped,
                   const std::vector<TQC*>& members, float* lo, float* hi) {
   std::vector<Histogram> histograms;
   std::vector<ClipRange> candidates;  // the union first, then each member's own range
   std::vector<ClipRange> uniform;     // of tensors without a histogram
+  std::optional<ClipRange> required;  // the values the range must keep
+  auto require = [&required](float value) {
+    if (!required) required = ClipRange{value, value};
+    required->min = std::min(required->min, value);
+    required->max = std::max(required->max, value);
+  };
   std::unordered_set<const Variable*> seen;
   histograms.reserve(members.size());
   for (const TQC* m : members) {
@@ -50,6 +57,13 @@ bool OptimalRange(const RangeMap& ranges, const std::map<std::string, KeptEnds>&
     candidates.front().min = std::min(candidates.front().min, own.min);
     candidates.front().max = std::max(candidates.front().max, own.max);
     candidates.push_back(own);
+    KeptEnds keep{true, true};
+    if (!m->port.tensor->is_parameter()) {
+      const auto it = unclipped.find(m->port.tensor->name());
+      keep = it != unclipped.end() ? it->second : KeptEnds{};
+    }
+    if (keep.min) require(own.min);
+    if (keep.max) require(own.max);
     if (!seen.insert(m->port.tensor).second) continue;
     const TensorRange* range = ranges.Find(m->port.tensor->name());
     StatusOr<Histogram> h = InvalidArgumentError("no histogram");
@@ -73,18 +87,8 @@ bool OptimalRange(const RangeMap& ranges, const std::map<std::string, KeptEnds>&
   }
   std::vector<const Histogram*> pointers;
   for (const Histogram& h : histograms) pointers.push_back(&h);
-  auto best = OptimalSharedRange(pointers, candidates, members.front()->scheme);
+  auto best = OptimalSharedRange(pointers, candidates, members.front()->scheme, required);
   if (!best.ok()) return false;
-  for (const TQC* m : members) {
-    if (!m->stats.has_range) continue;
-    KeptEnds keep{true, true};
-    if (!m->port.tensor->is_parameter()) {
-      const auto it = unclipped.find(m->port.tensor->name());
-      keep = it != unclipped.end() ? it->second : KeptEnds{};
-    }
-    if (keep.min) best->min = std::min(best->min, m->stats.min);
-    if (keep.max) best->max = std::max(best->max, m->stats.max);
-  }
   *lo = best->min;
   *hi = best->max;
   return true;

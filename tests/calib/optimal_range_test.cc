@@ -1,6 +1,7 @@
 // The `optimal` alignment method's search (OptimalSharedRange): over 200 seeded random sets of
 // member histograms, its summed group error is never worse than `large` (the union of the
-// members' ranges) or `output` (one member's range), and it finds a closed-form optimum.
+// members' ranges) or `output` (one member's range), nor, under a required range, than its
+// unconstrained optimum widened to it; and it finds a closed-form optimum.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -86,6 +87,16 @@ TEST(OptimalSharedRange, NeverWorseThanLargeOrOutputOver200RandomGroups) {
     EXPECT_LE(optimal, large);
     EXPECT_LE(optimal, output);
     if (optimal < 0.99 * std::min(large, output)) ++strictly_better;
+    // Member 1's whole range required (as a constant's or an unclippable end's would be): the
+    // result keeps it and is never worse than the unconstrained optimum widened to it.
+    const ClipRange required = candidates[2];
+    auto kept = OptimalSharedRange(members, candidates, scheme, required);
+    ASSERT_TRUE(kept.ok()) << kept.status().message();
+    EXPECT_LE(kept->min, required.min);
+    EXPECT_GE(kept->max, required.max);
+    EXPECT_LE(SummedQuantError(members, scheme, kept->min, kept->max),
+              SummedQuantError(members, scheme, std::min(best->min, required.min),
+                               std::max(best->max, required.max)));
   }
   // The search does more than pick a candidate: most random groups gain at least 1 %.
   EXPECT_GT(strictly_better, 100);
@@ -126,6 +137,33 @@ TEST(OptimalSharedRange, IdenticalMembersShareTheMseObserversRange) {
   EXPECT_LE(shared, single);
   EXPECT_NEAR(shared, single, 1e-3 * single);
   EXPECT_LT(best->max, h.data_max());  // a Gaussian's tails are clipped
+}
+
+// A required value changes the optimum, not only the end it moves. The data: 10,000 values over
+// [0, 1] and half a value spread over (1, 6]. Alone, the optimum keeps most of the tail (its
+// clipping error outweighs the rounding it saves). With -4 required the range is wider, so each
+// unit of tail kept costs more rounding: the constrained optimum keeps less of it, and has less
+// error than the unconstrained optimum widened to -4 afterwards.
+TEST(OptimalSharedRange, SearchesUnderARequiredRange) {
+  const QuantScheme scheme = Scheme(0, 255, kAsymmetric);
+  std::vector<double> counts(600, 0.001);  // (1, 6]
+  for (size_t i = 0; i < 100; ++i) counts[i] = 100.0;  // [0, 1]
+  auto h = Histogram::FromCounts(0.0, 6.0, counts);
+  ASSERT_TRUE(h.ok());
+  const std::vector<const Histogram*> members = {&*h};
+  auto alone = OptimalSharedRange(members, {}, scheme);
+  auto constrained = OptimalSharedRange(members, {}, scheme, ClipRange{-4.0f, -4.0f});
+  ASSERT_TRUE(alone.ok() && constrained.ok());
+  EXPECT_FLOAT_EQ(constrained->min, -4.0f);
+  EXPECT_LT(constrained->max, alone->max - 0.2f);
+  const double widened_after = SummedQuantError(members, scheme, -4.0f, alone->max);
+  EXPECT_LT(SummedQuantError(members, scheme, constrained->min, constrained->max),
+            0.99 * widened_after);
+  // A required range the optimum already holds changes nothing.
+  auto inside = OptimalSharedRange(members, {}, scheme, ClipRange{0.1f, 0.5f});
+  ASSERT_TRUE(inside.ok());
+  EXPECT_FLOAT_EQ(inside->min, alone->min);
+  EXPECT_FLOAT_EQ(inside->max, alone->max);
 }
 
 TEST(OptimalSharedRange, RefusesHistogramsThatHoldOnlyExtremes) {
